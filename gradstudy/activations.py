@@ -1,0 +1,66 @@
+"""Elementwise activations by name, plus any user function ``jnp -> jnp``.
+
+A study names its activation with a string so that configs stay hashable and readable in
+saved results; a researcher adds one with :func:`register_activation` (one line) or passes a
+callable directly.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from gradstudy.errors import ConfigError
+
+Activation = Callable[[jax.Array], jax.Array]
+
+LEAKY_RELU_SLOPE = 0.01
+
+
+def linear(x: jax.Array) -> jax.Array:
+    return x
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+    return jnp.where(x >= 0, x, LEAKY_RELU_SLOPE * x)
+
+
+_ACTIVATIONS: dict[str, Activation] = {
+    "linear": linear,
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "leaky_relu": leaky_relu,
+}
+
+
+def register_activation(name: str, fn: Activation) -> None:
+    """Make ``fn`` available to every config under ``name``."""
+    if not callable(fn):
+        raise TypeError(f"activation {name!r} must be callable")
+    _ACTIVATIONS[name] = fn
+
+
+def activation_names() -> list[str]:
+    return sorted(_ACTIVATIONS)
+
+
+def get_activation(activation: str | Activation) -> Activation:
+    """Resolve a name (or pass a callable through)."""
+    if callable(activation):
+        return activation
+    try:
+        return _ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"activation: unknown value {activation!r}; allowed: {', '.join(activation_names())} "
+            "or a callable"
+        ) from None
+
+
+def activation_name(activation: str | Activation) -> str:
+    if isinstance(activation, str):
+        return activation
+    return getattr(activation, "__name__", repr(activation))

@@ -1,0 +1,116 @@
+"""Model configuration: a frozen dataclass validated at construction.
+
+A wrong value raises ``ValueError`` with one line naming the field and the allowed values,
+so that the CLI can print it and exit without a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from gradstudy.errors import ConfigError
+from gradstudy.activations import activation_name, activation_names, get_activation
+from gradstudy.initializers import get_initializer, initializer_names
+
+NORMS = ("none", "layernorm", "batchnorm")
+DTYPES = ("float32", "float64")
+# The fields that only scale sampled parameters: points that differ only here share one
+# compiled program and are vmapped over (see gradstudy.sweep).
+GAIN_FIELDS = ("sigma_w", "sigma_b")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
+
+
+def _finite_nonneg(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0:
+        raise ConfigError(f"{name}: must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MLPSpec:
+    """A fully connected network ``h_l = W_l φ(h_{l-1}) + b_l`` of configurable depth.
+
+    Layer 1 maps the input (``in_dim``) to ``width``; layers 2..depth are identical blocks
+    stacked with ``nn.scan`` (leading layer axis); a readout maps φ(h_depth) to ``out_dim``.
+
+    Attributes:
+        width: hidden units per layer.
+        depth: number of hidden layers (weight matrices before the readout).
+        in_dim: input dimension; ``None`` means ``width``.
+        out_dim: readout dimension.
+        activation: a name from ``gradstudy.activations`` or a callable ``jnp -> jnp``.
+        init: a name from ``gradstudy.initializers`` or a unit-gain callable
+            ``(key, shape, dtype) -> array``.
+        sigma_w: weight gain; with ``init="gaussian"`` W ~ N(0, σ_w²/fan_in).
+        sigma_b: bias standard deviation, b ~ N(0, σ_b²).
+        norm: "none", "layernorm" or "batchnorm" (batch statistics), applied to W φ(h) + b.
+        residual_alpha: ``None`` for a plain stack, else layers 2..depth compute
+            h + α·f(h) with branch scale α.
+        dtype: "float32" or "float64" (float64 needs ``jax_enable_x64``).
+    """
+
+    width: int = 256
+    depth: int = 16
+    in_dim: int | None = None
+    out_dim: int = 10
+    activation: Any = "tanh"
+    init: Any = "gaussian"
+    sigma_w: float = 1.0
+    sigma_b: float = 0.0
+    norm: str = "none"
+    residual_alpha: float | None = None
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        _positive_int("width", self.width)
+        _positive_int("depth", self.depth)
+        if self.in_dim is not None:
+            _positive_int("in_dim", self.in_dim)
+        _positive_int("out_dim", self.out_dim)
+        get_activation(self.activation)
+        get_initializer(self.init)
+        _finite_nonneg("sigma_w", self.sigma_w)
+        _finite_nonneg("sigma_b", self.sigma_b)
+        if self.norm not in NORMS:
+            raise ConfigError(f"norm: unknown value {self.norm!r}; allowed: {', '.join(NORMS)}")
+        if self.residual_alpha is not None:
+            _finite_nonneg("residual_alpha", self.residual_alpha)
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype: unknown value {self.dtype!r}; allowed: {', '.join(DTYPES)}")
+
+    @property
+    def input_dim(self) -> int:
+        return self.width if self.in_dim is None else self.in_dim
+
+    def replace(self, **changes) -> "MLPSpec":
+        return dataclasses.replace(self, **changes)
+
+    def static_key(self) -> "MLPSpec":
+        """The spec with gains removed: specs with equal keys share a compiled program."""
+        return dataclasses.replace(self, sigma_w=1.0, sigma_b=1.0)
+
+    def sigma_w2(self, fan_in: int | None = None, fan_out: int | None = None) -> float:
+        """Effective mean-field σ_w² = fan_in · Var W of a hidden (width x width) layer."""
+        fan_in = self.width if fan_in is None else fan_in
+        fan_out = self.width if fan_out is None else fan_out
+        return self.sigma_w**2 * get_initializer(self.init).variance_factor(fan_in, fan_out)
+
+    def describe(self) -> dict:
+        """JSON-able description (callables by name), for result attributes and cache keys."""
+        d = dataclasses.asdict(self)
+        d["activation"] = activation_name(self.activation)
+        d["init"] = self.init if isinstance(self.init, str) else getattr(
+            self.init, "__name__", repr(self.init))
+        return d
+
+
+def allowed_values() -> dict[str, list[str]]:
+    return {"activation": activation_names(), "init": initializer_names(),
+            "norm": list(NORMS), "dtype": list(DTYPES)}

@@ -1,0 +1,236 @@
+"""Per-layer gradient probes at initialization, for every requested depth in one program.
+
+The depth-d network is the first d layers of the max-depth stack with the shared readout
+(nested networks: marginally each depth-d net has exactly its own init distribution).
+``gradient_norms`` runs the forward pass once through ``max(depths)`` layers, cut into
+segments at the requested depths, then back-propagates segment by segment from the
+deepest output.  Entering segment j the cotangents of all depths ≥ d_j are stacked on a
+leading axis and pulled back together with one vmapped VJP, so a depth-d network never
+pays for layers it does not have: no masked FLOPs, and the forward pass is shared.
+
+Per-layer quantities are read off perturbations (see :mod:`gradstudy.models`):
+‖∂L/∂h_l‖ directly, and ‖∂L/∂W_l‖_F through the Gram identity
+‖aᵀg‖_F² = Σ (a aᵀ) ⊙ (g gᵀ), which never forms the (fan_in x fan_out) gradient.
+
+References:
+    Schoenholz et al. (2017), Deep information propagation (back-propagated signal q̃_l).
+    Glorot & Bengio (2010), Understanding the difficulty of training deep feedforward
+    neural networks (histograms of back-propagated gradients, layer Jacobians).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from gradstudy.activations import get_activation
+from gradstudy.config import MLPSpec
+from gradstudy.errors import ConfigError
+from gradstudy.models import InputLayer, Readout, hidden_stack, mse_loss, zero_perturbation
+
+
+def _check_depths(spec: MLPSpec, depths: Sequence[int]) -> tuple[int, ...]:
+    depths = tuple(sorted({int(d) for d in depths}))
+    if not depths or depths[0] < 1 or depths[-1] > spec.depth:
+        raise ConfigError(f"depths: must be integers in [1, {spec.depth}] (spec.depth), "
+                         f"got {depths}")
+    return depths
+
+
+def _segment_fn(spec: MLPSpec, start: int, stop: int):
+    """Layers [start, stop) (0 = input layer) as ``(h_in, perturbation, params) -> h_out``."""
+    n_hidden = stop - max(start, 1)
+
+    def run(h, perturbation, params):
+        stats = []
+        offset = 0
+        if start == 0:
+            p0 = jax.tree.map(lambda p: p[0], perturbation)
+            h, st = InputLayer(spec, with_gram=True).apply({"params": params["input_layer"]},
+                                                           h, p0)
+            stats.append(jax.tree.map(lambda s: s[None], st))
+            offset = 1
+        if n_hidden > 0:
+            rest = jax.tree.map(lambda p: p[offset:], perturbation)
+            h, st = hidden_stack(spec, n_hidden, with_gram=True).apply(
+                {"params": params["hidden"]}, h, rest)
+            stats.append(st)
+        stats = jax.tree.map(lambda *s: jnp.concatenate(s), *stats)
+        return h, stats
+
+    return run
+
+
+def _segment_params(params: dict, start: int, stop: int) -> dict:
+    seg = {}
+    if start == 0:
+        seg["input_layer"] = params["input_layer"]
+    lo, hi = max(start, 1) - 1, stop - 1
+    if hi > lo:
+        seg["hidden"] = jax.tree.map(lambda p: p[lo:hi], params["hidden"])
+    return seg
+
+
+def _readout_loss(spec: MLPSpec):
+    def loss(h, readout_params, targets):
+        return mse_loss(Readout(spec).apply({"params": readout_params}, h), targets)
+
+    return loss
+
+
+def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array,
+                   depths: Sequence[int], keep_backprop: bool = False) -> dict:
+    """Per-layer gradient norms of the MSE loss for every depth in ``depths``.
+
+    Args:
+        spec: the model; ``spec.depth`` must be ≥ ``max(depths)``.
+        params: parameters of ``MLP(spec)`` (gains already applied).
+        x: inputs (batch, in_dim).
+        targets: regression targets (batch, out_dim).
+        depths: depths to measure (sorted, de-duplicated).
+        keep_backprop: also return the raw back-propagated signals ∂L/∂h_l.
+
+    Returns:
+        dict of arrays; ``n`` = len(depths), ``L`` = max(depths); entries for layers
+        l > d of a depth-d network are NaN:
+        ``weight_grad_norm`` (n, L) ‖∂L/∂W_l‖_F; ``bias_grad_norm`` (n, L);
+        ``backprop_norm`` (n, L) ‖∂L/∂h_l‖ over batch and units;
+        ``loss``, ``input_grad_norm`` ‖∂L/∂x‖, ``readout_grad_norm`` (n,);
+        ``preact_mean``, ``preact_q`` (L,) forward statistics of h_l;
+        ``backprop`` (n, L, batch, width) if ``keep_backprop``.
+    """
+    depths = _check_depths(spec, depths)
+    n, L = len(depths), depths[-1]
+    batch, width = x.shape[0], spec.width
+    dtype = jnp.dtype(spec.dtype)
+    bounds = (0,) + depths
+    # Without normalisation ∂L/∂z_l is ∂L/∂h_l (times α on residual layers), so the second
+    # perturbation, and the cotangent it costs in every backward step, is not needed.
+    dense_pert = spec.norm != "none"
+    loss_fn = jax.value_and_grad(_readout_loss(spec), argnums=(0, 1))
+
+    # Forward: once through L layers, keeping each segment's VJP and each depth's loss.
+    h = x
+    vjps, grams, fwd_stats, losses, loss_cts, readout_norms = [], [], [], [], [], []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        pert = zero_perturbation(batch, width, dtype, stop - start, dense=dense_pert)
+        seg = _segment_params(params, start, stop)
+        fn = _segment_fn(spec, start, stop)
+        h, vjp, stats = jax.vjp(lambda h_, p_, seg=seg, fn=fn: fn(h_, p_, seg), h, pert,
+                                has_aux=True)
+        vjps.append(vjp)
+        grams.append(stats.pop("dense_input_gram"))
+        fwd_stats.append(stats)
+        loss, (ct_h, ct_readout) = loss_fn(h, params["readout"], targets)
+        losses.append(loss)
+        loss_cts.append(ct_h)
+        readout_norms.append(_global_norm(ct_readout))
+
+    nan = jnp.full((n, L), jnp.nan, dtype)
+    weight_norm, bias_norm, backprop_norm = nan, nan, nan
+    backprop = jnp.full((n, L, batch, width), jnp.nan, dtype) if keep_backprop else None
+
+    # Backward: deepest segment first; the cotangent stack grows by one depth per segment.
+    ct = jnp.zeros((0, batch, width), dtype)
+    for j in reversed(range(n)):
+        start, stop = bounds[j], bounds[j + 1]
+        ct = jnp.concatenate([loss_cts[j][None], ct])  # rows: depths j..n-1
+        ct, ct_pert = jax.vmap(vjps[j])(ct)
+        delta = ct_pert["h"]  # (rows, layers, batch, width)
+        g = ct_pert["dense"] if dense_pert else delta * _dense_scale(spec, start, stop, dtype)
+        gg = jnp.einsum("rlbw,rlcw->rlbc", g, g)
+        w2 = jnp.einsum("lbc,rlbc->rl", grams[j], gg)
+        weight_norm = weight_norm.at[j:, start:stop].set(jnp.sqrt(jnp.maximum(w2, 0)))
+        bias_norm = bias_norm.at[j:, start:stop].set(
+            jnp.sqrt(jnp.sum(jnp.sum(g, axis=2) ** 2, axis=-1)))
+        backprop_norm = backprop_norm.at[j:, start:stop].set(
+            jnp.sqrt(jnp.sum(delta**2, axis=(2, 3))))
+        if keep_backprop:
+            backprop = backprop.at[j:, start:stop].set(delta)
+
+    stats = jax.tree.map(lambda *s: jnp.concatenate(s), *fwd_stats)
+    out = {
+        "weight_grad_norm": weight_norm,
+        "bias_grad_norm": bias_norm,
+        "backprop_norm": backprop_norm,
+        "loss": jnp.stack(losses),
+        "input_grad_norm": jnp.sqrt(jnp.sum(ct**2, axis=(1, 2))),
+        "readout_grad_norm": jnp.stack(readout_norms),
+        "preact_mean": stats["preact_mean"],
+        "preact_q": stats["preact_q"],
+    }
+    if keep_backprop:
+        out["backprop"] = backprop
+    return out
+
+
+def _dense_scale(spec: MLPSpec, start: int, stop: int, dtype) -> jax.Array:
+    """∂h_l/∂z_l per layer in [start, stop) without normalisation: α on residual layers."""
+    alpha = 1.0 if spec.residual_alpha is None else spec.residual_alpha
+    scale = jnp.array([1.0 if l == 0 else alpha for l in range(start, stop)], dtype)
+    return scale[None, :, None, None]
+
+
+def _global_norm(tree) -> jax.Array:
+    return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(tree)))
+
+
+def backprop_histograms(backprop: jax.Array, edges: jax.Array) -> jax.Array:
+    """Histogram counts of back-propagated gradients per leading index.
+
+    Args:
+        backprop: (..., batch, width) signals, e.g. ``gradient_norms(..)["backprop"]``.
+        edges: (n_bins + 1,) increasing bin edges; values outside are not counted.
+
+    Returns:
+        (..., n_bins) counts.
+    """
+    flat = backprop.reshape(backprop.shape[:-2] + (-1,))
+    bins = jnp.searchsorted(edges, flat, side="right") - 1
+    n_bins = edges.shape[0] - 1
+    onehot = (bins[..., None] == jnp.arange(n_bins)) & (flat[..., None] <= edges[-1])
+    return jnp.sum(onehot, axis=-2)
+
+
+def layer_jacobian_singular_values(spec: MLPSpec, params: dict, x: jax.Array) -> jax.Array:
+    """Singular values of the layer Jacobians ∂h_l/∂h_{l-1}, l = 2..depth, per example.
+
+    For a plain layer J_l = W_lᵀ diag(φ'(h_{l-1})) (normalisation and residual branches
+    included through ``jax.jacrev`` of the layer itself, one example at a time).
+
+    Returns:
+        (depth - 1, batch, width) singular values, descending.
+    """
+    if spec.depth < 2:
+        raise ValueError("depth: layer Jacobians need depth >= 2")
+    if spec.norm == "batchnorm":
+        raise ValueError("norm: per-example layer Jacobians are undefined with batchnorm")
+    dtype = jnp.dtype(spec.dtype)
+    zeros = zero_perturbation(1, spec.width, dtype)
+    _, stats = jax.vmap(lambda xi: _segment_fn(spec, 0, spec.depth)(
+        xi[None], zero_perturbation(1, spec.width, dtype, spec.depth), params))(x)
+    del stats
+    # pre-activations of every layer for every example
+    h1, _ = InputLayer(spec).apply({"params": params["input_layer"]}, x, zero_perturbation(
+        x.shape[0], spec.width, dtype))
+
+    def layer(h_prev, p):
+        def f(hv):
+            out, _ = hidden_stack(spec, 1).apply(
+                {"params": jax.tree.map(lambda a: a[None], p)}, hv[None],
+                jax.tree.map(lambda z: z[None], zeros))
+            return out[0]
+
+        jac = jax.vmap(jax.jacrev(f))(h_prev)  # (batch, width, width)
+        h_next = jax.vmap(f)(h_prev)
+        return h_next, jnp.linalg.svd(jac, compute_uv=False)
+
+    _, svals = jax.lax.scan(layer, h1, params["hidden"])
+    return svals
+
+
+def activation_derivative(spec: MLPSpec):
+    phi = get_activation(spec.activation)
+    return jax.vmap(jax.grad(lambda z: phi(z)))

@@ -1,0 +1,88 @@
+"""The claims table, gathered from every study's ``summary.json`` (Markdown and LaTeX)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+def _fmt(x) -> str:
+    if isinstance(x, str):
+        return x
+    if x is None:
+        return "–"
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e4 or abs(x) < 1e-3:
+        return f"{x:.3g}"
+    return f"{x:.4g}"
+
+
+def _comparison(c: dict) -> str:
+    kind = c.get("comparison", "abs")
+    if kind == "less":
+        return f"< {_fmt(c['expected'])}"
+    if kind == "greater":
+        return f"> {_fmt(c['expected'])}"
+    tol = _fmt(c["tolerance"]) + (" (rel)" if kind == "rel" else "")
+    return f"{_fmt(c['expected'])} ± {tol}"
+
+
+def markdown(summaries: list[dict]) -> str:
+    lines = ["| study | claim | statement | measured | expected | pass | source |",
+             "|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        for c in s["claims"]:
+            lines.append(f"| {s['study']} | {c['id']} | {c['statement']} | {_fmt(c['measured'])} "
+                         f"| {_comparison(c)} | {'✅' if c['pass'] else '❌ FAIL'} "
+                         f"| {c['source']} |")
+    n = sum(len(s["claims"]) for s in summaries)
+    ok = sum(c["pass"] for s in summaries for c in s["claims"])
+    scales = sorted({s["scale"] for s in summaries})
+    lines += ["", f"{ok} of {n} claims pass (scale: {', '.join(scales)})."]
+    return "\n".join(lines) + "\n"
+
+
+def _tex(s: str) -> str:
+    out = str(s)
+    for a, b in [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("σ", r"$\sigma$"), ("χ", r"$\chi$"), ("ξ", r"$\xi$"),
+                 ("²", r"$^2$"), ("≈", r"$\approx$"), ("≤", r"$\le$"), ("≥", r"$\ge$"),
+                 ("±", r"$\pm$"), ("‖", r"$\|$"), ("∂", r"$\partial$"), ("→", r"$\to$"),
+                 ("×", r"$\times$"), ("–", "--"), ("₁", r"$_1$"), ("*", r"$^*$"),
+                 ("<", r"$<$"), (">", r"$>$"), ("φ", r"$\phi$"), ("α", r"$\alpha$")]:
+        out = out.replace(a, b)
+    return out
+
+
+def latex(summaries: list[dict]) -> str:
+    rows = []
+    for s in summaries:
+        for c in s["claims"]:
+            rows.append(" & ".join([_tex(s["study"]), _tex(c["statement"]), _tex(_fmt(c["measured"])),
+                                    _tex(_comparison(c)), "yes" if c["pass"] else r"\textbf{NO}"])
+                        + r" \\")
+    return "\n".join([
+        r"\begin{table*}[t]", r"\centering", r"\scriptsize",
+        r"\caption{Claims checked by \texttt{gradstudy reproduce}: each compares a measured "
+        r"number with an independent expectation (theory, closed form or published value).}",
+        r"\label{tab:claims}",
+        r"\begin{tabular}{l p{0.48\textwidth} l l l}", r"\toprule",
+        r"study & claim & measured & expected & pass \\", r"\midrule", *rows,
+        r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""])
+
+
+def write_tables(summaries: list[dict], directory: Path) -> list[Path]:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in [("claims.md", markdown(summaries)), ("claims.tex", latex(summaries))]:
+        p = directory / name
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(p)
+        paths.append(p)
+    return paths

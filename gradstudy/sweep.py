@@ -1,0 +1,155 @@
+"""Sweeps: a grid of model specs × depths × seeds, one compiled program per distinct shape.
+
+Points that differ only in their gains (σ_w, σ_b) share a program: gains are a
+``lax.map`` axis (chunked, so memory stays bounded), seeds a ``vmap`` axis, and all depths
+come out of one pass (:func:`gradstudy.probes.gradient_norms`).  Seeds use common random
+numbers: seed s draws the same unit-gain weights and data for every point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradstudy.config import ConfigError, MLPSpec
+from gradstudy.models import apply_gains, init_params
+from gradstudy.probes import gradient_norms
+
+# Bumped whenever what a sweep measures changes, so that cached results are not reused.
+ENGINE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What to measure.
+
+    Attributes:
+        points: model specs (their ``depth`` is ignored: each is built ``max(depths)`` deep).
+        depths: network depths measured for every point.
+        seeds: number of independent initializations (a vmapped axis).
+        batch: examples per seed, x ~ N(0, input_std²), targets ~ N(0, 1).
+        input_std: standard deviation of the inputs.
+        base_seed: PRNG seed the per-seed keys are folded from.
+        labels: a name per point (default "p0", "p1", ...).
+        gain_chunk: gain points evaluated together (each with all seeds).
+    """
+
+    points: tuple[MLPSpec, ...]
+    depths: tuple[int, ...]
+    seeds: int = 16
+    batch: int = 128
+    input_std: float = 1.0
+    base_seed: int = 0
+    labels: tuple[str, ...] | None = None
+    gain_chunk: int = 8
+
+    def __post_init__(self):
+        object.__setattr__(self, "points", tuple(self.points))
+        object.__setattr__(self, "depths", tuple(sorted({int(d) for d in self.depths})))
+        if not self.points:
+            raise ConfigError("points: a sweep needs at least one model spec")
+        if not self.depths or self.depths[0] < 1:
+            raise ConfigError(f"depths: must be positive integers, got {self.depths}")
+        for name in ("seeds", "batch", "gain_chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
+        if not (self.input_std >= 0):
+            raise ConfigError(f"input_std: must be >= 0, got {self.input_std!r}")
+        if self.labels is None:
+            object.__setattr__(self, "labels", tuple(f"p{i}" for i in range(len(self.points))))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if len(self.labels) != len(self.points) or len(set(self.labels)) != len(self.labels):
+            raise ConfigError("labels: need one distinct label per point")
+
+    @property
+    def max_depth(self) -> int:
+        return self.depths[-1]
+
+    def describe(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "points"}
+        d["points"] = [p.describe() for p in self.points]
+        d["engine_version"] = ENGINE_VERSION
+        return d
+
+    def groups(self) -> dict[MLPSpec, list[int]]:
+        """Point indices by compiled program (spec without gains, built max_depth deep)."""
+        out: dict[MLPSpec, list[int]] = {}
+        for i, p in enumerate(self.points):
+            out.setdefault(p.replace(depth=self.max_depth).static_key(), []).append(i)
+        return out
+
+
+def seed_keys(base_seed: int, seeds: int) -> jax.Array:
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(base_seed), s))(
+        jnp.arange(seeds))
+
+
+def init_and_probe(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
+                   key: jax.Array, sigma_w, sigma_b, keep_backprop: bool = False) -> dict:
+    """One network: sample weights and data from ``key``, then ``gradient_norms``."""
+    k_init, k_x, k_t = jax.random.split(key, 3)
+    dtype = jnp.dtype(spec.dtype)
+    params = apply_gains(init_params(spec, k_init), sigma_w, sigma_b)
+    x = input_std * jax.random.normal(k_x, (batch, spec.input_dim), dtype)
+    targets = jax.random.normal(k_t, (batch, spec.out_dim), dtype)
+    return gradient_norms(spec, params, x, targets, depths, keep_backprop=keep_backprop)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_program(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
+                     gain_chunk: int, keep_backprop: bool = False):
+    """``(keys (S,), sigma_w (G,), sigma_b (G,)) -> dict of (G, S, ...)``, jit-compiled."""
+    def per_gain(gains, keys):
+        sigma_w, sigma_b = gains
+        return jax.vmap(lambda k: init_and_probe(spec, depths, batch, input_std, k, sigma_w,
+                                                 sigma_b, keep_backprop))(keys)
+
+    @jax.jit
+    def program(keys, sigma_w, sigma_b):
+        return jax.lax.map(lambda g: per_gain(g, keys), (sigma_w, sigma_b),
+                           batch_size=min(gain_chunk, sigma_w.shape[0]))
+
+    return program
+
+
+def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = False) -> dict:
+    """Run every program of ``sweep``; arrays with leading (point, seed) axes."""
+    from tqdm.auto import tqdm
+
+    keys = seed_keys(sweep.base_seed, sweep.seeds)
+    results: dict[str, np.ndarray] = {}
+    groups = sweep.groups()
+    if keep_backprop and len({s.width for s in groups}) > 1:
+        raise ConfigError("points: keep_backprop needs a single width across points")
+    bar = tqdm(total=len(sweep.points), desc="sweep", unit="point", disable=not progress,
+               leave=False)
+    for spec, idx in groups.items():
+        dtype = np.dtype(spec.dtype)
+        sigma_w = np.asarray([sweep.points[i].sigma_w for i in idx], dtype)
+        sigma_b = np.asarray([sweep.points[i].sigma_b for i in idx], dtype)
+        program = compiled_program(spec, sweep.depths, sweep.batch, float(sweep.input_std),
+                                   sweep.gain_chunk, keep_backprop)
+        with jax.enable_x64(spec.dtype == "float64"):
+            out = jax.device_get(program(keys, sigma_w.astype(dtype), sigma_b.astype(dtype)))
+        for name, value in out.items():
+            if name not in results:
+                results[name] = np.full((len(sweep.points),) + value.shape[1:], np.nan,
+                                        value.dtype)
+            results[name][np.asarray(idx)] = value
+        bar.update(len(idx))
+    bar.close()
+    return results
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
