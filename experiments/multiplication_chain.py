@@ -7,8 +7,12 @@ in float32 and float64; marks where finite precision underflows to 0 or overflow
 import numpy as np
 
 from gradstudy import plotting
-from gradstudy.chain import (chain_gradients, closed_form, first_nonfinite_or_zero,
-                             predicted_breakdown_depth)
+from gradstudy.chain import (
+    chain_gradients,
+    closed_form,
+    first_nonfinite_or_zero,
+    predicted_breakdown_depth,
+)
 from gradstudy.study import Claim
 
 NAME = "multiplication_chain"

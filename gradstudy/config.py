@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from gradstudy.errors import ConfigError
 from gradstudy.activations import activation_name, activation_names, get_activation
+from gradstudy.errors import ConfigError
 from gradstudy.initializers import get_initializer, initializer_names
 
 NORMS = ("none", "layernorm", "batchnorm")

@@ -17,9 +17,9 @@ gain and scaled by σ_w (kernels) and σ_b (biases), so one compiled program can
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 
 from gradstudy.activations import get_activation
 from gradstudy.config import MLPSpec
@@ -62,8 +62,17 @@ def _stats(h, a, with_gram):
     # per-layer forward statistics of the pre-activations: mean and second moment q_l
     stats = {"preact_mean": jnp.mean(h), "preact_q": jnp.mean(h**2)}
     if with_gram:
-        stats["dense_input_gram"] = a @ a.T
+        # scaled by max|a| so that squaring tiny activations cannot underflow
+        scale = max_abs_scale(a)
+        stats["dense_input_gram"] = (a / scale) @ (a / scale).T
+        stats["dense_input_scale"] = scale
     return stats
+
+
+def max_abs_scale(x, axis=None):
+    """max|x| over ``axis`` (1 where that is 0 or not finite), for underflow-safe norms."""
+    m = jnp.max(jnp.abs(x), axis=axis)
+    return jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m))
 
 
 def zero_perturbation(batch: int, width: int, dtype, layers: int | None = None,

@@ -28,7 +28,14 @@ import jax.numpy as jnp
 from gradstudy.activations import get_activation
 from gradstudy.config import MLPSpec
 from gradstudy.errors import ConfigError
-from gradstudy.models import InputLayer, Readout, hidden_stack, mse_loss, zero_perturbation
+from gradstudy.models import (
+    InputLayer,
+    Readout,
+    hidden_stack,
+    max_abs_scale,
+    mse_loss,
+    zero_perturbation,
+)
 
 
 def _check_depths(spec: MLPSpec, depths: Sequence[int]) -> tuple[int, ...]:
@@ -121,7 +128,7 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
         h, vjp, stats = jax.vjp(lambda h_, p_, seg=seg, fn=fn: fn(h_, p_, seg), h, pert,
                                 has_aux=True)
         vjps.append(vjp)
-        grams.append(stats.pop("dense_input_gram"))
+        grams.append((stats.pop("dense_input_gram"), stats.pop("dense_input_scale")))
         fwd_stats.append(stats)
         loss, (ct_h, ct_readout) = loss_fn(h, params["readout"], targets)
         losses.append(loss)
@@ -140,13 +147,15 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
         ct, ct_pert = jax.vmap(vjps[j])(ct)
         delta = ct_pert["h"]  # (rows, layers, batch, width)
         g = ct_pert["dense"] if dense_pert else delta * _dense_scale(spec, start, stop, dtype)
-        gg = jnp.einsum("rlbw,rlcw->rlbc", g, g)
-        w2 = jnp.einsum("lbc,rlbc->rl", grams[j], gg)
-        weight_norm = weight_norm.at[j:, start:stop].set(jnp.sqrt(jnp.maximum(w2, 0)))
-        bias_norm = bias_norm.at[j:, start:stop].set(
-            jnp.sqrt(jnp.sum(jnp.sum(g, axis=2) ** 2, axis=-1)))
-        backprop_norm = backprop_norm.at[j:, start:stop].set(
-            jnp.sqrt(jnp.sum(delta**2, axis=(2, 3))))
+        # every norm is taken of max|.|-scaled values: squares of 1e-20 underflow in float32
+        gram_a, scale_a = grams[j]
+        scale_g = max_abs_scale(g, axis=(2, 3))[..., None, None]
+        gs = g / scale_g
+        w2 = jnp.einsum("lbc,rlbc->rl", gram_a, jnp.einsum("rlbw,rlcw->rlbc", gs, gs))
+        weight_norm = weight_norm.at[j:, start:stop].set(
+            scale_a * scale_g[..., 0, 0] * jnp.sqrt(jnp.maximum(w2, 0)))
+        bias_norm = bias_norm.at[j:, start:stop].set(_scaled_norm(jnp.sum(g, axis=2), (2,)))
+        backprop_norm = backprop_norm.at[j:, start:stop].set(_scaled_norm(delta, (2, 3)))
         if keep_backprop:
             backprop = backprop.at[j:, start:stop].set(delta)
 
@@ -156,7 +165,7 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
         "bias_grad_norm": bias_norm,
         "backprop_norm": backprop_norm,
         "loss": jnp.stack(losses),
-        "input_grad_norm": jnp.sqrt(jnp.sum(ct**2, axis=(1, 2))),
+        "input_grad_norm": _scaled_norm(ct, (1, 2)),
         "readout_grad_norm": jnp.stack(readout_norms),
         "preact_mean": stats["preact_mean"],
         "preact_q": stats["preact_q"],
@@ -173,8 +182,15 @@ def _dense_scale(spec: MLPSpec, start: int, stop: int, dtype) -> jax.Array:
     return scale[None, :, None, None]
 
 
+def _scaled_norm(x: jax.Array, axis) -> jax.Array:
+    """L2 norm over ``axis`` without underflow of the squares (LAPACK's nrm2 idea)."""
+    m = max_abs_scale(x, axis=axis)
+    return m * jnp.sqrt(jnp.sum((x / jnp.expand_dims(m, axis)) ** 2, axis=axis))
+
+
 def _global_norm(tree) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(tree)))
+    return jnp.sqrt(sum(_scaled_norm(leaf, tuple(range(leaf.ndim))) ** 2
+                        for leaf in jax.tree.leaves(tree)))
 
 
 def backprop_histograms(backprop: jax.Array, edges: jax.Array) -> jax.Array:

@@ -46,25 +46,27 @@ def markdown(summaries: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_TEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "^": r"\^{}", "$": r"\$",
+        "~": r"\~{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "σ": r"$\sigma$",
+        "χ": r"$\chi$", "ξ": r"$\xi$", "²": r"$^2$", "≈": r"$\approx$", "≤": r"$\le$",
+        "≥": r"$\ge$", "±": r"$\pm$", "‖": r"$\|$", "∂": r"$\partial$", "→": r"$\to$",
+        "×": r"$\times$", "–": "--", "₁": r"$_1$", "*": r"$^*$", "<": r"$<$", ">": r"$>$",
+        "φ": r"$\phi$", "α": r"$\alpha$", "δ": r"$\delta$", "λ": r"$\lambda$",
+        "−": "-", "·": r"$\cdot$", "✅": "yes", "❌": "no"}
+
+
 def _tex(s: str) -> str:
-    out = str(s)
-    for a, b in [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
-                 ("#", r"\#"), ("σ", r"$\sigma$"), ("χ", r"$\chi$"), ("ξ", r"$\xi$"),
-                 ("²", r"$^2$"), ("≈", r"$\approx$"), ("≤", r"$\le$"), ("≥", r"$\ge$"),
-                 ("±", r"$\pm$"), ("‖", r"$\|$"), ("∂", r"$\partial$"), ("→", r"$\to$"),
-                 ("×", r"$\times$"), ("–", "--"), ("₁", r"$_1$"), ("*", r"$^*$"),
-                 ("<", r"$<$"), (">", r"$>$"), ("φ", r"$\phi$"), ("α", r"$\alpha$")]:
-        out = out.replace(a, b)
-    return out
+    """Escape text for LaTeX one character at a time (so replacements never interact)."""
+    return "".join(_TEX.get(ch, ch) for ch in str(s))
 
 
 def latex(summaries: list[dict]) -> str:
     rows = []
     for s in summaries:
         for c in s["claims"]:
-            rows.append(" & ".join([_tex(s["study"]), _tex(c["statement"]), _tex(_fmt(c["measured"])),
-                                    _tex(_comparison(c)), "yes" if c["pass"] else r"\textbf{NO}"])
-                        + r" \\")
+            cells = [s["study"], c["statement"], _fmt(c["measured"]), _comparison(c)]
+            rows.append(" & ".join([_tex(x) for x in cells]
+                                   + ["yes" if c["pass"] else r"\textbf{NO}"]) + r" \\")
     return "\n".join([
         r"\begin{table*}[t]", r"\centering", r"\scriptsize",
         r"\caption{Claims checked by \texttt{gradstudy reproduce}: each compares a measured "

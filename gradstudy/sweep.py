@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import time
 from dataclasses import dataclass
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp

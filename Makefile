@@ -1,0 +1,67 @@
+# gradstudy -- reproducible numerical studies of vanishing/exploding gradients.
+# Needs only GNU make and Python >= 3.10 (3.11 preferred); every target creates the
+# virtual environment from constraints.txt on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+LINT_PATHS := $(wildcard gradstudy experiments tests benchmarks)
+
+.DEFAULT_GOAL := help
+.PHONY: help install figures smoke test lint bench paper check clean distclean
+
+help:
+	@echo "gradstudy make targets:"
+	@echo "  make install    create $(VENV) and install gradstudy with pinned versions (constraints.txt)"
+	@echo "  make figures    run all studies at paper scale -> figures/, results/, figures/claims.tex"
+	@echo "  make smoke      run all studies at smoke scale (fast; writes figures/smoke/)"
+	@echo "  make test       ruff check + pytest (PYTEST_ARGS='...' to pass options)"
+	@echo "  make bench      run benchmarks/bench_sweep.py"
+	@echo "  make paper      build paper/paper.pdf with latexmk (after make figures)"
+	@echo "  make check      paper-scale run; exit 1 if any claim fails"
+	@echo "  make clean      remove results/ and figures/smoke/ (keeps committed figures/)"
+	@echo "  make distclean  clean + remove $(VENV)"
+	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV)"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "error: python3.11 or python3 not found on PATH" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+figures: $(STAMP)
+	$(BIN)/gradstudy reproduce --scale paper
+
+smoke: $(STAMP)
+	$(BIN)/gradstudy reproduce --scale smoke
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+
+test: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_sweep.py
+
+paper: figures
+	@if command -v latexmk >/dev/null 2>&1; then \
+		cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error paper.tex; \
+	else \
+		echo "make paper: latexmk (with pdflatex and bibtex) is needed to build paper/paper.pdf; skipping."; \
+	fi
+
+check: $(STAMP)
+	$(BIN)/gradstudy reproduce --scale paper --check
+
+clean:
+	rm -rf results figures/smoke
+
+distclean: clean
+	rm -rf $(VENV)

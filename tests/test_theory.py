@@ -1,0 +1,320 @@
+"""Tests of gradstudy.theory against independent references.
+
+References are closed forms, exact Gaussian moments, or adaptive scipy quadrature
+(``scipy.integrate.quad``) with scipy root finding; the module under test is never used
+to produce its own reference values. Everything runs in float64 (``jax.enable_x64``
+context per test) except the explicit float32 test.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from scipy import integrate, optimize
+
+from gradstudy import theory
+
+SQRT_2PI = math.sqrt(2.0 * math.pi)
+LEAKY = functools.partial(jax.nn.leaky_relu, negative_slope=0.2)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    with jax.enable_x64(True):
+        yield
+
+
+# ------------------------------------------------------------ independent references
+def expect(f):
+    """E_{z ~ N(0,1)}[f(z)] by adaptive quadrature."""
+
+    def integrand(z):
+        return f(z) * math.exp(-0.5 * z * z) / SQRT_2PI
+
+    value, _ = integrate.quad(integrand, -np.inf, np.inf, epsabs=0.0, epsrel=1e-12, limit=200)
+    return value
+
+
+def sech(x):
+    e = math.exp(-abs(x))
+    return 2.0 * e / (1.0 + e * e)
+
+
+def tanh_length(q, sw2, sb2):
+    return sw2 * expect(lambda z: math.tanh(math.sqrt(q) * z) ** 2) + sb2
+
+
+def tanh_chi1(q, sw2):
+    return sw2 * expect(lambda z: sech(math.sqrt(q) * z) ** 4)
+
+
+def tanh_q_star(sw2, sb2):
+    """Largest root of q = L(q) (the attracting one for q_init = 1)."""
+    return optimize.brentq(
+        lambda q: tanh_length(q, sw2, sb2) - q, 1e-6, sw2 + sb2, xtol=1e-14, rtol=1e-14
+    )
+
+
+def tanh_critical(sb2):
+    return optimize.brentq(
+        lambda s: tanh_chi1(tanh_q_star(s, sb2), s) - 1.0,
+        1.0,
+        3.0,
+        xtol=1e-13,
+        rtol=1e-13,
+    )
+
+
+# ------------------------------------------------------------------------ quadrature
+def test_gauss_hermite_moments_exact_up_to_degree():
+    n = 20
+    z, w = (np.asarray(a) for a in theory.gauss_hermite(n))
+    assert z.shape == w.shape == (n,)
+    assert w.sum() == pytest.approx(1.0, abs=1e-14)
+    for k in range(n):  # z^(2k) has degree 2k <= 2n - 1: exact
+        double_factorial = math.prod(range(1, 2 * k, 2))
+        assert np.sum(w * z ** (2 * k)) == pytest.approx(double_factorial, rel=1e-11)
+        assert abs(np.sum(w * z ** (2 * k + 1))) < 1e-10 * max(1, double_factorial)
+    # ... and no further: for z^(2n) the n-node rule's remainder is n! (2n)!/(2n)! = n!.
+    deficit = math.prod(range(1, 2 * n, 2)) - np.sum(w * z ** (2 * n))
+    assert deficit == pytest.approx(math.factorial(n), rel=1e-6)
+
+
+@pytest.mark.parametrize("a", [0.5, 1.0, 2.0, 4.0])
+def test_gauss_hermite_characteristic_function(a):
+    z, w = theory.gauss_hermite(64)
+    assert float(jnp.sum(w * jnp.cos(a * z))) == pytest.approx(math.exp(-a * a / 2), abs=1e-14)
+
+
+def test_gauss_hermite_rejects_bad_degree():
+    # (numpy's hermegauss overflows above ~350 nodes; that check is not run here because
+    # hermegauss(400) alone takes ~2 s.)
+    with pytest.raises(ValueError):
+        theory.gauss_hermite(0)
+
+
+def test_gaussian_expectation_broadcasts_over_q():
+    q = jnp.array([[0.1, 1.0], [2.0, 4.0]])
+    got = theory.gaussian_expectation(jnp.cos, q)
+    assert got.shape == (2, 2)
+    np.testing.assert_allclose(got, np.exp(-np.asarray(q) / 2), rtol=1e-13)
+    np.testing.assert_allclose(
+        theory.gaussian_expectation(lambda h: h**4, q),
+        3 * np.asarray(q) ** 2,
+        rtol=1e-13,
+    )
+
+
+# ------------------------------------------------------------------------ length map
+PARAMS = [(0.3, 0.7, 0.0), (1.0, 1.5, 0.05), (2.5, 2.0, 0.3)]
+
+
+@pytest.mark.parametrize(("q", "sw2", "sb2"), PARAMS)
+def test_length_map_linear_relu_leaky_closed_forms(q, sw2, sb2):
+    # Quadrature vs hand-written closed forms. ReLU² and leaky-ReLU² are x² on each
+    # half-line and the Gauss–Hermite nodes are symmetric with none at 0 (even
+    # degree), so these are exact up to rounding.
+    linear = theory.length_map(lambda h: h, q, sw2, sb2)
+    assert float(linear) == pytest.approx(sw2 * q + sb2, rel=1e-13)
+    relu = theory.length_map(jax.nn.relu, q, sw2, sb2)
+    assert float(relu) == pytest.approx(sw2 * q / 2 + sb2, rel=1e-13)
+    leaky = theory.length_map(LEAKY, q, sw2, sb2)
+    assert float(leaky) == pytest.approx(sw2 * q * 1.04 / 2 + sb2, rel=1e-13)
+    # Module closed forms vs adaptive quadrature.
+    assert theory.linear_length_map(q, sw2, sb2) == pytest.approx(
+        sw2 * expect(lambda z: q * z * z) + sb2, rel=1e-10
+    )
+    assert theory.relu_length_map(q, sw2, sb2) == pytest.approx(
+        sw2 * expect(lambda z: max(math.sqrt(q) * z, 0.0) ** 2) + sb2, rel=1e-10
+    )
+    leaky_ref = expect(lambda z: (math.sqrt(q) * z * (1.0 if z > 0 else 0.2)) ** 2)
+    assert theory.leaky_relu_length_map(q, sw2, sb2, 0.2) == pytest.approx(
+        sw2 * leaky_ref + sb2, rel=1e-10
+    )
+
+
+@pytest.mark.parametrize(("q", "sw2", "sb2"), [(0.1, 1.0, 0.0), (0.5, 1.5, 0.05), (1.0, 2.0, 0.3)])
+def test_tanh_length_map_vs_scipy(q, sw2, sb2):
+    got = theory.length_map(jnp.tanh, q, sw2, sb2)
+    assert float(got) == pytest.approx(tanh_length(q, sw2, sb2), rel=1e-8)
+
+
+def test_q_trajectory_and_backprop_factors():
+    n = 4
+    qs = theory.q_trajectory(jnp.tanh, 1.0, 1.5, 0.05, n)
+    ref = [1.0]
+    for _ in range(n):
+        ref.append(tanh_length(ref[-1], 1.5, 0.05))
+    np.testing.assert_allclose(qs, ref, rtol=1e-8)
+    factors = theory.backprop_factor_trajectory(jnp.tanh, 1.0, 1.5, 0.05, n)
+    # chi1 at q = 1 has a 2e-7 quadrature error at degree 64 (module docstring).
+    np.testing.assert_allclose(factors, [tanh_chi1(q, 1.5) for q in ref], rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------ chi1
+@pytest.mark.parametrize("q", [0.2, 1.0, 3.0])
+def test_chi1_closed_forms(q):
+    # φ' is piecewise constant: exact by node symmetry (even degree), see above.
+    assert float(theory.chi1(lambda h: h, q, 1.7)) == pytest.approx(1.7, rel=1e-13)
+    assert float(theory.chi1(jax.nn.relu, q, 1.7)) == pytest.approx(0.85, rel=1e-13)
+    assert float(theory.chi1(LEAKY, q, 1.7)) == pytest.approx(1.7 * 1.04 / 2, rel=1e-13)
+    assert theory.linear_chi1(1.7) == pytest.approx(1.7 * expect(lambda z: 1.0), rel=1e-10)
+    relu_ref = expect(lambda z: 1.0 if z > 0 else 0.0)
+    assert theory.relu_chi1(1.7) == pytest.approx(1.7 * relu_ref, rel=1e-10)
+    leaky_ref = expect(lambda z: 1.0 if z > 0 else 0.04)
+    assert theory.leaky_relu_chi1(1.7, 0.2) == pytest.approx(1.7 * leaky_ref, rel=1e-10)
+
+
+@pytest.mark.parametrize(("q", "rel"), [(0.1, 1e-8), (0.5, 1e-8), (1.0, 1e-6)])
+def test_tanh_chi1_vs_scipy(q, rel):
+    # rel: measured errors of degree 64 are 5e-11 (q = 0.5) and 2e-7 (q = 1).
+    assert float(theory.chi1(jnp.tanh, q, 1.3)) == pytest.approx(tanh_chi1(q, 1.3), rel=rel)
+
+
+# -------------------------------------------------------------- fixed points, phases
+@pytest.mark.parametrize("sw2", [0.5, 0.9])
+def test_tanh_zero_bias_ordered_fixed_point_is_zero(sw2):
+    assert float(theory.fixed_point_q(jnp.tanh, sw2, 0.0)) < 1e-12
+
+
+def test_tanh_zero_bias_chaotic_fixed_point():
+    q_star = theory.fixed_point_q(jnp.tanh, 1.5, 0.0)
+    assert float(q_star) == pytest.approx(tanh_q_star(1.5, 0.0), rel=1e-9)
+    assert float(q_star) > 0.1
+
+
+def test_critical_sigma_w2_tanh_zero_bias():
+    crit = theory.critical_sigma_w2(jnp.tanh, 0.0)
+    assert float(crit) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_critical_sigma_w2_tanh_bias_vs_brentq():
+    crit = theory.critical_sigma_w2(jnp.tanh, 0.05)
+    ref = tanh_critical(0.05)
+    assert float(crit) == pytest.approx(ref, rel=1e-7)
+    # χ₁ at the module's own fixed point, compared with the definition of criticality.
+    q_star = float(theory.fixed_point_q(jnp.tanh, float(crit), 0.05))
+    assert float(theory.chi1(jnp.tanh, q_star, float(crit))) == pytest.approx(1.0, abs=1e-9)
+    # Implicit derivative d σ_w²* / d σ_b² vs a central difference of the reference.
+    h = 1e-4
+    fd = (tanh_critical(0.05 + h) - tanh_critical(0.05 - h)) / (2 * h)
+    grad = jax.grad(lambda b: theory.critical_sigma_w2(jnp.tanh, b))(0.05)
+    assert float(grad) == pytest.approx(fd, rel=1e-5)
+
+
+# --------------------------------------------------------------- correlations, depth
+@pytest.mark.parametrize("q", [0.3, 1.0])
+def test_chi_c_at_c_equal_one_is_chi1_and_at_zero_factorises(q):
+    assert float(theory.chi_c(jnp.tanh, q, 1.0, 1.7)) == pytest.approx(tanh_chi1(q, 1.7), rel=1e-6)
+    np.testing.assert_allclose(
+        theory.chi_c(jnp.tanh, q, 1.0, 1.7), theory.chi1(jnp.tanh, q, 1.7), rtol=1e-13
+    )
+    # c = 0: u_a, u_b independent, χ_c = σ_w² E[φ'(√q z)]².
+    mean_slope = expect(lambda z: sech(math.sqrt(q) * z) ** 2)
+    assert float(theory.chi_c(jnp.tanh, q, 0.0, 1.7)) == pytest.approx(
+        1.7 * mean_slope**2, rel=1e-8
+    )
+    assert float(theory.correlation_map(jnp.tanh, q, 1.0, 1.7, 0.05)) == pytest.approx(1.0)
+    assert abs(float(theory.correlation_map(jnp.tanh, q, 0.0, 1.7, 0.0))) < 1e-14
+
+
+def test_depth_scales_ordered_phase():
+    sw2, sb2 = 1.2, 0.05  # ordered: critical σ_w² is 1.76 at σ_b² = 0.05
+    point = theory.mean_field(jnp.tanh, sw2, sb2)
+    q_ref = tanh_q_star(sw2, sb2)
+    chi1_ref = tanh_chi1(q_ref, sw2)
+    assert float(point.q_star) == pytest.approx(q_ref, rel=1e-9)
+    assert float(point.chi1) == pytest.approx(chi1_ref, rel=1e-9)
+    assert float(point.c_star) == 1.0
+    assert float(point.xi_c) == pytest.approx(-1 / math.log(chi1_ref), rel=1e-8)
+    assert float(theory.depth_scale_c(jnp.tanh, float(point.q_star), 1.0, sw2)) == pytest.approx(
+        -1 / math.log(chi1_ref), rel=1e-8
+    )
+    # ξ_q: the rate is the slope of the length map at q*; finite-difference reference.
+    h = 1e-4
+    slope = (tanh_length(q_ref + h, sw2, sb2) - tanh_length(q_ref - h, sw2, sb2)) / (2 * h)
+    assert float(point.xi_q) == pytest.approx(-1 / math.log(slope), rel=1e-6)
+
+
+def test_depth_scales_tanh_zero_bias_closed_forms():
+    # Ordered, q* = 0: χ₁ = σ_w² φ'(0)² = σ_w², ξ_q = ξ_c = -1/log σ_w².
+    point = theory.mean_field(jnp.tanh, 0.5, 0.0)
+    assert float(point.q_star) == 0.0
+    assert float(point.chi1) == pytest.approx(0.5, rel=1e-13)
+    assert float(point.xi_c) == pytest.approx(1 / math.log(2), rel=1e-12)
+    assert float(point.xi_q) == pytest.approx(1 / math.log(2), rel=1e-12)
+    grad = jax.grad(lambda s: theory.mean_field(jnp.tanh, s, 0.0).xi_c)(0.5)
+    assert float(grad) == pytest.approx(1 / (0.5 * math.log(0.5) ** 2), rel=1e-10)
+    # Chaotic: odd φ and σ_b² = 0 give c* = 0, so χ_c(c*) = σ_w² E[φ'(√q* z)]².
+    point = theory.mean_field(jnp.tanh, 2.0, 0.0)
+    q_ref = tanh_q_star(2.0, 0.0)
+    assert float(point.chi1) > 1.0
+    assert abs(float(point.c_star)) < 1e-12
+    mean_slope = expect(lambda z: sech(math.sqrt(q_ref) * z) ** 2)
+    assert float(point.xi_c) == pytest.approx(-1 / math.log(2.0 * mean_slope**2), rel=1e-8)
+
+
+def test_xi_c_diverges_at_criticality():
+    crit = float(theory.critical_sigma_w2(jnp.tanh, 0.05))
+    sw2 = [1.2, crit - 1e-3, crit + 1e-3, 2.5]
+    # (Scalar calls reuse one compiled mean_field; vmap is tested on chi1 below.)
+    point = jax.tree.map(
+        lambda *xs: np.stack(xs), *[theory.mean_field(jnp.tanh, s, 0.05) for s in sw2]
+    )
+    xi_c = np.asarray(point.xi_c)
+    assert xi_c[1] > 100 and xi_c[2] > 100
+    assert xi_c[0] < 100 and xi_c[3] < 100
+    np.testing.assert_array_equal(np.asarray(point.chi1) > 1, [False, False, True, True])
+    assert point.c_star[0] == point.c_star[1] == 1.0
+    assert point.c_star[3] < point.c_star[2] < 1.0
+    chi1_ref = [tanh_chi1(tanh_q_star(s, 0.05), s) for s in (1.2, 2.5)]
+    # q* = 1.2 at σ_w² = 2.5: degree-64 quadrature error of chi1 there is ~4e-7.
+    np.testing.assert_allclose(np.asarray(point.chi1)[[0, 3]], chi1_ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("c", [-0.9, -0.3, 0.0, 0.5, 0.9])
+def test_relu_correlation_map(c):
+    q, sw2, sb2 = 1.3, 1.7, 0.1
+    s = math.sqrt(1 - c * c)
+
+    def inner(z1):  # E_z2[relu(√q (c z1 + s z2))] = m Φ(m/σ) + σ ϕ(m/σ)
+        m, sd = math.sqrt(q) * c * z1, math.sqrt(q) * s
+        x = m / sd
+        return m * 0.5 * math.erfc(-x / math.sqrt(2)) + sd * math.exp(-0.5 * x * x) / SQRT_2PI
+
+    cov = expect(lambda z1: max(math.sqrt(q) * z1, 0.0) * inner(z1))
+    ref = (sw2 * cov + sb2) / (sw2 * q / 2 + sb2)
+    assert float(theory.relu_correlation_map(c, q, sw2, sb2)) == pytest.approx(ref, rel=1e-9)
+    # 2-D Gauss–Hermite over the kink of relu converges only algebraically; the
+    # measured error at degree 64 is <= 4e-3 (largest at c = 0), 2.4e-3 at degree 100.
+    quad = theory.correlation_map(jax.nn.relu, q, c, sw2, sb2)
+    assert float(quad) == pytest.approx(ref, abs=5e-3)
+    assert float(theory.relu_correlation_map(1.0, q, sw2, sb2)) == pytest.approx(1.0)
+    # Price's theorem: dc'/dc = σ_w² q E[relu'(u_a) relu'(u_b)] / q', = χ₁ q / q' at c=1.
+    slope = jax.grad(theory.relu_correlation_map)(1.0, q, sw2, sb2)
+    assert float(slope) == pytest.approx(sw2 / 2 * q / (sw2 * q / 2 + sb2), rel=1e-12)
+
+
+# ------------------------------------------------------------------ JAX transforms
+def test_jit_vmap_grad():
+    sw2 = jnp.array([0.8, 1.3, 2.0])
+    got = jax.jit(jax.vmap(lambda s: theory.chi1(jnp.tanh, 0.5, s)))(sw2)
+    np.testing.assert_allclose(got, [tanh_chi1(0.5, float(s)) for s in sw2], rtol=1e-8)
+
+    @jax.jit
+    def chi1_at_fixed_point(s):  # depends on σ_w² directly and through q*(σ_w²)
+        return theory.chi1(jnp.tanh, theory.fixed_point_q(jnp.tanh, s, 0.05), s)
+
+    check_grads(chi1_at_fixed_point, (1.3,), order=1, modes=("rev",))
+
+
+def test_float32():
+    with jax.enable_x64(False):
+        crit = theory.critical_sigma_w2(jnp.tanh, jnp.array([0.0, 0.05], jnp.float32))
+        assert crit.dtype == jnp.float32
+        # 1.7609546 is tanh_critical(0.05), the scipy reference of the float64 test.
+        np.testing.assert_allclose(crit, [1.0, 1.7609546], atol=1e-3)
