@@ -103,3 +103,57 @@ def weight_grad_profile(spec: MLPSpec, q_input: float, depth: int | None = None)
     a2 = np.concatenate([[q_input], np.asarray(second_moment(q[:-1]), float)])
     prof = backprop_profile(spec, q_input, depth) * np.sqrt(a2 / a2[-1])
     return prof
+
+
+def log10_backprop_ratio(spec: MLPSpec, depths, sigma_w2, sigma_b2: float,
+                         q_input: float = 1.0) -> np.ndarray:
+    """Predicted log10 ‖∂L/∂h_1‖/‖∂L/∂h_d‖ on a grid of σ_w² (effective variances).
+
+    Vectorised over ``sigma_w2`` (every layer, the input layer included, uses it; the
+    spec's activation is used, its gains are ignored).
+
+    Returns:
+        (len(sigma_w2), len(depths)) array.
+    """
+    _check(spec)
+    second_moment, grad_moment = _maps(spec)
+    sw2 = np.atleast_1d(np.asarray(sigma_w2, float))
+    q = sw2 * q_input + sigma_b2
+    log_chi = []
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(max(depths) - 1):
+            log_chi.append(np.log(sw2 * np.asarray(grad_moment(q), float)))
+            q = sw2 * np.asarray(second_moment(q), float) + sigma_b2
+    cum = np.concatenate([np.zeros((1, sw2.size)), np.cumsum(log_chi, axis=0)])  # (D, G)
+    return (0.5 * cum[np.asarray(depths) - 1] / np.log(10)).T
+
+
+def jacobian_mean_singular_value(spec: MLPSpec, q_input: float = 1.0, n_samples: int = 4,
+                                 seed: int = 0) -> float:
+    """Mean-field + random-matrix prediction of the mean singular value of the layer
+    Jacobians ∂h_l/∂h_{l-1} = W_lᵀ diag(φ'(h_{l-1})), l = 2..depth.
+
+    The mean-field assumptions made explicit and sampled in numpy: W_l Gaussian with the
+    init's variance σ_w²/n (the spectrum is universal in the entry distribution), and
+    h_{l-1} with i.i.d. N(0, q_{l-1}) entries independent of W_l.  Monte Carlo over
+    ``n_samples`` draws per layer, at the spec's width.
+
+    References:
+        Pennington, Schoenholz & Ganguli (2017), Resurrecting the sigmoid in deep learning
+        through dynamical isometry (singular values of W D products).
+    """
+    _check(spec)
+    rng = np.random.default_rng(seed)
+    phi = get_activation(spec.activation)
+    q = preactivation_q(spec, q_input)
+    n, sw2 = spec.width, spec.sigma_w2()
+    import jax
+
+    dphi = jax.vmap(jax.grad(lambda z: phi(z)))
+    means = []
+    for layer in range(1, spec.depth):
+        for _ in range(n_samples):
+            w = rng.normal(0.0, np.sqrt(sw2 / n), (n, n))
+            d = np.asarray(dphi(np.sqrt(q[layer - 1]) * rng.standard_normal(n)))
+            means.append(np.linalg.svd(w * d[None, :], compute_uv=False).mean())
+    return float(np.mean(means))

@@ -25,7 +25,6 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from gradstudy.activations import get_activation
 from gradstudy.config import MLPSpec
 from gradstudy.errors import ConfigError
 from gradstudy.models import (
@@ -213,40 +212,29 @@ def backprop_histograms(backprop: jax.Array, edges: jax.Array) -> jax.Array:
 def layer_jacobian_singular_values(spec: MLPSpec, params: dict, x: jax.Array) -> jax.Array:
     """Singular values of the layer Jacobians ∂h_l/∂h_{l-1}, l = 2..depth, per example.
 
-    For a plain layer J_l = W_lᵀ diag(φ'(h_{l-1})) (normalisation and residual branches
-    included through ``jax.jacrev`` of the layer itself, one example at a time).
+    For a plain layer J_l = W_lᵀ diag(φ'(h_{l-1})); normalisation (LayerNorm) and residual
+    branches are included through ``jax.jacrev`` of the layer itself, one example at a time.
 
     Returns:
         (depth - 1, batch, width) singular values, descending.
     """
     if spec.depth < 2:
-        raise ValueError("depth: layer Jacobians need depth >= 2")
+        raise ConfigError("depth: layer Jacobians need depth >= 2")
     if spec.norm == "batchnorm":
-        raise ValueError("norm: per-example layer Jacobians are undefined with batchnorm")
+        raise ConfigError("norm: per-example layer Jacobians are undefined with batchnorm")
     dtype = jnp.dtype(spec.dtype)
-    zeros = zero_perturbation(1, spec.width, dtype)
-    _, stats = jax.vmap(lambda xi: _segment_fn(spec, 0, spec.depth)(
-        xi[None], zero_perturbation(1, spec.width, dtype, spec.depth), params))(x)
-    del stats
-    # pre-activations of every layer for every example
-    h1, _ = InputLayer(spec).apply({"params": params["input_layer"]}, x, zero_perturbation(
-        x.shape[0], spec.width, dtype))
+    one = zero_perturbation(1, spec.width, dtype, 1, dense=False)
+    h1, _ = InputLayer(spec).apply({"params": params["input_layer"]}, x,
+                                   zero_perturbation(x.shape[0], spec.width, dtype, dense=False))
 
     def layer(h_prev, p):
-        def f(hv):
+        def f(hv):  # one example through one hidden layer
             out, _ = hidden_stack(spec, 1).apply(
-                {"params": jax.tree.map(lambda a: a[None], p)}, hv[None],
-                jax.tree.map(lambda z: z[None], zeros))
+                {"params": jax.tree.map(lambda a: a[None], p)}, hv[None], one)
             return out[0]
 
         jac = jax.vmap(jax.jacrev(f))(h_prev)  # (batch, width, width)
-        h_next = jax.vmap(f)(h_prev)
-        return h_next, jnp.linalg.svd(jac, compute_uv=False)
+        return jax.vmap(f)(h_prev), jnp.linalg.svd(jac, compute_uv=False)
 
     _, svals = jax.lax.scan(layer, h1, params["hidden"])
     return svals
-
-
-def activation_derivative(spec: MLPSpec):
-    phi = get_activation(spec.activation)
-    return jax.vmap(jax.grad(lambda z: phi(z)))

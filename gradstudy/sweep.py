@@ -91,14 +91,26 @@ def seed_keys(base_seed: int, seeds: int) -> jax.Array:
         jnp.arange(seeds))
 
 
-def init_and_probe(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
-                   key: jax.Array, sigma_w, sigma_b, keep_backprop: bool = False) -> dict:
-    """One network: sample weights and data from ``key``, then ``gradient_norms``."""
+def sample_network(spec: MLPSpec, key: jax.Array, batch: int, input_std: float = 1.0,
+                   sigma_w=None, sigma_b=None):
+    """Weights, inputs x ~ N(0, input_std²) and targets ~ N(0, 1) drawn from one ``key``.
+
+    Gains default to the spec's; a sweep passes them (possibly traced) explicitly.
+    """
     k_init, k_x, k_t = jax.random.split(key, 3)
     dtype = jnp.dtype(spec.dtype)
+    sigma_w = spec.sigma_w if sigma_w is None else sigma_w
+    sigma_b = spec.sigma_b if sigma_b is None else sigma_b
     params = apply_gains(init_params(spec, k_init), sigma_w, sigma_b)
     x = input_std * jax.random.normal(k_x, (batch, spec.input_dim), dtype)
     targets = jax.random.normal(k_t, (batch, spec.out_dim), dtype)
+    return params, x, targets
+
+
+def init_and_probe(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
+                   key: jax.Array, sigma_w, sigma_b, keep_backprop: bool = False) -> dict:
+    """One network: sample weights and data from ``key``, then ``gradient_norms``."""
+    params, x, targets = sample_network(spec, key, batch, input_std, sigma_w, sigma_b)
     return gradient_norms(spec, params, x, targets, depths, keep_backprop=keep_backprop)
 
 
