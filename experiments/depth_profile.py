@@ -58,6 +58,7 @@ def run(ctx, p):
     layers = np.arange(1, depth + 1)
     with plotting.style():
         fig, axes = plotting.figure("double", 4.4, nrows=2, ncols=4, sharex=True)
+        marked = False
         for col, act in enumerate(ACTIVATIONS):
             for k, label in enumerate(INITS):
                 i = labels.index(f"{act} | {label}")
@@ -67,7 +68,7 @@ def run(ctx, p):
                     ax = axes[row, col]
                     plotting.median_band(ax, layers, data, color,
                                          label=label.replace("σ_w", r"$\sigma_w$"))
-                    plotting.mark_nonfinite(ax, layers, data, color)
+                    marked |= plotting.mark_nonfinite(ax, layers, data, color)
                     anchor = _median_finite(data[:, -1])
                     # theory on top in near-black: where it matches, it would hide under data
                     ax.plot(layers, anchor * profile(spec, 1.0, depth), color="0.1", ls="--",
@@ -82,10 +83,11 @@ def run(ctx, p):
         handles, names = axes[0, 0].get_legend_handles_labels()
         handles.append(axes[0, 0].plot([], [], color="0.1", ls="--", lw=0.7)[0])
         names.append("mean field")
-        handles.append(axes[0, 0].scatter([], [], marker="x", color="0.3"))
-        names.append("inf/NaN in a seed")
-        handles.append(axes[0, 0].scatter([], [], marker="v", color="0.3"))
-        names.append("0 (underflow) in a seed")
+        if marked:  # explain the markers only where some are drawn
+            handles.append(axes[0, 0].scatter([], [], marker="x", color="0.3"))
+            names.append("inf/NaN in a seed")
+            handles.append(axes[0, 0].scatter([], [], marker="v", color="0.3"))
+            names.append("0 (underflow) in a seed")
         fig.legend(handles, names, loc="lower center", ncol=7, bbox_to_anchor=(0.5, -0.02))
         fig.tight_layout(rect=(0, 0.05, 1, 1))
         plotting.save_figure(fig, ctx.figures_dir, NAME)

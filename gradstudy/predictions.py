@@ -14,6 +14,7 @@ References:
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from gradstudy import theory
@@ -46,12 +47,16 @@ def _maps(spec: MLPSpec):
         return (lambda q: slope2 * np.asarray(q, float)), (lambda q: slope2 + 0 * np.asarray(q))
     phi = get_activation(spec.activation)
 
+    # float64 throughout: vanishing q_l reach 1e-40 and would flush to 0 in float32
     def second_moment(q):
-        return np.asarray(theory.length_map(phi, np.asarray(q, float), 1.0, 0.0,
-                                            QUADRATURE_DEGREE))
+        with jax.enable_x64(True):
+            return np.asarray(theory.length_map(phi, np.asarray(q, np.float64), 1.0, 0.0,
+                                                QUADRATURE_DEGREE))
 
     def grad_moment(q):
-        return np.asarray(theory.chi1(phi, np.asarray(q, float), 1.0, QUADRATURE_DEGREE))
+        with jax.enable_x64(True):
+            return np.asarray(theory.chi1(phi, np.asarray(q, np.float64), 1.0,
+                                          QUADRATURE_DEGREE))
 
     return second_moment, grad_moment
 
@@ -147,8 +152,6 @@ def jacobian_mean_singular_value(spec: MLPSpec, q_input: float = 1.0, n_samples:
     phi = get_activation(spec.activation)
     q = preactivation_q(spec, q_input)
     n, sw2 = spec.width, spec.sigma_w2()
-    import jax
-
     dphi = jax.vmap(jax.grad(lambda z: phi(z)))
     means = []
     for layer in range(1, spec.depth):

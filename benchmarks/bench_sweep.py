@@ -1,0 +1,355 @@
+"""Benchmark: a seed x depth gradient-norm sweep, gradstudy's engine vs a per-config loop.
+
+Default problem (the issue's spec): tanh MLP, width 256, batch 128, Gaussian init σ_w = 1,
+σ_b = 0, 16 seeds, depths 8, 16, ..., 64, one gain point.
+
+* engine: ``gradstudy.sweep.compiled_program(spec(depth=max), depths, ...)``, one call for
+  all seeds and depths (one shared forward pass, segment-wise stacked backward pass).
+* loop: what one would write without gradstudy: per depth d a ``jax.jit`` of a single
+  depth-d network (init, data, ``jax.grad`` of the MSE w.r.t. params and the
+  perturbations), then a Python loop over the seeds.
+
+Both are checked to agree (per-layer back-propagated and weight-gradient norms) before any
+timing.  Progress goes to stderr; the last line on stdout is one JSON object.
+
+    cd /work/main && PYTHONPATH=. .venv/bin/python benchmarks/bench_sweep.py [--help]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Importing gradstudy sets its default XLA flags (CPU: --xla_backend_optimization_level=1)
+# before JAX starts its backend, exactly as for a user of the library.
+from gradstudy.config import MLPSpec
+from gradstudy.models import MLP, apply_gains, init_params, mse_loss, zero_perturbation
+from gradstudy.sweep import compiled_program, seed_keys
+
+RTOL = 1e-3
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--seeds", type=int, default=16)
+    p.add_argument("--depths", type=str, default="8,16,24,32,40,48,56,64",
+                   help="comma-separated network depths (default 8,16,...,64)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed steady-state runs of each method (>= 3 is sensible)")
+    p.add_argument("--activation", type=str, default="tanh")
+    p.add_argument("--sigma-w", type=float, default=1.0)
+    p.add_argument("--sigma-b", type=float, default=0.0)
+    p.add_argument("--base-seed", type=int, default=0)
+    args = p.parse_args(argv)
+    args.depths = tuple(sorted({int(d) for d in args.depths.split(",") if d.strip()}))
+    if not args.depths or args.depths[0] < 1:
+        p.error("--depths: need positive integers")
+    if args.repeats < 1:
+        p.error("--repeats: need >= 1")
+    return args
+
+
+# --------------------------------------------------------------------------------------
+# The baseline: one jitted single-network function per depth, a Python loop over seeds.
+# --------------------------------------------------------------------------------------
+
+def _fro(x: jax.Array, axes) -> jax.Array:
+    return jnp.sqrt(jnp.sum(x * x, axis=axes))
+
+
+def make_single_network_fn(spec_d: MLPSpec, batch: int, input_std: float, sigma_w: float,
+                           sigma_b: float):
+    """``key -> per-layer norms`` of one depth-``spec_d.depth`` network, jitted.
+
+    Samples weights and data exactly like :func:`gradstudy.sweep.init_and_probe`.
+    """
+    model = MLP(spec_d)
+    dtype = jnp.dtype(spec_d.dtype)
+    depth = spec_d.depth
+
+    def one(key):
+        k_init, k_x, k_t = jax.random.split(key, 3)
+        params = apply_gains(init_params(spec_d, k_init), sigma_w, sigma_b)
+        x = input_std * jax.random.normal(k_x, (batch, spec_d.input_dim), dtype)
+        t = jax.random.normal(k_t, (batch, spec_d.out_dim), dtype)
+        pert = zero_perturbation(batch, spec_d.width, dtype, depth, dense=False)
+
+        def loss(p, e):
+            y, _ = model.apply({"params": p}, x, e)
+            return mse_loss(y, t)
+
+        g_params, g_pert = jax.grad(loss, argnums=(0, 1))(params, pert)
+        k1 = g_params["input_layer"]["dense"]["kernel"]
+        b1 = g_params["input_layer"]["dense"]["bias"]
+        w_norm, b_norm = [_fro(k1, (0, 1))[None]], [_fro(b1, (0,))[None]]
+        if depth > 1:
+            w_norm.append(_fro(g_params["hidden"]["dense"]["kernel"], (1, 2)))
+            b_norm.append(_fro(g_params["hidden"]["dense"]["bias"], (1,)))
+        return {
+            "weight_grad_norm": jnp.concatenate(w_norm),
+            "bias_grad_norm": jnp.concatenate(b_norm),
+            "backprop_norm": _fro(g_pert["h"], (1, 2)),
+        }
+
+    return jax.jit(one)
+
+
+def run_loop(fns: dict, key_list: list) -> dict:
+    """The whole baseline sweep: every depth, every seed; blocks on all results."""
+    out = {d: [fn(k) for k in key_list] for d, fn in fns.items()}
+    return jax.block_until_ready(out)
+
+
+# --------------------------------------------------------------------------------------
+# FLOP accounting (multiply-add = 2 FLOPs; elementwise work not counted).
+# --------------------------------------------------------------------------------------
+
+def layer_fan_in(spec: MLPSpec, l: int) -> int:
+    """Fan-in of layer l (1-based): the input layer reads ``in_dim``, the rest ``width``."""
+    return spec.input_dim if l == 1 else spec.width
+
+
+def loop_flops(spec: MLPSpec, depths, batch: int, seeds: int) -> int:
+    """Useful FLOPs: per (seed, depth d) forward through d layers + readout, backward 2x."""
+    B, w, out = batch, spec.width, spec.out_dim
+    total = 0
+    for d in depths:
+        fwd = sum(2 * B * layer_fan_in(spec, l) * w for l in range(1, d + 1)) + 2 * B * w * out
+        total += 3 * fwd
+    return seeds * total
+
+
+def engine_flops(spec: MLPSpec, depths, batch: int, seeds: int) -> dict:
+    """FLOPs of gradstudy.probes.gradient_norms as written, per term, for all seeds.
+
+    Mirrors its segment loop: forward once through L = max(depths) layers (with the Gram
+    a aᵀ of every dense input), a readout + its gradient at every requested depth, then
+    segment j (layers [d_{j-1}, d_j)) is pulled back for the stacked cotangents of depths
+    d_j..d_n only.  "wasted" is work on a (depth d, layer l) pair with l > d.
+    """
+    B, w, out = batch, spec.width, spec.out_dim
+    L, n = depths[-1], len(depths)
+    bounds = (0,) + tuple(depths)
+    f = {"forward_layers": 0, "forward_gram": 0, "readout": 0, "backward_input_grad": 0,
+         "backward_gram": 0, "wasted": 0}
+    for l in range(1, L + 1):
+        f["forward_layers"] += 2 * B * layer_fan_in(spec, l) * w
+        f["forward_gram"] += 2 * B * B * layer_fan_in(spec, l)
+    # readout forward, its input-gradient and its weight-gradient, once per depth
+    f["readout"] = n * 3 * 2 * B * w * out
+    for j in range(n):
+        rows = depths[j:]  # the cotangent stack entering segment j
+        for l in range(bounds[j] + 1, bounds[j + 1] + 1):
+            for d in rows:
+                # input gradient (dL/da = g Wᵀ), then g gᵀ and Σ (a aᵀ)⊙(g gᵀ)
+                work = 2 * B * w * layer_fan_in(spec, l) + 2 * B * B * w + 2 * B * B
+                f["backward_input_grad"] += 2 * B * w * layer_fan_in(spec, l)
+                f["backward_gram"] += 2 * B * B * w + 2 * B * B
+                if l > d:
+                    f["wasted"] += work
+    f = {k: v * seeds for k, v in f.items()}
+    f["total"] = sum(v for k, v in f.items() if k != "wasted")
+    return f
+
+
+def masking_wasted_fraction(depths) -> float:
+    """Layer work a masking design wastes: every depth run through all L layers."""
+    L = depths[-1]
+    return sum(L - d for d in depths) / (len(depths) * L)
+
+
+# --------------------------------------------------------------------------------------
+# Timing helpers.
+# --------------------------------------------------------------------------------------
+
+def clock(fn, *args):
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - t0
+
+
+def make_matmul(seeds: int, batch: int, width: int, dtype):
+    """A warmed-up jitted vmapped (S, B, w) x (S, w, w) matmul (no arguments), its FLOPs."""
+    ka, kb = jax.random.split(jax.random.PRNGKey(1))
+    a = jax.random.normal(ka, (seeds, batch, width), dtype)
+    b = jax.random.normal(kb, (seeds, width, width), dtype)
+    mm = jax.jit(jax.vmap(jnp.matmul))
+    for _ in range(3):
+        jax.block_until_ready(mm(a, b))
+    return (lambda: mm(a, b)), 2 * seeds * batch * width * width
+
+
+# --------------------------------------------------------------------------------------
+
+def check_agreement(engine_out: dict, loop_out: dict, depths) -> float:
+    """Max relative difference; raises if any norm differs by more than RTOL."""
+    worst = 0.0
+    for name in ("backprop_norm", "weight_grad_norm", "bias_grad_norm"):
+        eng = np.asarray(engine_out[name])[0]  # (S, n, L): gain point 0
+        for j, d in enumerate(depths):
+            ref = np.stack([np.asarray(r[name]) for r in loop_out[d]])  # (S, d)
+            got = eng[:, j, :d]
+            if not np.all(np.isnan(eng[:, j, d:])):
+                raise SystemExit(f"FAIL: engine {name} for depth {d} not NaN beyond layer {d}")
+            try:
+                np.testing.assert_allclose(got, ref, rtol=RTOL, atol=0)
+            except AssertionError as err:
+                raise SystemExit(f"FAIL: engine and loop disagree on {name}, depth {d}:\n{err}")
+            rel = np.max(np.abs(got - ref) / np.abs(ref))
+            worst = max(worst, float(rel))
+    return worst
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    depths, L = args.depths, args.depths[-1]
+    spec = MLPSpec(width=args.width, depth=L, activation=args.activation, init="gaussian",
+                   sigma_w=args.sigma_w, sigma_b=args.sigma_b)
+    dtype = np.dtype(spec.dtype)
+    input_std = 1.0
+    backend = jax.default_backend()
+    dev = jax.devices()[0]
+    log(f"jax {jax.__version__} backend={backend} device={dev.device_kind} "
+        f"cpus={os.cpu_count()} XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    log(f"problem: width={args.width} batch={args.batch} seeds={args.seeds} depths={depths} "
+        f"activation={args.activation} σ_w={args.sigma_w} σ_b={args.sigma_b}")
+
+    keys = seed_keys(args.base_seed, args.seeds)
+    key_list = [keys[s] for s in range(args.seeds)]
+    sigma_w = np.asarray([spec.sigma_w], dtype)
+    sigma_b = np.asarray([spec.sigma_b], dtype)
+    jax.block_until_ready((keys, key_list))
+
+    # ---- engine: compile, first (cold) run -------------------------------------------
+    log("engine: compiling ...")
+    program = compiled_program(spec.static_key(), depths, args.batch, input_std, 1)
+    t0 = time.perf_counter()
+    engine = program.lower(keys, sigma_w, sigma_b).compile()
+    engine_compile_s = time.perf_counter() - t0
+    engine_out, engine_first_s = clock(engine, keys, sigma_w, sigma_b)
+    log(f"engine: compile {engine_compile_s:.2f}s, first run {engine_first_s:.3f}s")
+
+    # ---- loop: per-depth compile, first (cold) loop ------------------------------------
+    log("loop: compiling one single-network function per depth ...")
+    loop_fns, loop_compile_s = {}, {}
+    for d in depths:
+        fn = make_single_network_fn(spec.replace(depth=d), args.batch, input_std,
+                                    args.sigma_w, args.sigma_b)
+        t0 = time.perf_counter()
+        loop_fns[d] = fn.lower(key_list[0]).compile()
+        loop_compile_s[d] = time.perf_counter() - t0
+    loop_out, loop_first_s = clock(run_loop, loop_fns, key_list)
+    loop_compile_total = sum(loop_compile_s.values())
+    log(f"loop: compile {loop_compile_total:.2f}s total "
+        f"({', '.join(f'{d}:{t:.2f}' for d, t in loop_compile_s.items())}), "
+        f"first loop {loop_first_s:.3f}s")
+
+    # ---- agreement before timing -------------------------------------------------------
+    worst = check_agreement(engine_out, loop_out, depths)
+    log(f"agreement: OK (max relative difference {worst:.2e}, rtol {RTOL})")
+    del engine_out, loop_out
+
+    # ---- steady state: one warm-up each, then interleaved timed repeats ----------------
+    clock(engine, keys, sigma_w, sigma_b)
+    clock(run_loop, loop_fns, key_list)
+    # the matmul reference is timed between the repeats too, so that load from other
+    # processes on a shared machine hits it as it hits the two methods
+    mm, mm_flops = make_matmul(args.seeds, args.batch, args.width, dtype)
+    mm_calls = max(10, -(-30 // args.repeats))
+    engine_times, loop_times, mm_times = [], [], []
+    for r in range(args.repeats):
+        engine_times.append(clock(engine, keys, sigma_w, sigma_b)[1])
+        loop_times.append(clock(run_loop, loop_fns, key_list)[1])
+        mm_times += [clock(mm)[1] for _ in range(mm_calls)]
+        log(f"repeat {r + 1}/{args.repeats}: engine {engine_times[-1]:.3f}s "
+            f"loop {loop_times[-1]:.3f}s "
+            f"matmul {statistics.median(mm_times[-mm_calls:]) * 1e3:.2f}ms")
+    engine_s, loop_s = statistics.median(engine_times), statistics.median(loop_times)
+    mm_s = statistics.median(mm_times)
+    matmul_gflops = mm_flops / mm_s / 1e9
+    log(f"matmul ({args.seeds},{args.batch},{args.width})x({args.seeds},{args.width},"
+        f"{args.width}): {mm_s * 1e3:.2f} ms, {matmul_gflops:.1f} GFLOP/s")
+
+    # ---- FLOPs -------------------------------------------------------------------------
+    useful = loop_flops(spec, depths, args.batch, args.seeds)
+    eng = engine_flops(spec, depths, args.batch, args.seeds)
+    useful_gflops = useful / engine_s / 1e9
+    engine_total_s = engine_compile_s + engine_first_s
+    loop_total_s = loop_compile_total + loop_first_s
+
+    result = {
+        "benchmark": "sweep_seed_x_depth",
+        "engine_s": engine_s,
+        "loop_s": loop_s,
+        "speedup_vs_loop": loop_s / engine_s,
+        "engine_compile_s": engine_compile_s,
+        "engine_first_run_s": engine_first_s,
+        "engine_total_s": engine_total_s,
+        "loop_compile_s": loop_compile_total,
+        "loop_first_run_s": loop_first_s,
+        "loop_total_s": loop_total_s,
+        "speedup_vs_loop_total": loop_total_s / engine_total_s,
+        "engine_min_s": min(engine_times),
+        "loop_min_s": min(loop_times),
+        "speedup_vs_loop_min": min(loop_times) / min(engine_times),
+        "engine_times_s": engine_times,
+        "loop_times_s": loop_times,
+        "useful_gflop": useful / 1e9,
+        "useful_gflops": useful_gflops,
+        "loop_gflops": useful / loop_s / 1e9,
+        "matmul_s": mm_s,
+        "matmul_calls": len(mm_times),
+        "matmul_gflops": matmul_gflops,
+        "fraction_of_matmul": useful_gflops / matmul_gflops,
+        "engine_flops": eng["total"],
+        "engine_flops_breakdown": {k: v for k, v in eng.items() if k not in ("total",)},
+        "loop_flops": useful,
+        "engine_flop_ratio_vs_loop": eng["total"] / useful,
+        "engine_gflops": eng["total"] / engine_s / 1e9,
+        "engine_fraction_of_matmul": eng["total"] / engine_s / 1e9 / matmul_gflops,
+        "loop_fraction_of_matmul": useful / loop_s / 1e9 / matmul_gflops,
+        "wasted_flop_fraction": eng["wasted"] / eng["total"],
+        "masking_wasted_flop_fraction": masking_wasted_fraction(depths),
+        "max_rel_diff": worst,
+        "rtol": RTOL,
+        "width": args.width,
+        "batch": args.batch,
+        "seeds": args.seeds,
+        "depths": list(depths),
+        "gain_points": 1,
+        "activation": args.activation,
+        "init": "gaussian",
+        "sigma_w": args.sigma_w,
+        "sigma_b": args.sigma_b,
+        "dtype": spec.dtype,
+        "repeats": args.repeats,
+        "jax_version": jax.__version__,
+        "backend": backend,
+        "device": dev.device_kind,
+        "cpu_count": os.cpu_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "python": platform.python_version(),
+        "wall_s": time.perf_counter() - t_start,
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
