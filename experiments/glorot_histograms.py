@@ -51,7 +51,7 @@ def run(ctx, p):
     edges = np.linspace(-lim, lim, 81)
     unit = 10.0 ** np.floor(np.log10(lim))  # x axis in units of a power of ten
     with plotting.style():
-        fig, axes = plotting.figure("double", 2.6, ncols=3, layout="constrained")
+        fig, axes = plotting.figure("double", 2.9, ncols=3, layout="constrained")
         for k, (label, spec) in enumerate(zip(INITS, specs)):
             ax = axes[k]
             counts = np.asarray(backprop_histograms(np.moveaxis(backprop[k], 1, 0), edges))
@@ -73,13 +73,14 @@ def run(ctx, p):
                 f"field (σ_w² = n·Var W = {spec.sigma_w2():.3g})", measured, predicted, 0.1,
                 SOURCE_MF, kind="rel"))
             axes[2].plot(np.arange(1, DEPTH + 1), np.median(bp_norm[k] / bp_norm[k][:, -1:], 0),
-                         color=plotting.OKABE_ITO[k], marker="o", ms=3, label=f"{label}: ∂L/∂h")
+                         color=plotting.OKABE_ITO[k], marker="o", ms=3,
+                         label=f"{label.split()[0][:4]}. ∂L/∂h")
             for profile in (backprop_profile, weight_grad_profile):
                 axes[2].plot(np.arange(1, DEPTH + 1), profile(spec, 1.0), color="0.1", ls="--",
                              lw=0.7, zorder=4)
             axes[2].plot(np.arange(1, DEPTH + 1), np.median(wg_norm[k] / wg_norm[k][:, -1:], 0),
                          color=plotting.OKABE_ITO[k], marker="s", ms=3, ls=":",
-                         label=f"{label}: ∂L/∂W")
+                         label=f"{label.split()[0][:4]}. ∂L/∂W")
             ratio_w = float(np.median(wg_norm[k, :, 0] / wg_norm[k, :, -1]))
             claims.append(Claim(
                 f"weight_grad_ratio_{spec.init}",
@@ -93,7 +94,7 @@ def run(ctx, p):
                 f"{label}: mean singular value of the layer Jacobians within {SV_TOL:.0%} of "
                 "the mean-field random-matrix prediction", sv,
                 jacobian_mean_singular_value(spec), SV_TOL, SOURCE_RMT, kind="rel"))
-            ax.set_title(f"{label} init\nmean singular value of layer Jacobians: {sv:.2f}")
+            ax.set_title(f"{label} init\nlayer-Jacobian mean\nsingular value {sv:.2f}")
         standard, normalized = svs.values()
         claims.append(Claim(
             "mean_singular_value_order", "mean singular value of the layer Jacobians: "
@@ -105,8 +106,8 @@ def run(ctx, p):
         axes[2].set_xlabel("layer $l$")
         axes[2].set_ylabel("norm relative to layer 5")
         axes[2].set_xticks(range(1, DEPTH + 1))
-        axes[2].set_title("median norms; mean field dashed")
-        axes[2].legend(fontsize=6)
+        axes[2].set_title("median norms\n(mean field dashed)")
+        axes[2].legend(fontsize=6, loc="lower right")
         plotting.save_figure(fig, ctx.figures_dir, NAME)
     return claims
 
