@@ -84,7 +84,8 @@ def make_single_network_fn(spec_d: MLPSpec, batch: int, input_std: float, sigma_
 
     def one(key):
         k_init, k_x, k_t = jax.random.split(key, 3)
-        params = apply_gains(init_params(spec_d, k_init), sigma_w, sigma_b)
+        params = apply_gains(init_params(spec_d.static_key(), k_init),
+                             spec_d.replace(sigma_w=sigma_w).kernel_scales(), sigma_b)
         x = input_std * jax.random.normal(k_x, (batch, spec_d.input_dim), dtype)
         t = jax.random.normal(k_t, (batch, spec_d.out_dim), dtype)
         pert = zero_perturbation(batch, spec_d.width, dtype, depth, dense=False)

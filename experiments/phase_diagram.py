@@ -19,8 +19,8 @@ from gradstudy.study import Claim
 NAME = "phase_diagram"
 DESCRIPTION = "log10 first/last-layer gradient ratio over (σ_w², depth), tanh, with critical line"
 SCALES = {
-    "smoke": {"sigma_w2": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0], "sigma_b2": [0.0, 0.05],
-              "depths": [2, 4, 8, 16], "width": 64, "batch": 8, "seeds": 4},
+    "smoke": {"sigma_w2": [round(x, 3) for x in np.linspace(0.5, 4.0, 15)], "sigma_b2": [0.0, 0.05],
+              "depths": [2, 4, 8, 16, 32], "width": 64, "batch": 8, "seeds": 4},
     "paper": {"sigma_w2": [round(x, 3) for x in np.linspace(0.5, 4.0, 29)],
               "sigma_b2": [0.0, 0.05], "depths": [2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128],
               "width": 128, "batch": 16, "seeds": 8},

@@ -27,10 +27,10 @@ _default_xla_flags()
 from gradstudy.activations import get_activation, register_activation  # noqa: E402
 from gradstudy.config import ConfigError, MLPSpec  # noqa: E402
 from gradstudy.initializers import get_initializer, register_initializer  # noqa: E402
-from gradstudy.models import MLP, apply_gains, init_params  # noqa: E402
+from gradstudy.models import MLP, apply_gains, init_params, sample_params  # noqa: E402
 from gradstudy.probes import gradient_norms  # noqa: E402
 from gradstudy.sweep import Sweep  # noqa: E402
 
 __all__ = ["ConfigError", "MLP", "MLPSpec", "Sweep", "apply_gains", "get_activation",
            "get_initializer", "gradient_norms", "init_params", "register_activation",
-           "register_initializer"]
+           "register_initializer", "sample_params"]

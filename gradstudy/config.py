@@ -13,7 +13,7 @@ from typing import Any
 
 from gradstudy.activations import activation_name, activation_names, get_activation
 from gradstudy.errors import ConfigError
-from gradstudy.initializers import get_initializer, initializer_names
+from gradstudy.initializers import UNIT_SAMPLERS, get_initializer, initializer_names
 
 NORMS = ("none", "layernorm", "batchnorm")
 DTYPES = ("float32", "float64")
@@ -93,8 +93,22 @@ class MLPSpec:
         return dataclasses.replace(self, **changes)
 
     def static_key(self) -> "MLPSpec":
-        """The spec with gains removed: specs with equal keys share a compiled program."""
-        return dataclasses.replace(self, sigma_w=1.0, sigma_b=1.0)
+        """The spec a compiled program is built from: gains removed, and a scaled family
+        (gaussian, Glorot, He, LeCun, standard uniform) replaced by its unit-variance
+        sampler, so that specs differing only in those share one program; the per-layer
+        scales are :meth:`kernel_scales`."""
+        family = get_initializer(self.init)
+        init = UNIT_SAMPLERS[family.unit] if family.unit else self.init
+        return dataclasses.replace(self, init=init, sigma_w=1.0, sigma_b=1.0)
+
+    def kernel_scales(self) -> tuple[float, float, float]:
+        """Kernel multipliers (input, hidden, readout) for parameters of ``static_key()``."""
+        family = get_initializer(self.init)
+        if family.unit is None:
+            return (float(self.sigma_w),) * 3
+        fans = [(self.input_dim, self.width), (self.width, self.width),
+                (self.width, self.out_dim)]
+        return tuple(float(self.sigma_w * family.std(fi, fo)) for fi, fo in fans)
 
     def sigma_w2(self, fan_in: int | None = None, fan_out: int | None = None) -> float:
         """Effective mean-field σ_w² = fan_in · Var W of a hidden (width x width) layer."""

@@ -30,51 +30,65 @@ Initializer = Callable[..., jax.Array]
 
 
 class InitFamily(NamedTuple):
-    """A unit-gain sampler and its variance factor ``fan_in * Var W`` (fan_in, fan_out) -> float."""
+    """A unit-gain sampler and its variance factor ``fan_in * Var W`` (fan_in, fan_out) -> float.
+
+    ``unit`` names the unit-variance distribution ("normal" or "uniform") when the family
+    is that distribution times a per-layer constant std(fan_in, fan_out): such families
+    share one compiled sweep program, the constant becoming a per-point scale.
+    """
 
     sample: Initializer
     variance_factor: Callable[[int, int], float]
+    unit: str | None = None
+
+    def std(self, fan_in: int, fan_out: int) -> float:
+        """Entry standard deviation at unit gain for a (fan_in x fan_out) kernel."""
+        return math.sqrt(self.variance_factor(fan_in, fan_out) / fan_in)
 
 
 def _fans(shape) -> tuple[int, int]:
     return int(shape[-2]), int(shape[-1])
 
 
-def gaussian(key, shape, dtype=jnp.float32):
-    """Mean-field Gaussian W ~ N(0, 1/fan_in); times σ_w gives N(0, σ_w²/fan_in)."""
-    fan_in, _ = _fans(shape)
-    return jax.random.normal(key, shape, dtype) / math.sqrt(fan_in)
+def unit_normal(key, shape, dtype=jnp.float32):
+    """Entries N(0, 1)."""
+    return jax.random.normal(key, shape, dtype)
 
 
-def standard_uniform(key, shape, dtype=jnp.float32):
-    """Glorot & Bengio's "standard" U[-1/√n, 1/√n] with n = fan_in (Var = 1/(3n))."""
-    fan_in, _ = _fans(shape)
-    lim = 1.0 / math.sqrt(fan_in)
-    return jax.random.uniform(key, shape, dtype, -lim, lim)
+def unit_uniform(key, shape, dtype=jnp.float32):
+    """Entries U[-√3, √3] (variance 1)."""
+    return jax.random.uniform(key, shape, dtype, -math.sqrt(3.0), math.sqrt(3.0))
 
 
-def glorot_uniform(key, shape, dtype=jnp.float32):
-    """Glorot & Bengio's "normalized" (Xavier) U[±√6/√(n_in+n_out)]."""
-    fan_in, fan_out = _fans(shape)
-    lim = math.sqrt(6.0 / (fan_in + fan_out))
-    return jax.random.uniform(key, shape, dtype, -lim, lim)
+UNIT_SAMPLERS = {"normal": unit_normal, "uniform": unit_uniform}
 
 
-def glorot_normal(key, shape, dtype=jnp.float32):
-    """Xavier normal N(0, 2/(n_in+n_out))."""
-    fan_in, fan_out = _fans(shape)
-    return jax.random.normal(key, shape, dtype) * math.sqrt(2.0 / (fan_in + fan_out))
+def _scaled_family(unit: str, variance_factor: Callable[[int, int], float],
+                   doc: str) -> InitFamily:
+    def sample(key, shape, dtype=jnp.float32):
+        fan_in, fan_out = _fans(shape)
+        std = math.sqrt(variance_factor(fan_in, fan_out) / fan_in)
+        return UNIT_SAMPLERS[unit](key, shape, dtype) * jnp.asarray(std, dtype)
+
+    sample.__doc__ = doc
+    return InitFamily(sample, variance_factor, unit)
 
 
-def he_normal(key, shape, dtype=jnp.float32):
-    """He/Kaiming normal N(0, 2/fan_in)."""
-    fan_in, _ = _fans(shape)
-    return jax.random.normal(key, shape, dtype) * math.sqrt(2.0 / fan_in)
-
-
-def lecun_normal(key, shape, dtype=jnp.float32):
-    """LeCun normal N(0, 1/fan_in)."""
-    return gaussian(key, shape, dtype)
+gaussian = _scaled_family(
+    "normal", lambda fi, fo: 1.0,
+    "Mean-field Gaussian W ~ N(0, 1/fan_in); times σ_w gives N(0, σ_w²/fan_in).").sample
+standard_uniform = _scaled_family(
+    "uniform", lambda fi, fo: 1.0 / 3.0,
+    "Glorot & Bengio's \"standard\" U[-1/√n, 1/√n], n = fan_in (Var = 1/(3n)).").sample
+glorot_uniform = _scaled_family(
+    "uniform", lambda fi, fo: 2.0 * fi / (fi + fo),
+    "Glorot & Bengio's \"normalized\" (Xavier) U[±√6/√(n_in+n_out)].").sample
+glorot_normal = _scaled_family(
+    "normal", lambda fi, fo: 2.0 * fi / (fi + fo), "Xavier normal N(0, 2/(n_in+n_out)).").sample
+he_normal = _scaled_family(
+    "normal", lambda fi, fo: 2.0, "He/Kaiming normal N(0, 2/fan_in).").sample
+lecun_normal = _scaled_family(
+    "normal", lambda fi, fo: 1.0, "LeCun normal N(0, 1/fan_in).").sample
 
 
 def orthogonal(key, shape, dtype=jnp.float32):
@@ -83,12 +97,12 @@ def orthogonal(key, shape, dtype=jnp.float32):
 
 
 _INITS: dict[str, InitFamily] = {
-    "gaussian": InitFamily(gaussian, lambda fi, fo: 1.0),
-    "standard_uniform": InitFamily(standard_uniform, lambda fi, fo: 1.0 / 3.0),
-    "glorot_uniform": InitFamily(glorot_uniform, lambda fi, fo: 2.0 * fi / (fi + fo)),
-    "glorot_normal": InitFamily(glorot_normal, lambda fi, fo: 2.0 * fi / (fi + fo)),
-    "he_normal": InitFamily(he_normal, lambda fi, fo: 2.0),
-    "lecun_normal": InitFamily(lecun_normal, lambda fi, fo: 1.0),
+    "gaussian": InitFamily(gaussian, lambda fi, fo: 1.0, "normal"),
+    "standard_uniform": InitFamily(standard_uniform, lambda fi, fo: 1.0 / 3.0, "uniform"),
+    "glorot_uniform": InitFamily(glorot_uniform, lambda fi, fo: 2.0 * fi / (fi + fo), "uniform"),
+    "glorot_normal": InitFamily(glorot_normal, lambda fi, fo: 2.0 * fi / (fi + fo), "normal"),
+    "he_normal": InitFamily(he_normal, lambda fi, fo: 2.0, "normal"),
+    "lecun_normal": InitFamily(lecun_normal, lambda fi, fo: 1.0, "normal"),
     # A semi-orthogonal (fan_in x fan_out) matrix has fan_in * Var W = fan_in / max(fan_in, fan_out)
     # for its entries; square matrices give 1.
     "orthogonal": InitFamily(orthogonal, lambda fi, fo: min(fi, fo) / fo),
@@ -111,6 +125,18 @@ def register_initializer(name: str, sample: Initializer,
     if not callable(sample):
         raise TypeError(f"initializer {name!r} must be callable")
     _INITS[name] = InitFamily(sample, variance_factor or _measured_variance_factor(sample))
+
+
+def register_scaled_initializer(name: str, unit: str,
+                                variance_factor: Callable[[int, int], float]) -> None:
+    """Add a family "unit-variance ``unit`` distribution × std(fan_in, fan_out)".
+
+    Such families share compiled sweep programs with every other family of the same
+    ``unit`` ("normal" or "uniform"), e.g. ``variance_factor=lambda fi, fo: 1.5``.
+    """
+    if unit not in UNIT_SAMPLERS:
+        raise ConfigError(f"unit: unknown value {unit!r}; allowed: {', '.join(UNIT_SAMPLERS)}")
+    _INITS[name] = _scaled_family(unit, variance_factor, f"{unit} × std from {name}")
 
 
 def _measured_variance_factor(sample: Initializer) -> Callable[[int, int], float]:

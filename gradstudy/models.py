@@ -175,16 +175,32 @@ def init_params(spec: MLPSpec, key: jax.Array) -> dict:
     return MLP(spec).init(key, x)["params"]
 
 
-def apply_gains(params: dict, sigma_w, sigma_b) -> dict:
-    """Scale every dense kernel by σ_w and every dense bias by σ_b (may be traced)."""
+LAYER_KINDS = ("input_layer", "hidden", "readout")
+
+
+def apply_gains(params: dict, kernel_scale, sigma_b) -> dict:
+    """Scale dense kernels by ``kernel_scale`` and dense biases by σ_b (may be traced).
+
+    ``kernel_scale`` is one number (σ_w), or three, for the input layer, the hidden stack
+    and the readout (see ``MLPSpec.kernel_scales``).
+    """
+    scales = jnp.broadcast_to(jnp.asarray(kernel_scale), (3,))
 
     def scale(path, leaf):
         names = [getattr(k, "key", None) for k in path]
         if "dense" not in names:
             return leaf  # normalisation scale/offset keep their unit init
-        return leaf * (sigma_w if names[-1] == "kernel" else sigma_b)
+        if names[-1] == "kernel":
+            return leaf * scales[LAYER_KINDS.index(names[0])].astype(leaf.dtype)
+        return leaf * jnp.asarray(sigma_b, leaf.dtype)
 
     return jax.tree_util.tree_map_with_path(scale, params)
+
+
+def sample_params(spec: MLPSpec, key: jax.Array) -> dict:
+    """Parameters of ``MLP(spec)`` with its init and gains, drawn exactly as sweeps draw them
+    (``static_key`` sampler × ``kernel_scales``)."""
+    return apply_gains(init_params(spec.static_key(), key), spec.kernel_scales(), spec.sigma_b)
 
 
 def mse_loss(y, targets):

@@ -1,9 +1,11 @@
 """Sweeps: a grid of model specs × depths × seeds, one compiled program per distinct shape.
 
-Points that differ only in their gains (σ_w, σ_b) share a program: gains are a
-``lax.map`` axis (chunked, so memory stays bounded), seeds a ``vmap`` axis, and all depths
-come out of one pass (:func:`gradstudy.probes.gradient_norms`).  Seeds use common random
-numbers: seed s draws the same unit-gain weights and data for every point.
+Points that differ only in their gains (σ_w, σ_b), or only in the scale of a Gaussian or
+uniform init family (Gaussian, Xavier, He, LeCun, standard uniform), share a program: those
+enter as per-point kernel scales on a ``lax.map`` axis (chunked, so memory stays bounded),
+seeds are a ``vmap`` axis, and all depths come out of one pass
+(:func:`gradstudy.probes.gradient_norms`).  Seeds use common random numbers: seed s draws
+the same unit-gain weights and data for every point.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from gradstudy.models import apply_gains, init_params
 from gradstudy.probes import gradient_norms
 
 # Bumped whenever what a sweep measures changes, so that cached results are not reused.
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -92,41 +94,46 @@ def seed_keys(base_seed: int, seeds: int) -> jax.Array:
 
 
 def sample_network(spec: MLPSpec, key: jax.Array, batch: int, input_std: float = 1.0,
-                   sigma_w=None, sigma_b=None):
+                   kernel_scales=None, sigma_b=None):
     """Weights, inputs x ~ N(0, input_std²) and targets ~ N(0, 1) drawn from one ``key``.
 
-    Gains default to the spec's; a sweep passes them (possibly traced) explicitly.
+    Weights are drawn from ``spec.static_key()`` and scaled by ``kernel_scales`` (default
+    ``spec.kernel_scales()``) and σ_b (default the spec's); a sweep passes them, traced.
     """
     k_init, k_x, k_t = jax.random.split(key, 3)
     dtype = jnp.dtype(spec.dtype)
-    sigma_w = spec.sigma_w if sigma_w is None else sigma_w
+    kernel_scales = spec.kernel_scales() if kernel_scales is None else kernel_scales
     sigma_b = spec.sigma_b if sigma_b is None else sigma_b
-    params = apply_gains(init_params(spec, k_init), sigma_w, sigma_b)
+    params = apply_gains(init_params(spec.static_key(), k_init), kernel_scales, sigma_b)
     x = input_std * jax.random.normal(k_x, (batch, spec.input_dim), dtype)
     targets = jax.random.normal(k_t, (batch, spec.out_dim), dtype)
     return params, x, targets
 
 
 def init_and_probe(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
-                   key: jax.Array, sigma_w, sigma_b, keep_backprop: bool = False) -> dict:
+                   key: jax.Array, kernel_scales=None, sigma_b=None,
+                   keep_backprop: bool = False) -> dict:
     """One network: sample weights and data from ``key``, then ``gradient_norms``."""
-    params, x, targets = sample_network(spec, key, batch, input_std, sigma_w, sigma_b)
+    params, x, targets = sample_network(spec, key, batch, input_std, kernel_scales, sigma_b)
     return gradient_norms(spec, params, x, targets, depths, keep_backprop=keep_backprop)
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_program(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
                      gain_chunk: int, keep_backprop: bool = False):
-    """``(keys (S,), sigma_w (G,), sigma_b (G,)) -> dict of (G, S, ...)``, jit-compiled."""
+    """``(keys (S,), kernel_scales (G, 3), sigma_b (G,)) -> dict of (G, S, ...)``, jitted.
+
+    ``spec`` is a ``static_key()``; each point's gains enter as its ``kernel_scales()``.
+    """
     def per_gain(gains, keys):
-        sigma_w, sigma_b = gains
-        return jax.vmap(lambda k: init_and_probe(spec, depths, batch, input_std, k, sigma_w,
-                                                 sigma_b, keep_backprop))(keys)
+        kernel_scales, sigma_b = gains
+        return jax.vmap(lambda k: init_and_probe(spec, depths, batch, input_std, k,
+                                                 kernel_scales, sigma_b, keep_backprop))(keys)
 
     @jax.jit
-    def program(keys, sigma_w, sigma_b):
-        return jax.lax.map(lambda g: per_gain(g, keys), (sigma_w, sigma_b),
-                           batch_size=min(gain_chunk, sigma_w.shape[0]))
+    def program(keys, kernel_scales, sigma_b):
+        return jax.lax.map(lambda g: per_gain(g, keys), (kernel_scales, sigma_b),
+                           batch_size=min(gain_chunk, sigma_b.shape[0]))
 
     return program
 
@@ -144,12 +151,12 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
                leave=False)
     for spec, idx in groups.items():
         dtype = np.dtype(spec.dtype)
-        sigma_w = np.asarray([sweep.points[i].sigma_w for i in idx], dtype)
+        scales = np.asarray([sweep.points[i].kernel_scales() for i in idx], dtype)
         sigma_b = np.asarray([sweep.points[i].sigma_b for i in idx], dtype)
         program = compiled_program(spec, sweep.depths, sweep.batch, float(sweep.input_std),
                                    sweep.gain_chunk, keep_backprop)
         with jax.enable_x64(spec.dtype == "float64"):
-            out = jax.device_get(program(keys, sigma_w.astype(dtype), sigma_b.astype(dtype)))
+            out = jax.device_get(program(keys, scales, sigma_b))
         for name, value in out.items():
             if name not in results:
                 results[name] = np.full((len(sweep.points),) + value.shape[1:], np.nan,
