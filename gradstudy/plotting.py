@@ -74,17 +74,21 @@ def save_figure(fig, directory: Path, name: str) -> list[Path]:
     return paths
 
 
-def median_band(ax, x, samples, color, label=None, lo=10, hi=90, **line_kwargs):
+def median_band(ax, x, samples, color, label=None, lo=10, hi=90, positive=True,
+                **line_kwargs):
     """Median over axis 0 of ``samples`` with a ``lo``–``hi`` percentile band.
 
-    Non-finite samples are ignored for the band; x positions where any sample is non-finite
-    are marked with an ✕ at the top of the axis (``mark_nonfinite``) by the caller.
+    Non-finite samples (and, with ``positive``, zeros: underflow on a log axis) are left
+    out of the statistics, never drawn as values; the caller marks them with
+    :func:`mark_nonfinite`.
     """
     samples = np.asarray(samples, float)
+    valid = np.isfinite(samples) & ((samples > 0) if positive else True)
+    kept = np.where(valid, samples, np.nan)
     with np.errstate(all="ignore"), _quiet():
-        med = np.nanmedian(np.where(np.isfinite(samples), samples, np.nan), axis=0)
-        low = np.nanpercentile(np.where(np.isfinite(samples), samples, np.nan), lo, axis=0)
-        high = np.nanpercentile(np.where(np.isfinite(samples), samples, np.nan), hi, axis=0)
+        med = np.nanmedian(kept, axis=0)
+        low = np.nanpercentile(kept, lo, axis=0)
+        high = np.nanpercentile(kept, hi, axis=0)
     ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
     return ax.plot(x, med, color=color, label=label, **line_kwargs)[0]
 

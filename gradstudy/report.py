@@ -68,7 +68,7 @@ def latex(summaries: list[dict]) -> str:
             rows.append(" & ".join([_tex(x) for x in cells]
                                    + ["yes" if c["pass"] else r"\textbf{NO}"]) + r" \\")
     return "\n".join([
-        r"\begin{table*}[t]", r"\centering", r"\scriptsize",
+        r"\begin{table*}[p]", r"\centering", r"\tiny",
         r"\caption{Claims checked by \texttt{gradstudy reproduce}: each compares a measured "
         r"number with an independent expectation (theory, closed form or published value).}",
         r"\label{tab:claims}",
