@@ -52,8 +52,8 @@ def run(ctx, p):
                 claims.append(Claim(
                     f"breakdown_{dtype}_{a:g}",
                     f"{dtype}, factor {a:g}: gradient {kind} at depth in [{lo:g}, {hi:g}]",
-                    float(breakdown[i]), (lo + hi) / 2, (hi - lo) / 2, "IEEE 754 range of "
-                    f"{dtype} (flush-to-zero or gradual underflow)"))
+                    float(breakdown[i]), lo, 0.0, "IEEE 754 range of "
+                    f"{dtype} (flush-to-zero or gradual underflow)", kind="range", upper=hi))
             _draw(ax, dtype, factors, depths, measured, breakdown, info)
         axes[1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="factor per layer")
         plotting.save_figure(fig, ctx.figures_dir, NAME)

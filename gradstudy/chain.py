@@ -60,10 +60,13 @@ def first_nonfinite_or_zero(values: np.ndarray, depths: np.ndarray):
 def predicted_breakdown_depth(factor: float, dtype: str = "float32") -> tuple[float, float]:
     """Range of depths where factor**D leaves the finite non-zero range of ``dtype``.
 
-    For factor < 1 the gradient flushes to 0 between the depth where factor**D drops below
-    the smallest normal number (flush-to-zero arithmetic) and below half the smallest
-    subnormal (gradual underflow with round-to-nearest); for factor > 1 it becomes inf at
-    the first D with factor**D above the largest finite number.  (NaN for factor == 1.)
+    For factor < 1 the gradient becomes 0 at the first depth where factor**D drops below
+    the smallest normal number when subnormals are flushed to zero (XLA on CPU and GPU),
+    and later with IEEE gradual underflow: for factor ≤ 1/2 once factor**D < half the
+    smallest subnormal; for 1/2 < factor < 1 never, since with round-to-nearest
+    (smallest subnormal)·factor rounds back to the smallest subnormal (upper bound inf).
+    For factor > 1 it becomes inf at the first D with factor**D above the largest finite
+    number.  (NaN for factor == 1.)
     """
     info = np.finfo(dtype)
     # extended precision, so that boundaries such as 2**1024 vs float64's max are resolved
@@ -74,7 +77,10 @@ def predicted_breakdown_depth(factor: float, dtype: str = "float32") -> tuple[fl
         return float(np.floor(np.log(wide(bound)) / log_f) + 1)
 
     if factor < 1:
-        return first_beyond(info.tiny), first_beyond(wide(info.smallest_subnormal) / 2)
+        flush = first_beyond(info.tiny)
+        if factor > 0.5:
+            return flush, float("inf")
+        return flush, first_beyond(wide(info.smallest_subnormal) / 2)
     if factor > 1:
         d = first_beyond(info.max)
         return d, d

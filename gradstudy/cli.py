@@ -57,9 +57,13 @@ def _check_scale(scale: str) -> None:
 
 
 def _print_claims(summary: dict) -> None:
+    from gradstudy.report import comparison
+
     for c in summary["claims"]:
         mark = "PASS" if c["pass"] else "FAIL"
-        print(f"  [{mark}] {c['id']}: measured {c['measured']}, expected {c['expected']}")
+        print(f"  [{mark}] {c['id']}: measured {c['measured']:.6g}, expected {comparison(c)}"
+              if isinstance(c["measured"], float) else
+              f"  [{mark}] {c['id']}: measured {c['measured']}, expected {comparison(c)}")
 
 
 def main(argv: list[str] | None = None) -> int:

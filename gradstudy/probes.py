@@ -188,8 +188,10 @@ def _scaled_norm(x: jax.Array, axis) -> jax.Array:
 
 
 def _global_norm(tree) -> jax.Array:
-    return jnp.sqrt(sum(_scaled_norm(leaf, tuple(range(leaf.ndim))) ** 2
-                        for leaf in jax.tree.leaves(tree)))
+    """L2 norm over all leaves, scaled by the largest |entry| so no square underflows."""
+    leaves = jax.tree.leaves(tree)
+    m = max_abs_scale(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in leaves]))
+    return m * jnp.sqrt(sum(jnp.sum((leaf / m) ** 2) for leaf in leaves))
 
 
 def backprop_histograms(backprop: jax.Array, edges: jax.Array) -> jax.Array:
@@ -197,15 +199,18 @@ def backprop_histograms(backprop: jax.Array, edges: jax.Array) -> jax.Array:
 
     Args:
         backprop: (..., batch, width) signals, e.g. ``gradient_norms(..)["backprop"]``.
-        edges: (n_bins + 1,) increasing bin edges; values outside are not counted.
+        edges: (n_bins + 1,) increasing bin edges; bins are [e_i, e_{i+1}) and the last
+            one closed, as in ``numpy.histogram``; values outside are not counted.
 
     Returns:
         (..., n_bins) counts.
     """
     flat = backprop.reshape(backprop.shape[:-2] + (-1,))
-    bins = jnp.searchsorted(edges, flat, side="right") - 1
     n_bins = edges.shape[0] - 1
-    onehot = (bins[..., None] == jnp.arange(n_bins)) & (flat[..., None] <= edges[-1])
+    bins = jnp.searchsorted(edges, flat, side="right") - 1
+    bins = jnp.where(flat == edges[-1], n_bins - 1, bins)  # last bin closed, as numpy's
+    inside = (flat >= edges[0]) & (flat <= edges[-1])
+    onehot = (bins[..., None] == jnp.arange(n_bins)) & inside[..., None]
     return jnp.sum(onehot, axis=-2)
 
 

@@ -21,12 +21,15 @@ def _fmt(x) -> str:
     return f"{x:.4g}"
 
 
-def _comparison(c: dict) -> str:
+def comparison(c: dict) -> str:
+    """The expectation a claim is checked against, as text ("1.0 ± 0.05 (rel)", "[38, 46]")."""
     kind = c.get("comparison", "abs")
     if kind == "less":
         return f"< {_fmt(c['expected'])}"
     if kind == "greater":
         return f"> {_fmt(c['expected'])}"
+    if kind == "range":
+        return f"[{_fmt(c['expected'])}, {_fmt(c['upper'])}]"
     tol = _fmt(c["tolerance"]) + (" (rel)" if kind == "rel" else "")
     return f"{_fmt(c['expected'])} ± {tol}"
 
@@ -37,7 +40,7 @@ def markdown(summaries: list[dict]) -> str:
     for s in summaries:
         for c in s["claims"]:
             lines.append(f"| {s['study']} | {c['id']} | {c['statement']} | {_fmt(c['measured'])} "
-                         f"| {_comparison(c)} | {'✅' if c['pass'] else '❌ FAIL'} "
+                         f"| {comparison(c)} | {'✅' if c['pass'] else '❌ FAIL'} "
                          f"| {c['source']} |")
     n = sum(len(s["claims"]) for s in summaries)
     ok = sum(c["pass"] for s in summaries for c in s["claims"])
@@ -64,7 +67,7 @@ def latex(summaries: list[dict]) -> str:
     rows = []
     for s in summaries:
         for c in s["claims"]:
-            cells = [s["study"], c["statement"], _fmt(c["measured"]), _comparison(c)]
+            cells = [s["study"], c["statement"], _fmt(c["measured"]), comparison(c)]
             rows.append(" & ".join([_tex(x) for x in cells]
                                    + ["yes" if c["pass"] else r"\textbf{NO}"]) + r" \\")
     return "\n".join([

@@ -28,8 +28,9 @@ SCALES = ("smoke", "paper")
 class Claim:
     """A measured number against an independent expectation.
 
-    ``passed`` is computed, never set: |measured − expected| ≤ tolerance, or for
-    ``kind="less"``/``"greater"`` measured < / > expected; non-finite measured fails.
+    ``passed`` is computed, never set: |measured − expected| ≤ tolerance (``kind="abs"``),
+    ≤ tolerance·|expected| (``"rel"``), measured < / > expected (``"less"``/``"greater"``),
+    or expected ≤ measured ≤ upper (``"range"``); non-finite measured fails.
     """
 
     id: str
@@ -39,6 +40,7 @@ class Claim:
     tolerance: float
     source: str
     kind: str = "abs"
+    upper: float = float("nan")
 
     @property
     def passed(self) -> bool:
@@ -53,12 +55,16 @@ class Claim:
             return m < e
         if self.kind == "greater":
             return m > e
-        raise ValueError(f"kind: unknown value {self.kind!r}; allowed: abs, rel, less, greater")
+        if self.kind == "range":
+            return e <= m <= float(self.upper)
+        raise ConfigError(f"kind: unknown value {self.kind!r}; "
+                          "allowed: abs, rel, less, greater, range")
 
     def as_dict(self) -> dict:
         return {"id": self.id, "statement": self.statement, "measured": _num(self.measured),
                 "expected": _num(self.expected), "tolerance": _num(self.tolerance),
-                "comparison": self.kind, "pass": self.passed, "source": self.source}
+                "comparison": self.kind, "pass": self.passed, "source": self.source,
+                **({"upper": _num(self.upper)} if self.kind == "range" else {})}
 
 
 def _num(x):
