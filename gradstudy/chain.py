@@ -62,9 +62,10 @@ def predicted_breakdown_depth(factor: float, dtype: str = "float32") -> tuple[fl
 
     For factor < 1 the gradient becomes 0 at the first depth where factor**D drops below
     the smallest normal number when subnormals are flushed to zero (XLA on CPU and GPU),
-    and later with IEEE gradual underflow: for factor ≤ 1/2 once factor**D < half the
-    smallest subnormal; for 1/2 < factor < 1 never, since with round-to-nearest
-    (smallest subnormal)·factor rounds back to the smallest subnormal (upper bound inf).
+    and later with IEEE gradual underflow: for factor ≤ 1/2 once factor**D ≤ half the
+    smallest subnormal (a tie rounds to even, 0); for 1/2 < factor < 1 never, since with
+    round-to-nearest the product stalls at a small subnormal s with round(s·factor) = s
+    (upper bound inf).
     For factor > 1 it becomes inf at the first D with factor**D above the largest finite
     number.  (NaN for factor == 1.)
     """
@@ -80,7 +81,8 @@ def predicted_breakdown_depth(factor: float, dtype: str = "float32") -> tuple[fl
         flush = first_beyond(info.tiny)
         if factor > 0.5:
             return flush, float("inf")
-        return flush, first_beyond(wide(info.smallest_subnormal) / 2)
+        half_subnormal = wide(info.smallest_subnormal) / 2
+        return flush, float(np.ceil(np.log(half_subnormal) / log_f))  # first D: f**D ≤ it
     if factor > 1:
         d = first_beyond(info.max)
         return d, d

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,13 +24,13 @@ GAIN_FIELDS = ("sigma_w", "sigma_b")
 
 
 def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
 
 
 def _finite_nonneg(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name}: must be a finite number >= 0, got {value!r}")
 
 
@@ -69,6 +70,15 @@ class MLPSpec:
     dtype: str = "float32"
 
     def __post_init__(self):
+        # NumPy scalars are accepted and stored as Python numbers (hashable, JSON-able)
+        for name in ("width", "depth", "in_dim", "out_dim"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, name, int(value))
+        for name in ("sigma_w", "sigma_b", "residual_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
         _positive_int("width", self.width)
         _positive_int("depth", self.depth)
         if self.in_dim is not None:

@@ -100,6 +100,12 @@ def to_dataset(sweep: Sweep, arrays: dict) -> xr.Dataset:
     return xr.Dataset(data_vars, coords, attrs)
 
 
+def _umask_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(ds: xr.Dataset, path: Path) -> None:
     """Write to a temporary file in the same folder, then rename over ``path``."""
     path = Path(path)
@@ -108,6 +114,7 @@ def write_atomic(ds: xr.Dataset, path: Path) -> None:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="h5netcdf")
+        os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -121,6 +128,7 @@ def write_json_atomic(obj, path: Path) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
         f.write("\n")
+    os.chmod(tmp, _umask_mode())
     os.replace(tmp, path)
 
 

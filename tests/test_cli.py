@@ -1,0 +1,305 @@
+"""Tests of the ``gradstudy`` command line (``python -m gradstudy.cli`` and ``cli.main``).
+
+Bad input must exit 2 with exactly one line on stderr and no traceback; a smoke
+reproduction must write its figures, ``summary.json`` (claims with the required keys) and
+the claims tables, and the claims it reports are checked against hand-computed values.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradstudy import cli
+from gradstudy.config import ConfigError
+from gradstudy.study import Claim, discover, parse_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOWN_STUDIES = ("depth_profile", "phase_diagram", "glorot_histograms", "multiplication_chain")
+CLAIM_KEYS = {"id", "statement", "measured", "expected", "tolerance", "pass", "source"}
+SUMMARY_KEYS = {"study", "scale", "claims", "runtime_s", "versions", "backend"}
+BAD_INPUTS = {
+    "unknown_study": (["run", "nosuch"], ["nosuch"]),
+    "unknown_scale": (["reproduce", "--scale", "huge"], ["huge", "smoke", "paper"]),
+    "unknown_key": (["run", "multiplication_chain", "--set", "nosuchkey=1"],
+                    ["nosuchkey", "max_depth"]),
+    "bad_value": (["run", "multiplication_chain", "--set", "max_depth=abc"],
+                  ["max_depth", "abc"]),
+    "unknown_only": (["reproduce", "--only", "nosuch"], ["nosuch"]),
+}
+# full smoke reproduction of every study: wall-time budget (seconds)
+SMOKE_BUDGET_S = float(os.environ.get("GRADSTUDY_SMOKE_BUDGET_S", "90"))
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def _popen(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "gradstudy.cli", *args], cwd=kw.pop("cwd", ROOT),
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+def _main(args, capsys):
+    """cli.main in-process: (exit code, stdout, stderr); argparse errors raise SystemExit."""
+    try:
+        code = cli.main(args)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _present_studies():
+    return [n for n in KNOWN_STUDIES if (ROOT / "experiments" / f"{n}.py").exists()]
+
+
+def _assert_one_line_error(code, err, words):
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gradstudy: error:")
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+@pytest.fixture(scope="module")
+def subprocess_runs():
+    """``list`` and two bad inputs as real processes, started together (they are slow to
+    import, not to run)."""
+    cases = {"list": ["list"], "unknown_study": BAD_INPUTS["unknown_study"][0],
+             "bad_value": BAD_INPUTS["bad_value"][0]}
+    procs = {k: _popen(a) for k, a in cases.items()}
+    out = {}
+    for k, p in procs.items():
+        stdout, stderr = p.communicate(timeout=120)
+        out[k] = (p.returncode, stdout, stderr)
+    return out
+
+
+def test_list_subprocess(subprocess_runs):
+    code, out, err = subprocess_runs["list"]
+    assert code == 0, err
+    listed = [line.split()[0] for line in out.splitlines() if line.strip()]
+    assert "multiplication_chain" in listed
+    for name in _present_studies():
+        assert name in listed
+    assert listed == list(discover())
+
+
+def test_list_in_process(capsys, subprocess_runs):
+    code, out, err = _main(["list"], capsys)
+    assert code == 0 and err == ""
+    assert out == subprocess_runs["list"][1]
+
+
+@pytest.mark.parametrize("case", ["unknown_study", "bad_value"])
+def test_bad_input_subprocess(subprocess_runs, case):
+    code, out, err = subprocess_runs[case]
+    _assert_one_line_error(code, err, BAD_INPUTS[case][1])
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_in_process(capsys, case, tmp_path):
+    args, words = BAD_INPUTS[case]
+    code, out, err = _main(args + ["--out", str(tmp_path)], capsys)
+    _assert_one_line_error(code, err, words)
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_argparse_errors_are_one_line(capsys):
+    for args in ([], ["frobnicate"], ["run"], ["reproduce", "--bogus"]):
+        code, out, err = _main(args, capsys)
+        _assert_one_line_error(code, err, [])
+
+
+def test_parse_overrides_typed_like_defaults():
+    defaults = {"factors": [0.1, 0.5], "max_depth": 200, "dtype": "float64", "flag": False}
+    got = parse_overrides(["factors=0.5, 2", "max_depth=7", "dtype=float32", "flag=true"],
+                          defaults)
+    assert got == {"factors": [0.5, 2.0], "max_depth": 7, "dtype": "float32", "flag": True}
+    assert isinstance(got["max_depth"], int) and isinstance(got["factors"][1], float)
+
+
+@pytest.mark.parametrize("kind,measured,expected,tol,upper,passed", [
+    ("abs", 1.05, 1.0, 0.1, None, True), ("abs", 1.2, 1.0, 0.1, None, False),
+    ("rel", 105.0, 100.0, 0.05, None, True), ("rel", 106.0, 100.0, 0.05, None, False),
+    ("less", 0.9, 1.0, 0.0, None, True), ("less", 1.0, 1.0, 0.0, None, False),
+    ("greater", 1.1, 1.0, 0.0, None, True), ("greater", 1.0, 1.0, 0.0, None, False),
+    ("range", 130.0, 127.0, 0.0, 151.0, True), ("range", 152.0, 127.0, 0.0, 151.0, False),
+    ("range", 900.0, 830.0, 0.0, float("inf"), True),
+    ("abs", float("nan"), 1.0, 1e9, None, False), ("abs", float("inf"), 1.0, float("inf"),
+                                                  None, False),
+])
+def test_claim_pass_rule(kind, measured, expected, tol, upper, passed):
+    kw = {} if upper is None else {"upper": upper}
+    c = Claim("c", "s", measured, expected, tol, "src", kind=kind, **kw)
+    assert c.passed is passed
+    d = c.as_dict()
+    assert CLAIM_KEYS <= set(d) and d["pass"] is passed and d["comparison"] == kind
+    assert ("upper" in d) == (kind == "range")
+    json.dumps(d, allow_nan=False)  # non-finite numbers are serialised as strings
+
+
+def test_claim_unknown_kind():
+    with pytest.raises(ConfigError, match="^kind: "):
+        Claim("c", "s", 1.0, 1.0, 0.0, "src", kind="roughly").passed
+
+
+# ---------------------------------------------------------------------- reproductions
+def _check_summary(summary, name, scale="smoke"):
+    assert SUMMARY_KEYS <= set(summary), set(summary)
+    assert summary["study"] == name and summary["scale"] == scale
+    assert isinstance(summary["runtime_s"], (int, float)) and summary["runtime_s"] >= 0
+    assert "jax" in summary["versions"] and summary["backend"]
+    assert summary["claims"], name
+    for c in summary["claims"]:
+        assert CLAIM_KEYS <= set(c), (name, set(c))
+        assert isinstance(c["pass"], bool)
+    assert len({c["id"] for c in summary["claims"]}) == len(summary["claims"])
+
+
+@pytest.fixture(scope="module")
+def chain_smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke_chain")
+    code = cli.main(["reproduce", "--scale", "smoke", "--only", "multiplication_chain",
+                     "--out", str(out), "--no-progress", "--check"])
+    return code, out
+
+
+def test_smoke_multiplication_chain_outputs(chain_smoke):
+    code, out = chain_smoke
+    assert code == 0  # --check: every claim passes
+    fig = out / "figures" / "smoke" / "multiplication_chain"
+    for ext in ("png", "pdf"):
+        f = fig / f"multiplication_chain.{ext}"
+        assert f.is_file() and f.stat().st_size > 1000
+    assert (fig / "multiplication_chain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (fig / "multiplication_chain.pdf").read_bytes()[:5] == b"%PDF-"
+    summary = json.loads((out / "results" / "smoke" / "multiplication_chain" /
+                          "summary.json").read_text())
+    _check_summary(summary, "multiplication_chain")
+    assert summary["params"]["max_depth"] == 200
+    assert all(c["pass"] for c in summary["claims"])
+    md = (out / "figures" / "smoke" / "claims.md").read_text()
+    tex = (out / "figures" / "smoke" / "claims.tex").read_text()
+    for c in summary["claims"]:
+        assert c["id"] in md
+    n = len(summary["claims"])
+    assert f"{n} of {n} claims pass" in md
+    assert r"\begin{tabular}" in tex and r"multiplication\_chain" in tex
+    assert tex.count(r"\\") - tex.count(r"study & claim") >= n
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_smoke_multiplication_chain_claims_by_hand(chain_smoke):
+    """The reported numbers, against values worked out from IEEE 754 by hand."""
+    _, out = chain_smoke
+    summary = json.loads((out / "results" / "smoke" / "multiplication_chain" /
+                          "summary.json").read_text())
+    claims = {c["id"]: c for c in summary["claims"]}
+    # smoke factors 0.1 .. 3.0 up to depth 200: float32 breaks down for 0.1, 0.5, 2, 3;
+    # float64 (range 1e±308) for none of them before depth 200
+    assert set(claims) == {"closed_form_float32", "closed_form_float64",
+                           "breakdown_float32_0.1", "breakdown_float32_0.5",
+                           "breakdown_float32_2", "breakdown_float32_3"}
+    # 2^128 overflows float32 (max ≈ 2^128 - 2^104); 3^81 ≈ 4.4e38 > 3.4e38 > 3^80
+    assert claims["breakdown_float32_2"]["measured"] == 128
+    assert claims["breakdown_float32_3"]["measured"] == 81
+    # 0.5: between 127 (below 2^-126, flush to zero) and 151 (below 2^-150)
+    assert 127 <= claims["breakdown_float32_0.5"]["measured"] <= 151
+    # 0.1^38 = 1e-38 < 2^-126 ≈ 1.18e-38 < 0.1^37; 0.1^46 < 2^-150 ≈ 7e-46
+    assert 38 <= claims["breakdown_float32_0.1"]["measured"] <= 46
+    # product of D roundings: relative error ≤ D·u = 200 · 2^-24 (float32), 200 · 2^-53
+    assert 0 <= claims["closed_form_float32"]["measured"] <= 200 * 2.0**-24 * 1.0001
+    assert 0 <= claims["closed_form_float64"]["measured"] <= 200 * 2.0**-53 * 1.0001
+
+
+def test_run_with_override(tmp_path, capsys):
+    code, out, err = _main(["run", "multiplication_chain", "--set", "max_depth=50",
+                            "factors=0.1,2", "--out", str(tmp_path), "--no-progress"], capsys)
+    assert code == 0, err
+    assert "multiplication_chain" in out and "[PASS]" in out and "[FAIL]" not in out
+    summary = json.loads((tmp_path / "results" / "smoke" / "multiplication_chain" /
+                          "summary.json").read_text())
+    assert summary["params"] == {"factors": [0.1, 2.0], "max_depth": 50}
+    # up to depth 50 only 0.1 breaks down in float32 (at 38); 2^50 is finite
+    assert sorted(c["id"] for c in summary["claims"]) == [
+        "breakdown_float32_0.1", "closed_form_float32", "closed_form_float64"]
+
+
+FAKE_STUDY = '''
+from gradstudy.study import Claim
+
+NAME = "fake"
+DESCRIPTION = "a study with one passing and one {second} claim"
+SCALES = {{"smoke": {{"x": 1.0}}, "paper": {{"x": 1.0}}}}
+
+
+def run(ctx, p):
+    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
+    return [Claim("ok", "1 = 1", 1.0, 1.0, 0.0, "arithmetic"),
+            Claim("second", "2 vs x", 2.0, p["x"], {tol}, "arithmetic")]
+'''
+
+
+@pytest.mark.parametrize("passing", [True, False])
+def test_check_exit_code(tmp_path, monkeypatch, capsys, passing):
+    exp = tmp_path / "experiments"
+    exp.mkdir()
+    (exp / "fake.py").write_text(textwrap.dedent(FAKE_STUDY).format(
+        second="passing" if passing else "failing", tol=1.5 if passing else 0.5))
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(exp))
+    args = ["reproduce", "--scale", "smoke", "--out", str(tmp_path / "o"), "--no-progress"]
+    code, out, _ = _main(args + ["--check"], capsys)
+    assert code == (0 if passing else 1)
+    assert (f"{1 + passing}/2 claims pass") in out
+    code, _, _ = _main(args, capsys)  # without --check a failing claim is reported, exit 0
+    assert code == 0
+    summary = json.loads((tmp_path / "o" / "results" / "smoke" / "fake" / "summary.json")
+                         .read_text())
+    assert [c["pass"] for c in summary["claims"]] == [True, passing]
+
+
+# Full smoke reproduction of ALL studies (the slowest test here: budget SMOKE_BUDGET_S,
+# 90 s by default; deselect with -m "not slow").
+@pytest.mark.slow
+def test_full_smoke_reproduction(tmp_path):
+    t0 = time.perf_counter()
+    proc = _popen(["reproduce", "--scale", "smoke", "--out", str(tmp_path), "--no-progress"])
+    stdout, stderr = proc.communicate(timeout=600)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+    studies = list(discover())
+    assert "multiplication_chain" in studies
+    for name in studies:
+        summary_path = tmp_path / "results" / "smoke" / name / "summary.json"
+        assert summary_path.is_file(), name
+        summary = json.loads(summary_path.read_text())
+        _check_summary(summary, name)
+        figs = sorted((tmp_path / "figures" / "smoke" / name).glob("*.png"))
+        assert figs, name
+        assert (tmp_path / "figures" / "smoke" / name / f"{name}.png").is_file()
+        for f in summary["figures"]:
+            assert (tmp_path / f).is_file(), f
+            assert (tmp_path / f).with_suffix(".pdf").is_file(), f
+    md = (tmp_path / "figures" / "smoke" / "claims.md").read_text()
+    assert (tmp_path / "figures" / "smoke" / "claims.tex").is_file()
+    for name in studies:
+        assert f"| {name} |" in md
+    runtimes = {n: json.loads((tmp_path / "results" / "smoke" / n / "summary.json")
+                              .read_text())["runtime_s"] for n in studies}
+    print(f"full smoke reproduction: {wall:.1f} s wall; per study {runtimes}")
+    assert np.isfinite(wall) and wall < SMOKE_BUDGET_S, (wall, runtimes)
