@@ -233,7 +233,8 @@ def main(argv=None) -> dict:
 
     keys = seed_keys(args.base_seed, args.seeds)
     key_list = [keys[s] for s in range(args.seeds)]
-    sigma_w = np.asarray([spec.sigma_w], dtype)
+    # the program samples from spec.static_key() and scales by the point's kernel_scales()
+    sigma_w = np.asarray([spec.kernel_scales()], dtype)
     sigma_b = np.asarray([spec.sigma_b], dtype)
     jax.block_until_ready((keys, key_list))
 

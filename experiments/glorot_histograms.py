@@ -17,7 +17,7 @@ from gradstudy.predictions import (
     weight_grad_profile,
 )
 from gradstudy.probes import backprop_histograms, layer_jacobian_singular_values
-from gradstudy.study import Claim
+from gradstudy.study import Claim, require
 from gradstudy.sweep import sample_network, seed_keys
 
 NAME = "glorot_histograms"
@@ -36,6 +36,11 @@ SV_TOL = 0.05  # relative
 SOURCE_GB = "Glorot & Bengio 2010 (ordering of mean singular values)"
 SOURCE_RMT = "mean field + random-matrix Monte Carlo (numpy), predictions.py"
 SOURCE_MF = "mean field (Schoenholz et al. 2017) with Var W of the init"
+
+
+def validate(p):
+    for key in ("width", "seeds", "batch", "jacobian_seeds", "jacobian_batch"):
+        require(p[key] >= 1, key, f"must be >= 1, got {p[key]}")
 
 
 def run(ctx, p):

@@ -13,7 +13,7 @@ from gradstudy.chain import (
     first_nonfinite_or_zero,
     predicted_breakdown_depth,
 )
-from gradstudy.study import Claim
+from gradstudy.study import Claim, require
 
 NAME = "multiplication_chain"
 DESCRIPTION = "gradient = factor^depth through a chain, float32 vs float64 under/overflow"
@@ -22,6 +22,12 @@ SCALES = {
     "paper": {"factors": [0.1, 0.5, 0.9, 1.0, 1.1, 1.5, 2.0, 3.0], "max_depth": 1200},
 }
 DTYPES = ("float32", "float64")
+
+
+def validate(p):
+    require(p["max_depth"] >= 1, "max_depth", f"must be >= 1, got {p['max_depth']}")
+    require(len(p["factors"]) >= 1 and all(f > 0 for f in p["factors"]), "factors",
+            f"must be positive numbers, got {p['factors']}")
 
 
 def run(ctx, p):

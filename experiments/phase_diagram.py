@@ -14,7 +14,7 @@ import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting, theory
 from gradstudy.predictions import log10_backprop_ratio
-from gradstudy.study import Claim
+from gradstudy.study import Claim, require
 
 NAME = "phase_diagram"
 DESCRIPTION = "log10 first/last-layer gradient ratio over (σ_w², depth), tanh, with critical line"
@@ -30,6 +30,16 @@ CRIT_TOL = 0.1  # σ_w² resolution a finite-depth, finite-width measurement can
 # Normalised RMS error allowed over the grid: the 8-seed median of a log-ratio spread
 # ±0.2 decades has a standard error ≈ 0.1 decade, ≈ 2 % of the deepest predictions.
 GRID_RMS_TOL = 0.05
+
+
+def validate(p):
+    for key in ("sigma_w2", "depths"):
+        values = list(p[key])
+        require(len(values) >= 2 and values == sorted(set(values)), key,
+                f"needs >= 2 increasing distinct values, got {values}")
+    require(min(p["sigma_w2"]) > 0, "sigma_w2", f"must be > 0, got {p['sigma_w2']}")
+    require(min(p["sigma_b2"]) >= 0, "sigma_b2", f"must be >= 0, got {p['sigma_b2']}")
+    require(min(p["depths"]) >= 2, "depths", f"must be >= 2, got {p['depths']}")
 
 
 def run(ctx, p):

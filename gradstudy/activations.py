@@ -7,6 +7,8 @@ callable directly.
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 from typing import Callable
 
 import jax
@@ -60,7 +62,18 @@ def get_activation(activation: str | Activation) -> Activation:
         ) from None
 
 
+def callable_id(fn) -> str:
+    """``name#hash`` of a callable's code and constants: two different lambdas (or an edited
+    function) never share a results-cache key."""
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__name__", type(fn).__name__)
+    if code is None:
+        return f"{name}#{repr(fn)}"
+    blob = marshal.dumps((code.co_code, code.co_consts, code.co_names))
+    return f"{name}#{hashlib.sha1(blob).hexdigest()[:10]}"
+
+
 def activation_name(activation: str | Activation) -> str:
     if isinstance(activation, str):
         return activation
-    return getattr(activation, "__name__", repr(activation))
+    return callable_id(activation)

@@ -79,9 +79,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             name = _select(studies, [args.name])[0]
             module = studies[name]
+            if args.scale not in module.SCALES:
+                raise ConfigError(f"--scale: study {name!r} has no {args.scale!r} scale; "
+                                  f"allowed: {', '.join(module.SCALES)}")
             overrides = parse_overrides(args.overrides, module.SCALES[args.scale])
-            summary = run_study(module, args.scale, out, overrides, not args.no_progress)
+            try:
+                summary = run_study(module, args.scale, out, overrides, not args.no_progress)
+            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as e:
+                if not overrides or isinstance(e, ConfigError):
+                    raise  # without --set this is a bug: keep the traceback
+                raise ConfigError(f"--set {' '.join(args.overrides)}: the study cannot run with "
+                                  f"these values ({type(e).__name__}: {e})") from None
             print(f"{name}: {summary['runtime_s']:.1f} s")
+            if summary["figures"]:
+                print(f"  figures: {Path(out) / Path(summary['figures'][0]).parent}")
             _print_claims(summary)
             return 0
         # reproduce

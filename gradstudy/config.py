@@ -12,7 +12,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from gradstudy.activations import activation_name, activation_names, get_activation
+from gradstudy.activations import activation_name, activation_names, callable_id, get_activation
 from gradstudy.errors import ConfigError
 from gradstudy.initializers import UNIT_SAMPLERS, get_initializer, initializer_names
 
@@ -130,8 +130,7 @@ class MLPSpec:
         """JSON-able description (callables by name), for result attributes and cache keys."""
         d = dataclasses.asdict(self)
         d["activation"] = activation_name(self.activation)
-        d["init"] = self.init if isinstance(self.init, str) else getattr(
-            self.init, "__name__", repr(self.init))
+        d["init"] = self.init if isinstance(self.init, str) else callable_id(self.init)
         return d
 
 

@@ -125,6 +125,7 @@ def register_initializer(name: str, sample: Initializer,
     """
     if not callable(sample):
         raise TypeError(f"initializer {name!r} must be callable")
+    _ALIASES.pop(name, None)  # a user's registration wins over a built-in alias
     _INITS[name] = InitFamily(sample, variance_factor or _measured_variance_factor(sample))
 
 
@@ -137,6 +138,7 @@ def register_scaled_initializer(name: str, unit: str,
     """
     if unit not in UNIT_SAMPLERS:
         raise ConfigError(f"unit: unknown value {unit!r}; allowed: {', '.join(UNIT_SAMPLERS)}")
+    _ALIASES.pop(name, None)
     _INITS[name] = _scaled_family(unit, variance_factor, f"{unit} × std from {name}")
 
 

@@ -10,6 +10,7 @@ References:
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import matplotlib
@@ -67,8 +68,10 @@ def save_figure(fig, directory: Path, name: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.pdf", directory / f"{name}.png"]
     for p in paths:
-        tmp = p.with_name(p.stem + ".tmp" + p.suffix)
-        fig.savefig(tmp)
+        tmp = p.with_name(f"{p.stem}.tmp{os.getpid()}{p.suffix}")
+        # no creation date: a rerun that draws the same data writes the same PDF bytes
+        metadata = {"CreationDate": None} if p.suffix == ".pdf" else {"Software": None}
+        fig.savefig(tmp, metadata=metadata)
         tmp.replace(p)
     plt.close(fig)
     return paths

@@ -18,11 +18,12 @@ import jax
 import numpy as np
 
 from gradstudy import theory
-from gradstudy.activations import LEAKY_RELU_SLOPE, get_activation
+from gradstudy.activations import LEAKY_RELU_SLOPE, get_activation, leaky_relu, linear
 from gradstudy.config import MLPSpec
 from gradstudy.errors import ConfigError
 from gradstudy.initializers import get_initializer
 
+_CLOSED_FORM = {"relu": jax.nn.relu, "leaky_relu": leaky_relu, "linear": linear}
 QUADRATURE_DEGREE = 300  # accurate to ~1e-9 for tanh up to q ≈ 3 and ~1e-4 at q ≈ 10
 
 
@@ -40,13 +41,13 @@ def input_sigma_w2(spec: MLPSpec) -> float:
 
 def _maps(spec: MLPSpec):
     """(length map q -> E[φ(√q z)²], gradient map q -> E[φ'(√q z)²]) as numpy functions."""
-    name = spec.activation if isinstance(spec.activation, str) else None
-    if name in ("relu", "leaky_relu", "linear"):
+    # closed forms by function identity, so a re-registered "relu" gets quadrature
+    phi = get_activation(spec.activation)
+    name = next((n for n, f in _CLOSED_FORM.items() if f is phi), None)
+    if name is not None:
         a2 = {"relu": 0.0, "leaky_relu": LEAKY_RELU_SLOPE**2, "linear": 1.0}[name]
         slope2 = {"relu": 0.5, "leaky_relu": (1 + a2) / 2, "linear": 1.0}[name]
         return (lambda q: slope2 * np.asarray(q, float)), (lambda q: slope2 + 0 * np.asarray(q))
-    phi = get_activation(spec.activation)
-
     # float64 throughout: vanishing q_l reach 1e-40 and would flush to 0 in float32
     def second_moment(q):
         with jax.enable_x64(True):

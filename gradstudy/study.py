@@ -111,6 +111,12 @@ def discover() -> dict[str, ModuleType]:
     return studies
 
 
+def require(condition: bool, field: str, message: str) -> None:
+    """For a study's ``validate(params)``: raise a one-line ConfigError naming the field."""
+    if not condition:
+        raise ConfigError(f"{field}: {message}")
+
+
 def parse_overrides(items: list[str], defaults: dict) -> dict:
     """``["key=value", ...]`` typed like the defaults; bad keys/values raise ConfigError."""
     out = {}
@@ -143,11 +149,25 @@ def _parse_like(key: str, raw: str, default: Any):
         raise ConfigError(f"--set {key}: expected {kind} like {default!r}, got {raw!r}") from None
 
 
-def output_dirs(out: Path, scale: str, name: str) -> tuple[Path, Path]:
-    """Paper scale writes ``figures/NAME`` and ``results/NAME``; others a ``SCALE/`` level."""
+def output_dirs(out: Path, scale: str, name: str, overrides: dict | None = None
+                ) -> tuple[Path, Path]:
+    """Paper scale writes ``figures/NAME`` and ``results/NAME``; others a ``SCALE/`` level.
+
+    A run with ``--set`` overrides goes to ``custom/SCALE/NAME/<key=value,...>`` instead,
+    so it never overwrites the default figures nor enters the claims table.
+    """
     out = Path(out)
-    sub = Path(name) if scale == "paper" else Path(scale) / name
+    if overrides:
+        tag = ",".join(f"{k}={_tag(v)}" for k, v in sorted(overrides.items()))
+        sub = Path("custom") / scale / name / tag
+    else:
+        sub = Path(name) if scale == "paper" else Path(scale) / name
     return out / "results" / sub, out / "figures" / sub
+
+
+def _tag(value) -> str:
+    text = "-".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return "".join(ch if ch.isalnum() or ch in ".-_" else "_" for ch in text)[:60]
 
 
 def run_study(module: ModuleType, scale: str = "smoke", out: Path = Path("."),
@@ -156,9 +176,15 @@ def run_study(module: ModuleType, scale: str = "smoke", out: Path = Path("."),
     if scale not in SCALES:
         raise ConfigError(f"scale: unknown value {scale!r}; allowed: {', '.join(SCALES)}")
     name = getattr(module, "NAME")
+    if scale not in module.SCALES:
+        raise ConfigError(f"scale: study {name!r} has no {scale!r} scale; "
+                          f"allowed: {', '.join(module.SCALES)}")
     params = dict(module.SCALES[scale])
     params.update(overrides or {})
-    results_dir, figures_dir = output_dirs(out, scale, name)
+    validate = getattr(module, "validate", None)
+    if validate is not None:
+        validate(params)
+    results_dir, figures_dir = output_dirs(out, scale, name, overrides)
     ctx = Context(name, scale, results_dir, figures_dir, progress)
     t0 = time.perf_counter()
     claims = module.run(ctx, params)

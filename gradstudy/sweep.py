@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -53,17 +54,19 @@ class Sweep:
 
     def __post_init__(self):
         object.__setattr__(self, "points", tuple(self.points))
-        object.__setattr__(self, "depths", tuple(sorted({int(d) for d in self.depths})))
         if not self.points:
             raise ConfigError("points: a sweep needs at least one model spec")
-        if not self.depths or self.depths[0] < 1:
-            raise ConfigError(f"depths: must be positive integers, got {self.depths}")
-        for name in ("seeds", "batch", "gain_chunk"):
+        depths = tuple(self.depths)
+        if not depths or not all(_is_int(d) and d >= 1 for d in depths):
+            raise ConfigError(f"depths: must be positive integers, got {depths}")
+        object.__setattr__(self, "depths", tuple(sorted({int(d) for d in depths})))
+        for name in ("seeds", "batch", "gain_chunk", "base_seed"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not _is_int(value) or value < (0 if name == "base_seed" else 1):
                 raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
-        if not (self.input_std >= 0):
-            raise ConfigError(f"input_std: must be >= 0, got {self.input_std!r}")
+            object.__setattr__(self, name, int(value))
+        if not isinstance(self.input_std, numbers.Real) or not (self.input_std >= 0):
+            raise ConfigError(f"input_std: must be a number >= 0, got {self.input_std!r}")
         if self.labels is None:
             object.__setattr__(self, "labels", tuple(f"p{i}" for i in range(len(self.points))))
         object.__setattr__(self, "labels", tuple(self.labels))
@@ -86,6 +89,10 @@ class Sweep:
         for i, p in enumerate(self.points):
             out.setdefault(p.replace(depth=self.max_depth).static_key(), []).append(i)
         return out
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def seed_keys(base_seed: int, seeds: int) -> jax.Array:
@@ -147,6 +154,8 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
     groups = sweep.groups()
     if keep_backprop and len({s.width for s in groups}) > 1:
         raise ConfigError("points: keep_backprop needs a single width across points")
+    # one result dtype for all groups, so float64 points never pass through float32
+    out_dtype = np.result_type(*[np.dtype(s.dtype) for s in groups])
     bar = tqdm(total=len(sweep.points), desc="sweep", unit="point", disable=not progress,
                leave=False)
     for spec, idx in groups.items():
@@ -160,7 +169,7 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
         for name, value in out.items():
             if name not in results:
                 results[name] = np.full((len(sweep.points),) + value.shape[1:], np.nan,
-                                        value.dtype)
+                                        out_dtype)
             results[name][np.asarray(idx)] = value
         bar.update(len(idx))
     bar.close()

@@ -432,8 +432,12 @@ def _critical(phi, sigma_b2, lo, hi, n_iter, degree):
         chaotic = _chi1_at_fixed_point(phi, mid, sigma_b2, 500, degree) > 1.0
         return jnp.where(chaotic, lo, mid), jnp.where(chaotic, mid, hi)
 
+    # no order-to-chaos transition inside [lo, hi] (e.g. sigmoid, whose χ₁ stays < 1):
+    # NaN rather than an endpoint that would read as a critical point
+    bracketed = (_chi1_at_fixed_point(phi, lo, sigma_b2, 500, degree) <= 1.0) & (
+        _chi1_at_fixed_point(phi, hi, sigma_b2, 500, degree) > 1.0)
     lo, hi = lax.fori_loop(0, n_iter, bisect, (lo, hi))
-    return 0.5 * (lo + hi)
+    return jnp.where(bracketed, 0.5 * (lo + hi), jnp.nan)
 
 
 @_critical.defjvp
@@ -459,8 +463,8 @@ def critical_sigma_w2(
 ) -> Array:
     """Order/chaos boundary: the ``σ_w²`` with ``χ₁(q*(σ_w², σ_b²)) = 1``.
 
-    Bisection with ``n_iter`` steps on ``[lo, hi]`` (assumes ordered at ``lo`` and
-    chaotic at ``hi``; otherwise an endpoint is returned). ``q*`` comes from
+    Bisection with ``n_iter`` steps on ``[lo, hi]``; NaN when the interval does not
+    bracket the transition (ordered at ``lo``, chaotic at ``hi``). ``q*`` comes from
     :func:`fixed_point_q` with its defaults. The derivative w.r.t. ``sigma_b2`` uses the
     implicit function theorem. For tanh, ``σ_b² = 0`` gives 1 (there ``χ₁ = σ_w²`` below
     the transition because ``q* = 0``).

@@ -263,3 +263,25 @@ def test_sweep_validation():
     with pytest.raises(ConfigError, match="^labels:"):
         Sweep(points=POINTS, depths=(2,), labels=("a", "a", "b"))
     assert Sweep(points=POINTS, depths=(4, 2, 2)).depths == (2, 4)
+
+
+def test_mixed_dtype_sweep_keeps_float64(tmp_path):
+    """A float64 point after a float32 point must not be stored through float32: its
+    vanishing gradients (~1e-60, below float32's range) survive, equal to a float64-only run."""
+    deep = dict(width=8, depth=1, out_dim=2, activation="sigmoid", sigma_w=0.5)
+    f32, f64 = MLPSpec(**deep), MLPSpec(**deep, dtype="float64")
+    mixed = run_sweep_arrays(Sweep(points=(f32, f64), depths=(40,), seeds=2, batch=4),
+                             progress=False)
+    alone = run_sweep_arrays(Sweep(points=(f64,), depths=(40,), seeds=2, batch=4),
+                             progress=False)
+    assert mixed["backprop_norm"].dtype == np.float64
+    first = mixed["backprop_norm"][1, :, 0, 0]
+    assert np.all((first > 0) & (first < 1e-30))
+    np.testing.assert_array_equal(first, alone["backprop_norm"][0, :, 0, 0])
+
+
+def test_different_callables_get_different_cache_keys():
+    a = MLPSpec(activation=lambda x: x).describe()["activation"]
+    b = MLPSpec(activation=lambda x: x**3).describe()["activation"]
+    assert a != b
+    assert a == MLPSpec(activation=lambda x: x).describe()["activation"]

@@ -318,3 +318,12 @@ def test_float32():
         assert crit.dtype == jnp.float32
         # 1.7609546 is tanh_critical(0.05), the scipy reference of the float64 test.
         np.testing.assert_allclose(crit, [1.0, 1.7609546], atol=1e-3)
+
+
+def test_critical_sigma_w2_nan_without_transition():
+    """sigmoid's χ₁(q*) stays far below 1 on [0.5, 4] (|σ'| ≤ 1/4): no critical point, and
+    the bisection must not return an endpoint; tanh inside the bracket is unaffected."""
+    assert bool(jnp.isnan(theory.critical_sigma_w2(jax.nn.sigmoid, 0.0)))
+    q_star = theory.fixed_point_q(jax.nn.sigmoid, 4.0, 0.0)
+    assert float(theory.chi1(jax.nn.sigmoid, q_star, 4.0)) < 0.5
+    assert abs(float(theory.critical_sigma_w2(jnp.tanh, 0.0)) - 1.0) < 1e-3

@@ -1,0 +1,26 @@
+"""The benchmark's own agreement check (engine vs a per-configuration jax.grad loop) at
+tiny shapes: the speed numbers it prints are only meaningful if this holds."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sweep.py"
+
+
+def test_benchmark_engine_agrees_with_loop(capsys):
+    spec = importlib.util.spec_from_file_location("bench_sweep", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.main(["--width", "8", "--batch", "4", "--seeds", "2", "--depths", "2,4",
+                      "--repeats", "1"])
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("engine_s", "loop_s", "speedup_vs_loop", "useful_gflops", "matmul_gflops",
+                "fraction_of_matmul", "wasted_flop_fraction"):
+        assert key in line and np.isfinite(line[key])
+    # main() raises SystemExit on disagreement; here the max deviation is float32 rounding
+    assert out["max_rel_diff"] < 1e-4
+    # depths 2 and 4 of a 4-layer stack: a masking design wastes (4-2)/(2*4) of the layers
+    assert line["masking_wasted_flop_fraction"] == 0.25 and line["wasted_flop_fraction"] == 0
