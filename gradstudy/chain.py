@@ -70,6 +70,7 @@ def predicted_breakdown_depth(factor: float, dtype: str = "float32") -> tuple[fl
     number.  (NaN for factor == 1.)
     """
     info = np.finfo(dtype)
+    factor = float(np.asarray(factor, dtype))  # the factor the chain multiplies by
     # extended precision, so that boundaries such as 2**1024 vs float64's max are resolved
     wide = np.longdouble
     log_f = np.log(wide(factor))

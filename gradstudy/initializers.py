@@ -74,21 +74,27 @@ def _scaled_family(unit: str, variance_factor: Callable[[int, int], float],
     return InitFamily(sample, variance_factor, unit)
 
 
-gaussian = _scaled_family(
-    "normal", lambda fi, fo: 1.0,
-    "Mean-field Gaussian W ~ N(0, 1/fan_in); times σ_w gives N(0, σ_w²/fan_in).").sample
-standard_uniform = _scaled_family(
-    "uniform", lambda fi, fo: 1.0 / 3.0,
-    "Glorot & Bengio's \"standard\" U[-1/√n, 1/√n], n = fan_in (Var = 1/(3n)).").sample
-glorot_uniform = _scaled_family(
-    "uniform", lambda fi, fo: 2.0 * fi / (fi + fo),
-    "Glorot & Bengio's \"normalized\" (Xavier) U[±√6/√(n_in+n_out)].").sample
-glorot_normal = _scaled_family(
-    "normal", lambda fi, fo: 2.0 * fi / (fi + fo), "Xavier normal N(0, 2/(n_in+n_out)).").sample
-he_normal = _scaled_family(
-    "normal", lambda fi, fo: 2.0, "He/Kaiming normal N(0, 2/fan_in).").sample
-lecun_normal = _scaled_family(
-    "normal", lambda fi, fo: 1.0, "LeCun normal N(0, 1/fan_in).").sample
+_SCALED = {
+    "gaussian": _scaled_family(
+        "normal", lambda fi, fo: 1.0,
+        "Mean-field Gaussian W ~ N(0, 1/fan_in); times σ_w gives N(0, σ_w²/fan_in)."),
+    "standard_uniform": _scaled_family(
+        "uniform", lambda fi, fo: 1.0 / 3.0,
+        "Glorot & Bengio's \"standard\" U[-1/√n, 1/√n], n = fan_in (Var = 1/(3n))."),
+    "glorot_uniform": _scaled_family(
+        "uniform", lambda fi, fo: 2.0 * fi / (fi + fo),
+        "Glorot & Bengio's \"normalized\" (Xavier) U[±√6/√(n_in+n_out)]."),
+    "glorot_normal": _scaled_family(
+        "normal", lambda fi, fo: 2.0 * fi / (fi + fo), "Xavier normal N(0, 2/(n_in+n_out))."),
+    "he_normal": _scaled_family("normal", lambda fi, fo: 2.0, "He/Kaiming normal N(0, 2/fan_in)."),
+    "lecun_normal": _scaled_family("normal", lambda fi, fo: 1.0, "LeCun normal N(0, 1/fan_in)."),
+}
+gaussian = _SCALED["gaussian"].sample
+standard_uniform = _SCALED["standard_uniform"].sample
+glorot_uniform = _SCALED["glorot_uniform"].sample
+glorot_normal = _SCALED["glorot_normal"].sample
+he_normal = _SCALED["he_normal"].sample
+lecun_normal = _SCALED["lecun_normal"].sample
 
 
 def orthogonal(key, shape, dtype=jnp.float32):
@@ -97,12 +103,7 @@ def orthogonal(key, shape, dtype=jnp.float32):
 
 
 _INITS: dict[str, InitFamily] = {
-    "gaussian": InitFamily(gaussian, lambda fi, fo: 1.0, "normal"),
-    "standard_uniform": InitFamily(standard_uniform, lambda fi, fo: 1.0 / 3.0, "uniform"),
-    "glorot_uniform": InitFamily(glorot_uniform, lambda fi, fo: 2.0 * fi / (fi + fo), "uniform"),
-    "glorot_normal": InitFamily(glorot_normal, lambda fi, fo: 2.0 * fi / (fi + fo), "normal"),
-    "he_normal": InitFamily(he_normal, lambda fi, fo: 2.0, "normal"),
-    "lecun_normal": InitFamily(lecun_normal, lambda fi, fo: 1.0, "normal"),
+    **_SCALED,
     # A semi-orthogonal (fan_in x fan_out) matrix has fan_in * Var W = fan_in / max(fan_in, fan_out)
     # for its entries; square matrices give 1.
     "orthogonal": InitFamily(orthogonal, lambda fi, fo: min(fi, fo) / fo),

@@ -81,13 +81,10 @@ def latex(summaries: list[dict]) -> str:
 
 
 def write_tables(summaries: list[dict], directory: Path) -> list[Path]:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    from gradstudy.results import write_text_atomic
+
     paths = []
     for name, text in [("claims.md", markdown(summaries)), ("claims.tex", latex(summaries))]:
-        p = directory / name
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(p)
-        paths.append(p)
+        write_text_atomic(text, Path(directory) / name)
+        paths.append(Path(directory) / name)
     return paths

@@ -121,15 +121,23 @@ def write_atomic(ds: xr.Dataset, path: Path) -> None:
             os.remove(tmp)
 
 
-def write_json_atomic(obj, path: Path) -> None:
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write ``text`` to a unique temporary file beside ``path``, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json.tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
-        f.write("\n")
-    os.chmod(tmp, _umask_mode())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    write_text_atomic(json.dumps(obj, indent=2, default=_json_default) + "\n", path)
 
 
 def _json_default(o):

@@ -78,8 +78,11 @@ class Sweep:
         return self.depths[-1]
 
     def describe(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "points"}
-        d["points"] = [p.describe() for p in self.points]
+        """JSON-able description; what does not change results (gain_chunk, the points'
+        own depth) is left out so it cannot cause cache misses."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in ("points", "gain_chunk")}
+        d["points"] = [p.replace(depth=self.max_depth).describe() for p in self.points]
         d["engine_version"] = ENGINE_VERSION
         return d
 
