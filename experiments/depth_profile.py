@@ -16,7 +16,7 @@ from gradstudy.predictions import (
     preactivation_q,
     weight_grad_profile,
 )
-from gradstudy.study import Claim, require
+from gradstudy.study import Claim, finite_median, require
 
 NAME = "depth_profile"
 DESCRIPTION = "per-layer ‖∂L/∂W_l‖, ‖∂L/∂h_l‖ vs layer: 4 activations × 4 inits, with theory"
@@ -78,7 +78,7 @@ def run(ctx, p):
                     plotting.median_band(ax, layers, data, color,
                                          label=label.replace("σ_w", r"$\sigma_w$"))
                     marked |= plotting.mark_nonfinite(ax, layers, data, color)
-                    anchor = _median_finite(data[:, -1])
+                    anchor = finite_median(data[:, -1])
                     # theory on top in near-black: where it matches, it would hide under data
                     ax.plot(layers, anchor * profile(spec, 1.0, depth), color="0.1", ls="--",
                             lw=0.7, zorder=4)
@@ -121,17 +121,11 @@ def run(ctx, p):
     return claims
 
 
-def _median_finite(x):
-    x = np.asarray(x, float)
-    x = x[np.isfinite(x)]
-    return np.median(x) if x.size else np.nan
-
-
 def _ratio_claim(act, label, spec, bp, depth):
     """log10 ‖δ_1‖/‖δ_L‖ (median over seeds) against the mean-field product of χ(q_l)."""
     predicted = float(np.log10(backprop_profile(spec, 1.0, depth)[0]))
     with np.errstate(divide="ignore", invalid="ignore"):
-        measured = _median_finite(np.log10(bp[:, 0] / bp[:, -1]))
+        measured = finite_median(np.log10(bp[:, 0] / bp[:, -1]))
     # 0.3 decades: the O(L/width) finite-width scale (64/256 in ln units ≈ 0.1 decade per
     # unit coefficient), plus 2 % of the predicted number of decades
     return Claim(f"ratio_{act}_{INITS[label][2]}",

@@ -14,7 +14,7 @@ import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting, theory
 from gradstudy.predictions import log10_backprop_ratio
-from gradstudy.study import Claim, require
+from gradstudy.study import Claim, finite_median, require
 
 NAME = "phase_diagram"
 DESCRIPTION = "log10 first/last-layer gradient ratio over (σ_w², depth), tanh, with critical line"
@@ -57,7 +57,7 @@ def run(ctx, p):
     bp = ds.backprop_norm.values  # (point, seed, depth, layer)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio_h = np.log10(bp[:, :, :, 0] / bp[:, :, depth_idx, last])  # (point, seed, depth)
-    med_h = _nanmedian(log_ratio_h, axis=1).reshape(len(s2b), len(s2w), len(depths))
+    med_h = finite_median(log_ratio_h, axis=1).reshape(len(s2b), len(s2w), len(depths))
     nonfinite = (~np.isfinite(log_ratio_h)).any(axis=1).reshape(med_h.shape)
 
     claims = []
@@ -115,16 +115,6 @@ def run(ctx, p):
         fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.45, 0.0), ncol=3)
         plotting.save_figure(fig, ctx.figures_dir, NAME)
     return claims
-
-
-def _nanmedian(x, axis):
-    x = np.where(np.isfinite(x), x, np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmedian(x, axis=axis)
 
 
 def _edges(centers):

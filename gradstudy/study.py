@@ -13,10 +13,13 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from gradstudy.config import ConfigError
 from gradstudy.results import backend, run_cached, versions, write_json_atomic
@@ -109,6 +112,15 @@ def discover() -> dict[str, ModuleType]:
         if hasattr(module, "run") and hasattr(module, "SCALES"):
             studies[getattr(module, "NAME", path.stem)] = module
     return studies
+
+
+def finite_median(x, axis=None):
+    """Median over ``axis`` of the finite entries (NaN where there are none): inf/NaN
+    seeds are recorded and plotted, and left out of the statistic."""
+    x = np.where(np.isfinite(x), np.asarray(x, float), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN
+        return np.nanmedian(x, axis=axis)
 
 
 def require(condition: bool, field: str, message: str) -> None:
