@@ -83,7 +83,10 @@ def _draw(ax, dtype, factors, depths, measured, breakdown, info):
                     ls="none")
     for y, txt in [(np.log10(info.max), f"{dtype} max"), (np.log10(info.tiny), "smallest normal")]:
         ax.axhline(y, color="0.4", lw=0.6, ls=":")
-        ax.text(depths[-1], y, txt, ha="right", va="bottom", fontsize=6, color="0.3")
+        # where no line crosses these levels in the default sweep
+        x = (0.35 if y > 0 else 0.45) * depths[-1]
+        ax.text(x, y, txt, ha="center", va="bottom" if y > 0 else "top", fontsize=6,
+                color="0.3")
     span = 1.25 * np.log10(info.max)
     ax.set_ylim(-span, span)
     ax.set_xlim(0, depths[-1])
