@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+LATEXMK ?= latexmk
 LINT_PATHS := $(wildcard gradstudy experiments tests benchmarks)
 
 .DEFAULT_GOAL := help
@@ -50,12 +51,15 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py
 
-paper: figures
-	@if command -v latexmk >/dev/null 2>&1; then \
-		cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error paper.tex; \
-	else \
-		echo "make paper: latexmk (with pdflatex and bibtex) is needed to build paper/paper.pdf; skipping."; \
-	fi
+# latexmk is checked before the (long) paper-scale run, so that a missing TeX fails at once.
+paper:
+	@command -v $(LATEXMK) >/dev/null 2>&1 || { \
+		echo "make paper: error: '$(LATEXMK)' not found; it is needed (with pdflatex and bibtex) to build paper/paper.pdf." >&2; \
+		echo "  install TeX Live, e.g. 'sudo apt-get install latexmk texlive-latex-extra texlive-science' (Debian/Ubuntu)," >&2; \
+		echo "  'brew install --cask mactex-no-gui' (macOS) or 'tlmgr install latexmk', then run make paper again." >&2; \
+		exit 1; }
+	$(MAKE) figures
+	cd paper && $(LATEXMK) -pdf -interaction=nonstopmode -halt-on-error paper.tex
 
 check: $(STAMP)
 	$(BIN)/gradstudy reproduce --scale paper --check

@@ -21,6 +21,12 @@ SCALES = {
     "smoke": {"factors": [0.1, 0.5, 0.9, 1.0, 1.1, 2.0, 3.0], "max_depth": 200},
     "paper": {"factors": [0.1, 0.5, 0.9, 1.0, 1.1, 1.5, 2.0, 3.0], "max_depth": 1200},
 }
+# `--set` bounds (gradstudy.study.Limit): the run takes ~len(factors)·max_depth² steps;
+# distinct factors, since each names its claims.
+LIMITS = {
+    "factors": {"range": (1e-3, 1e3), "len": (1, 16), "distinct": True},
+    "max_depth": (1, 20_000),
+}
 DTYPES = ("float32", "float64")
 
 
@@ -49,7 +55,8 @@ def run(ctx, p):
             claims.append(Claim(
                 f"closed_form_{dtype}",
                 f"{dtype}: measured ∂x_D/∂x_0 equals factor^D where finite (max rel. error ≤ D·u)",
-                float(np.max(rel)), 0.0, float(bound), "chain rule, closed form"))
+                float(np.max(rel)), 0.0, float(bound),
+                "closed form: chain rule, rounding bound γ_D (Higham 2002, §3.1)"))
             for i, a in enumerate(factors):
                 lo, hi = predicted_breakdown_depth(a, dtype)
                 if not (np.isfinite(lo) and lo <= depths[-1]):
@@ -58,7 +65,7 @@ def run(ctx, p):
                 claims.append(Claim(
                     f"breakdown_{dtype}_{a:g}",
                     f"{dtype}, factor {a:g}: gradient {kind} at depth in [{lo:g}, {hi:g}]",
-                    float(breakdown[i]), lo, 0.0, "IEEE 754 range of "
+                    float(breakdown[i]), lo, 0.0, "closed form: IEEE 754 range of "
                     f"{dtype} (flush-to-zero or gradual underflow)", kind="range", upper=hi))
             _draw(ax, dtype, factors, depths, measured, breakdown, info)
         axes[1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="factor per layer")
@@ -67,11 +74,12 @@ def run(ctx, p):
 
 
 def _draw(ax, dtype, factors, depths, measured, breakdown, info):
-    colors = plotting.OKABE_ITO
+    # diverging around factor 1: blues vanish, reds explode, grey stays; ≥ 3:1 on white
+    colors = plotting.diverging_colors(factors, center=1.0)
     with np.errstate(divide="ignore"):
         logm = np.log10(np.abs(measured))
     for i, a in enumerate(factors):
-        c = colors[i % len(colors)]
+        c = colors[i]
         ax.plot(depths, depths * np.log10(a), color=c, lw=0.8, ls="--", alpha=0.8)
         good = np.isfinite(logm[i])
         ax.plot(depths[good], logm[i][good], color=c, lw=1.4, label=f"{a:g}")

@@ -1,18 +1,31 @@
 """``gradstudy list | reproduce | run``: the one command behind every figure.
 
 Bad input prints one line naming the field and the allowed values and exits with 2,
-without a traceback.
+without a traceback: unknown study, scale or ``--set`` key, a ``--set`` value outside the
+study's ``LIMITS``, an ``--out`` that is not a writable directory, a study file that does
+not import.  ``gradstudy run NAME --help`` lists the study's ``--set`` keys.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from gradstudy import __version__
 from gradstudy.config import ConfigError
-from gradstudy.study import SCALES, discover, load_summaries, parse_overrides, run_study
+from gradstudy.study import (
+    SCALES,
+    discover_all,
+    experiments_dir,
+    load_summaries,
+    parse_overrides,
+    run_study,
+    study_limits,
+    study_params,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,27 +36,42 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gradstudy", description="Measured vanishing and exploding gradients.")
+    p.add_argument("--version", action="version", version=f"gradstudy {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list the studies")
+    sub.add_parser("list", help="list the studies (and any that fail to import)")
     r = sub.add_parser("reproduce", help="run studies, write figures, results and claims table")
     r.add_argument("--scale", default="paper", help=f"one of {', '.join(SCALES)}")
-    r.add_argument("--only", nargs="+", metavar="NAME", help="run only these studies")
-    r.add_argument("--check", action="store_true", help="exit 1 if any claim fails")
+    r.add_argument("--only", nargs="+", metavar="NAME",
+                   help="run only these studies (each once, in the order given)")
+    r.add_argument("--check", action="store_true",
+                   help="exit 1 if any claim fails, a study is broken, or there are no claims")
     r.add_argument("--out", default=".", help="root for figures/ and results/ (default .)")
     r.add_argument("--no-progress", action="store_true")
-    u = sub.add_parser("run", help="run one study")
-    u.add_argument("name")
+    u = sub.add_parser("run", help="run one study", add_help=False,
+                       description="Run one study; `gradstudy run NAME --help` lists its "
+                                   "--set keys, defaults and allowed values.")
+    u.add_argument("-h", "--help", action="store_true", help="show this help (with NAME: "
+                   "the study's --set keys) and exit")
+    u.add_argument("name", nargs="?", metavar="NAME")
     u.add_argument("--scale", default="smoke", help=f"one of {', '.join(SCALES)}")
-    u.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override a parameter of the scale")
-    u.add_argument("--out", default=".")
+    u.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   dest="overrides", help="override parameters of the scale (repeatable; "
+                   "each key once); results go to results/custom/SCALE/NAME/KEY=VALUE,...")
+    u.add_argument("--out", default=".", help="root for figures/ and results/ (default .)")
     u.add_argument("--no-progress", action="store_true")
+    p.run_parser = u
     return p
 
 
-def _select(studies: dict, names: list[str] | None) -> list[str]:
+def _select(studies: dict, broken: dict, names: list[str] | None) -> list[str]:
+    """The studies to run, each once in the order given (all working ones by default)."""
     if not names:
         return list(studies)
+    names = list(dict.fromkeys(names))
+    for n in names:
+        if n in broken and n not in studies:
+            raise ConfigError(f"study {n!r} is broken ({broken[n]}): fix "
+                              f"{experiments_dir() / (n + '.py')}")
     unknown = [n for n in names if n not in studies]
     if unknown:
         raise ConfigError(f"study: unknown {', '.join(map(repr, unknown))}; "
@@ -56,6 +84,23 @@ def _check_scale(scale: str) -> None:
         raise ConfigError(f"--scale: unknown value {scale!r}; allowed: {', '.join(SCALES)}")
 
 
+def _output_root(text: str) -> Path:
+    """``--out`` as a directory we can write to (created if missing), else one line."""
+    if not text.strip() or "\0" in text:
+        raise ConfigError(f"--out: must be a directory path, got {text!r}")
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {text!r} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):  # permissions, read-only file systems
+            pass
+    except OSError as e:
+        raise ConfigError(f"--out: cannot write to {text!r} "
+                          f"({e.strerror or type(e).__name__})") from None
+    return out
+
+
 def _print_claims(summary: dict) -> None:
     from gradstudy.report import comparison
 
@@ -66,58 +111,134 @@ def _print_claims(summary: dict) -> None:
               f"  [{mark}] {c['id']}: measured {c['measured']}, expected {comparison(c)}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _format_default(value, max_items: int = 6) -> str:
+    if isinstance(value, (list, tuple)):
+        items = [_format_default(v) for v in value]
+        if len(items) > max_items:  # long grids: ends and count
+            return f"{','.join(items[:2])},...,{items[-1]} ({len(items)} values)"
+        return ",".join(items)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def study_help(module) -> str:
+    """The ``--set`` keys of a study: allowed values, and the default at each scale."""
+    scales = module.SCALES
+    limits = study_limits(module)
+    keys = list(dict.fromkeys(k for p in scales.values() for k in p))
+    width = max([len(k) for k in keys] + [3])
+    lines = [f"{module.NAME}: {getattr(module, 'DESCRIPTION', '')}", "",
+             "--set KEY=VALUE keys (allowed values; default at each scale):"]
+    for key in keys:
+        template = next(p[key] for p in scales.values() if key in p)
+        lines.append(f"  {key:{width}}  {limits[key].describe(template)}")
+        defaults = "   ".join(f"{s}: {_format_default(p[key])}" for s, p in scales.items()
+                               if key in p)
+        lines.append(f"  {'':{width}}  {defaults}")
+    if keys:
+        params = next(iter(scales.values()))
+        scalars = [k for k in keys if not isinstance(params.get(k), (list, tuple))]
+        first = (scalars or keys)[0]
+        value = _format_default(params.get(first, ""), max_items=99)
+        lines += ["", f"example: gradstudy run {module.NAME} --set {first}={value}  "
+                  "(lists comma-separated, each key once)"]
+    return "\n".join(lines)
+
+
+def _run_help(parser, args) -> int:
+    parser.run_parser.print_help()
+    studies, broken = discover_all()
+    if args.name is None:
+        print("\nstudies: " + ", ".join(studies))
+        return 0
+    name = _select(studies, broken, [args.name])[0]
+    print()
+    print(study_help(studies[name]))
+    return 0
+
+
+def _run(studies, broken, args) -> int:
+    if args.name is None:
+        raise ConfigError(f"run: a study name is required; allowed: {', '.join(studies)}")
+    name = _select(studies, broken, [args.name])[0]
+    module = studies[name]
+    if args.scale not in module.SCALES:
+        raise ConfigError(f"--scale: study {name!r} has no {args.scale!r} scale; "
+                          f"allowed: {', '.join(module.SCALES)}")
+    overrides = parse_overrides(args.overrides, module.SCALES[args.scale],
+                                getattr(module, "LIMITS", None))
+    study_params(module, args.scale, overrides)  # LIMITS and validate(), before any work
+    out = _output_root(args.out)
     try:
-        studies = discover()
+        summary = run_study(module, args.scale, out, overrides, not args.no_progress)
+    except Exception as e:  # noqa: BLE001
+        if not overrides:
+            raise  # without --set this is a bug in the study or the library: keep the traceback
+        # the values passed every check we have, yet the study cannot use them: name the keys
+        given = " ".join(f"{k}={_format_default(v)}" for k, v in overrides.items())
+        detail = " ".join(str(e).split())[:160]
+        raise ConfigError(f"--set {', '.join(overrides)}: {name} cannot run with {given} "
+                          f"({type(e).__name__}: {detail})") from None
+    print(f"{name}: {summary['runtime_s']:.1f} s")
+    if summary["figures"]:
+        print(f"  figures: {Path(out) / Path(summary['figures'][0]).parent}")
+    _print_claims(summary)
+    return 0
+
+
+def _reproduce(studies, broken, args) -> int:
+    from gradstudy.report import write_tables
+    from gradstudy.study import output_dirs
+
+    names = _select(studies, broken, args.only)
+    if not names:
+        raise ConfigError(f"GRADSTUDY_EXPERIMENTS: no working study in {experiments_dir()}"
+                          + (f" (broken: {', '.join(broken)})" if broken else ""))
+    out = _output_root(args.out)
+    skipped = [] if args.only else sorted(broken)
+    for stem in skipped:
+        print(f"gradstudy: warning: skipping broken study {stem}: {broken[stem]}",
+              file=sys.stderr)
+    t0 = time.perf_counter()
+    for name in names:
+        summary = run_study(studies[name], args.scale, out, progress=not args.no_progress)
+        print(f"{name}: {summary['runtime_s']:.1f} s")
+        _print_claims(summary)
+    summaries = load_summaries(out, args.scale, list(studies))
+    figures_root = output_dirs(out, args.scale, "x")[1].parent
+    tables = write_tables(summaries, figures_root)
+    n = sum(len(s["claims"]) for s in summaries)
+    failed = [f"{s['study']}/{c['id']}" for s in summaries for c in s["claims"]
+              if not c["pass"]]
+    print(f"reproduce ({args.scale}): {n - len(failed)}/{n} claims pass; "
+          f"wall time {time.perf_counter() - t0:.1f} s; table: {tables[0]}")
+    if failed:
+        print("failing claims: " + ", ".join(failed))
+    if skipped:
+        print("broken studies (not run): " + ", ".join(skipped))
+    if n == 0:
+        print("no claims were produced: nothing to check")
+    return 1 if (args.check and (failed or skipped or n == 0)) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run" and args.help:
+            return _run_help(parser, args)
+        studies, broken = discover_all()
         if args.command == "list":
             for name, mod in studies.items():
                 print(f"{name:24s} {getattr(mod, 'DESCRIPTION', '')}")
+            for stem, reason in broken.items():
+                print(f"{stem:24s} BROKEN: {reason}")
             return 0
         _check_scale(args.scale)
-        out = Path(args.out)
         if args.command == "run":
-            name = _select(studies, [args.name])[0]
-            module = studies[name]
-            if args.scale not in module.SCALES:
-                raise ConfigError(f"--scale: study {name!r} has no {args.scale!r} scale; "
-                                  f"allowed: {', '.join(module.SCALES)}")
-            overrides = parse_overrides(args.overrides, module.SCALES[args.scale])
-            try:
-                summary = run_study(module, args.scale, out, overrides, not args.no_progress)
-            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as e:
-                if not overrides or isinstance(e, ConfigError):
-                    raise  # without --set this is a bug: keep the traceback
-                raise ConfigError(f"--set {' '.join(args.overrides)}: the study cannot run with "
-                                  f"these values ({type(e).__name__}: {e})") from None
-            print(f"{name}: {summary['runtime_s']:.1f} s")
-            if summary["figures"]:
-                print(f"  figures: {Path(out) / Path(summary['figures'][0]).parent}")
-            _print_claims(summary)
-            return 0
-        # reproduce
-        from gradstudy.report import write_tables
-        from gradstudy.study import output_dirs
-
-        names = _select(studies, args.only)
-        t0 = time.perf_counter()
-        for name in names:
-            summary = run_study(studies[name], args.scale, out, progress=not args.no_progress)
-            print(f"{name}: {summary['runtime_s']:.1f} s")
-            _print_claims(summary)
-        summaries = load_summaries(out, args.scale, list(studies))
-        figures_root = output_dirs(out, args.scale, "x")[1].parent
-        tables = write_tables(summaries, figures_root)
-        n = sum(len(s["claims"]) for s in summaries)
-        failed = [f"{s['study']}/{c['id']}" for s in summaries for c in s["claims"]
-                  if not c["pass"]]
-        print(f"reproduce ({args.scale}): {n - len(failed)}/{n} claims pass; "
-              f"wall time {time.perf_counter() - t0:.1f} s; table: {tables[0]}")
-        if failed:
-            print("failing claims: " + ", ".join(failed))
-        return 1 if (args.check and failed) else 0
+            return _run(studies, broken, args)
+        return _reproduce(studies, broken, args)
     except ConfigError as e:
-        print(f"gradstudy: error: {e}", file=sys.stderr)
+        print(f"gradstudy: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
 
 

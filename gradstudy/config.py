@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gradstudy.activations import activation_name, activation_names, callable_id, get_activation
+from gradstudy.activations import activation_names, get_activation
 from gradstudy.errors import ConfigError
+from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
 from gradstudy.initializers import UNIT_SAMPLERS, get_initializer, initializer_names
 
 NORMS = ("none", "layernorm", "batchnorm")
@@ -23,15 +25,70 @@ DTYPES = ("float32", "float64")
 GAIN_FIELDS = ("sigma_w", "sigma_b")
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
+# Upper bounds: far beyond anything a study runs (and beyond what fits in memory for the
+# sizes), so that a typo such as width=10000000000 is one line here rather than an XLA
+# error later.
+MAX_UNITS = 10**6  # width, in_dim, out_dim, depth
+MAX_GAIN = 1e6  # sigma_w, sigma_b, residual_alpha
 
 
-def _finite_nonneg(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}: must be a finite number >= 0, got {value!r}")
+def check_int(name: str, value: Any, lo: int = 1, hi: int = MAX_UNITS) -> int:
+    """``value`` as a Python int in [lo, hi], else a one-line ConfigError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or not lo <= value <= hi:
+        raise ConfigError(f"{name}: must be an integer in [{lo}, {hi}], got {short_repr(value)}")
+    return int(value)
+
+
+def check_real(name: str, value: Any, lo: float = 0.0, hi: float = MAX_GAIN) -> float:
+    """``value`` as a finite Python float in [lo, hi], else a one-line ConfigError."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError
+        as_float = float(value)  # OverflowError for ints beyond float range
+    except (TypeError, ValueError, OverflowError):
+        as_float = None
+    if as_float is None or not math.isfinite(as_float) or not lo <= as_float <= hi:
+        raise ConfigError(f"{name}: must be a finite number in [{lo:g}, {hi:g}], "
+                          f"got {short_repr(value)}")
+    return as_float
+
+
+def check_choice(name: str, value: Any, allowed) -> str:
+    """``value`` must be one of the strings ``allowed`` (arrays and unhashables rejected)."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"{name}: unknown value {short_repr(value)}; "
+                          f"allowed: {', '.join(allowed)}")
+    return value
+
+
+def check_sequence(name: str, value: Any, min_len: int = 1, max_len: int = 10**5) -> tuple:
+    """A list, tuple, range or 1-d array as a tuple of ``min_len..max_len`` items; strings,
+    mappings, sets and scalars are rejected with one line naming ``name``."""
+    is_array = hasattr(value, "__array__") and getattr(value, "ndim", None) == 1
+    if not (isinstance(value, Sequence) and not isinstance(value, (str, bytes)) or is_array):
+        raise ConfigError(f"{name}: must be a list or tuple, got {short_repr(value)}")
+    items = tuple(value)
+    if not min_len <= len(items) <= max_len:
+        raise ConfigError(f"{name}: needs {min_len} to {max_len} items, got {len(items)}")
+    return items
+
+
+def _check_name_or_callable(name: str, value: Any, resolve) -> None:
+    if not (isinstance(value, str) or callable(value)):
+        raise ConfigError(f"{name}: must be a registered name or a callable, "
+                          f"got {short_repr(value)}")
+    resolve(value)
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to one short line, for error messages."""
+    try:
+        text = repr(value)
+    except Exception:  # a user object whose repr fails must not hide the real error
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -71,29 +128,16 @@ class MLPSpec:
 
     def __post_init__(self):
         # NumPy scalars are accepted and stored as Python numbers (hashable, JSON-able)
-        for name in ("width", "depth", "in_dim", "out_dim"):
-            value = getattr(self, name)
-            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-                object.__setattr__(self, name, int(value))
-        for name in ("sigma_w", "sigma_b", "residual_alpha"):
-            value = getattr(self, name)
-            if isinstance(value, numbers.Real) and not isinstance(value, bool):
-                object.__setattr__(self, name, float(value))
-        _positive_int("width", self.width)
-        _positive_int("depth", self.depth)
-        if self.in_dim is not None:
-            _positive_int("in_dim", self.in_dim)
-        _positive_int("out_dim", self.out_dim)
-        get_activation(self.activation)
-        get_initializer(self.init)
-        _finite_nonneg("sigma_w", self.sigma_w)
-        _finite_nonneg("sigma_b", self.sigma_b)
-        if self.norm not in NORMS:
-            raise ConfigError(f"norm: unknown value {self.norm!r}; allowed: {', '.join(NORMS)}")
-        if self.residual_alpha is not None:
-            _finite_nonneg("residual_alpha", self.residual_alpha)
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype: unknown value {self.dtype!r}; allowed: {', '.join(DTYPES)}")
+        for name in ("width", "depth", "out_dim") + (("in_dim",) if self.in_dim is not None
+                                                      else ()):
+            object.__setattr__(self, name, check_int(name, getattr(self, name)))
+        _check_name_or_callable("activation", self.activation, get_activation)
+        _check_name_or_callable("init", self.init, get_initializer)
+        for name in ("sigma_w", "sigma_b") + (("residual_alpha",)
+                                              if self.residual_alpha is not None else ()):
+            object.__setattr__(self, name, check_real(name, getattr(self, name)))
+        check_choice("norm", self.norm, NORMS)
+        check_choice("dtype", self.dtype, DTYPES)
 
     @property
     def input_dim(self) -> int:
@@ -127,11 +171,29 @@ class MLPSpec:
         return self.sigma_w**2 * get_initializer(self.init).variance_factor(fan_in, fan_out)
 
     def describe(self) -> dict:
-        """JSON-able description (callables by name), for result attributes and cache keys."""
-        d = dataclasses.asdict(self)
-        d["activation"] = activation_name(self.activation)
-        d["init"] = self.init if isinstance(self.init, str) else callable_id(self.init)
+        """JSON-able description, for result attributes and cache keys.
+
+        ``activation`` and ``init`` are readable labels (a registered name, or a callable's
+        ``name#hash``); ``activation_fingerprint`` and ``init_fingerprint`` hash the
+        functions they resolve to now (see :mod:`gradstudy.fingerprint`), so re-registering
+        a name or changing a default or closure value changes the description.  A
+        fingerprint is None where the computation cannot be compared; such a description
+        must not key a cache.
+        """
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["activation_fingerprint"] = activation_fingerprint(self.activation)
+        d["init_fingerprint"] = initializer_fingerprint(self.init)
+        d["activation"] = _label(self.activation, d["activation_fingerprint"])
+        d["init"] = _label(self.init, d["init_fingerprint"])
         return d
+
+
+def _label(value: Any, fingerprint: str | None) -> str:
+    """A registered name as is; a callable as ``name#`` and the start of its fingerprint."""
+    if isinstance(value, str):
+        return value
+    name = getattr(value, "__name__", None) or type(value).__name__
+    return f"{name}#{fingerprint[:10] if fingerprint else 'unfingerprintable'}"
 
 
 def allowed_values() -> dict[str, list[str]]:

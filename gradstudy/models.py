@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from gradstudy.activations import get_activation
 from gradstudy.config import MLPSpec
+from gradstudy.errors import ConfigError
 from gradstudy.initializers import get_initializer
 
 BN_EPS = 1e-5
@@ -58,15 +59,28 @@ def _dense(spec: MLPSpec, features: int, name: str) -> nn.Dense:
                     bias_init=_bias_init, dtype=dtype, param_dtype=dtype, name=name)
 
 
-def _stats(h, a, with_gram):
+def _stats(h, a, with_gram, blocked=None):
     # per-layer forward statistics of the pre-activations: mean and second moment q_l
-    stats = {"preact_mean": jnp.mean(h), "preact_q": jnp.mean(h**2)}
+    stats = {"preact_mean": jnp.mean(h), "preact_q": jnp.mean(h**2),
+             # whether the forward pass is still finite here: the probes turn every gradient
+             # of a network that overflowed into NaN (relu'(inf) = 0 would report 0)
+             "finite": jnp.all(jnp.isfinite(h))}
     if with_gram:
         # scaled by max|a| so that squaring tiny activations cannot underflow
         scale = max_abs_scale(a)
         stats["dense_input_gram"] = (a / scale) @ (a / scale).T
         stats["dense_input_scale"] = scale
+        # structural zeros, so that an exact 0 gradient is not mistaken for underflow:
+        # every dense input is 0 (∂L/∂W_l = 0), or no path leads back through this layer
+        # (φ' = 0 at every unit and example, e.g. all ReLUs dead)
+        stats["input_zero"] = jnp.all(a == 0)
+        stats["blocked"] = jnp.zeros((), bool) if blocked is None else blocked
     return stats
+
+
+def no_path(phi, h) -> jax.Array:
+    """True where φ'(h) = 0 for every entry of ``h``: nothing back-propagates through φ."""
+    return jnp.all(jax.jvp(phi, (h,), (jnp.ones_like(h),))[1] == 0)
 
 
 def max_abs_scale(x, axis=None):
@@ -115,13 +129,17 @@ class HiddenLayer(nn.Module):
 
     @nn.compact
     def __call__(self, h, perturbation):
+        h_in = h
         a = get_activation(self.spec.activation)(h)
         z = _add_dense_perturbation(_dense(self.spec, self.spec.width, "dense")(a), perturbation)
         z = Normalize(self.spec.norm, jnp.dtype(self.spec.dtype), name="norm")(z)
         if self.spec.residual_alpha is not None:
             z = h + self.spec.residual_alpha * z
         h = z + perturbation["h"]
-        return h, _stats(h, a, self.with_gram)
+        blocked = None
+        if self.with_gram and self.spec.residual_alpha is None:
+            blocked = no_path(get_activation(self.spec.activation), h_in)
+        return h, _stats(h, a, self.with_gram, blocked)
 
 
 class Readout(nn.Module):
@@ -159,6 +177,7 @@ class MLP(nn.Module):
 
     def __call__(self, x, perturbations=None):
         spec = self.spec
+        require_dtype(spec)
         if perturbations is None:
             perturbations = zero_perturbation(x.shape[0], spec.width, x.dtype, spec.depth)
         h, stats = self.input_layer(x, jax.tree.map(lambda p: p[0], perturbations))
@@ -169,8 +188,24 @@ class MLP(nn.Module):
         return self.readout(h), stats
 
 
+def require_dtype(spec: MLPSpec) -> None:
+    """Refuse to compute a float64 spec in float32.
+
+    With 64-bit JAX off, ``jnp`` silently truncates float64 to float32, so a spec that asks
+    for float64 would get float32 numbers (and float32's underflow) without a word.
+
+    Raises:
+        ConfigError: one line saying how to enable float64.
+    """
+    if spec.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ConfigError("dtype: 'float64' needs 64-bit JAX, which is off: call "
+                          "jax.config.update('jax_enable_x64', True) first, or wrap the call "
+                          "in `with jax.enable_x64(True):` (sweeps do this themselves)")
+
+
 def init_params(spec: MLPSpec, key: jax.Array) -> dict:
     """Unit-gain parameters of ``MLP(spec)`` (apply :func:`apply_gains` for σ_w, σ_b)."""
+    require_dtype(spec)
     x = jnp.zeros((1, spec.input_dim), jnp.dtype(spec.dtype))
     return MLP(spec).init(key, x)["params"]
 

@@ -118,3 +118,70 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
+
+
+def decade_ticks(ax, axis: str = "y", max_labels: int = 7) -> None:
+    """Major ticks of a log axis at whole decades 10^(k·step), ``step`` from 1, 2, 5, 10, ...
+    decades so that at most ``max_labels`` are labelled; no minor ticks."""
+    from matplotlib.ticker import FixedLocator, LogFormatterMathtext, NullLocator
+
+    lo, hi = (ax.get_ylim() if axis == "y" else ax.get_xlim())
+    lo_dec, hi_dec = np.log10(lo), np.log10(hi)
+    span = max(hi_dec - lo_dec, 1e-9)
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500) if span / s <= max_labels)
+    first = int(np.ceil(lo_dec / step)) * step
+    ticks = 10.0 ** np.arange(first, hi_dec + 1e-9, step)
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_major_formatter(LogFormatterMathtext())
+    target.set_minor_locator(NullLocator())
+
+
+def relative_luminance(color) -> float:
+    """WCAG 2.x relative luminance of a matplotlib colour."""
+    from matplotlib.colors import to_rgb
+
+    def channel(c):
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in to_rgb(color))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(color, background="white") -> float:
+    """WCAG contrast ratio (1 to 21) of ``color`` against ``background``; lines and
+    markers need ≥ 3 (WCAG 2.1, 1.4.11 non-text contrast)."""
+    a, b = sorted((relative_luminance(color), relative_luminance(background)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def diverging_colors(values, center: float = 1.0, neutral: str = "0.35"):
+    """One colour per value of a ratio-like parameter, diverging around ``center``: blues
+    below, reds above, darker with the rank of the distance from ``center``, ``neutral``
+    grey at ``center``.  Every colour has ≥ 3:1 contrast on white (the light ends of the
+    sequential maps are left out), and values either side of the centre differ by hue
+    family (blue vs red), which survives deuteranopia.
+
+    References:
+        Brewer (1999), Color use guidelines for data representation (diverging schemes).
+    """
+    from matplotlib import colormaps
+
+    values = np.asarray(values, float)
+    colors = [neutral] * len(values)
+    for side, cmap in ((values < center, "Blues"), (values > center, "Reds")):
+        idx = np.flatnonzero(side & ~np.isclose(values, center))
+        order = idx[np.argsort(np.abs(np.log(values[idx] / center)))]  # nearest first
+        shades = np.linspace(0.6, 1.0, len(order)) if len(order) > 1 else [0.8]
+        for i, x in zip(order, shades):
+            colors[i] = matplotlib.colors.to_hex(colormaps[cmap](x))
+    return colors
+
+
+def sequential_colors(n: int, cmap: str = "plasma", lo: float = 0.0, hi: float = 0.6):
+    """``n`` colours along a perceptually uniform sequential map, for ordered categories
+    (layers 1..n); ``hi`` = 0.6 leaves out plasma's light end (< 3:1 contrast on white)."""
+    from matplotlib import colormaps
+
+    m = colormaps[cmap]
+    return [matplotlib.colors.to_hex(m(x)) for x in np.linspace(lo, hi, n)]

@@ -2,9 +2,9 @@
 
 Bridges a model spec (activation, init family, gains, widths, input scale) and
 :mod:`gradstudy.theory`: the pre-activation variances q_l of layers 1..L and the
-back-propagated profile ‖∂L/∂h_l‖ relative to the last layer.  ReLU, leaky ReLU and linear
-use closed forms (their kinks make quadrature of φ' inexact); any other activation uses
-Gauss–Hermite quadrature.
+back-propagated profile ‖∂L/∂h_l‖ relative to the last layer.  ReLU, leaky ReLU (any slope,
+read from the function) and linear use their exact closed forms; any other activation uses
+the kink-aware quadrature of :mod:`gradstudy.theory` in float64.
 
 References:
     Poole et al. (2016), Exponential expressivity in deep neural networks through
@@ -18,13 +18,10 @@ import jax
 import numpy as np
 
 from gradstudy import theory
-from gradstudy.activations import LEAKY_RELU_SLOPE, get_activation, leaky_relu, linear
+from gradstudy.activations import LeakyReLU, get_activation, linear
 from gradstudy.config import MLPSpec
 from gradstudy.errors import ConfigError
 from gradstudy.initializers import get_initializer
-
-_CLOSED_FORM = {"relu": jax.nn.relu, "leaky_relu": leaky_relu, "linear": linear}
-QUADRATURE_DEGREE = 300  # accurate to ~1e-9 for tanh up to q ≈ 3 and ~1e-4 at q ≈ 10
 
 
 def _check(spec: MLPSpec) -> None:
@@ -41,23 +38,23 @@ def input_sigma_w2(spec: MLPSpec) -> float:
 
 def _maps(spec: MLPSpec):
     """(length map q -> E[φ(√q z)²], gradient map q -> E[φ'(√q z)²]) as numpy functions."""
-    # closed forms by function identity, so a re-registered "relu" gets quadrature
+    # closed forms by function identity (a re-registered "relu" gets quadrature); for
+    # φ = x on x >= 0 and a·x below, E[φ(√q z)²] = q (1 + a²)/2 and E[φ'²] = (1 + a²)/2
     phi = get_activation(spec.activation)
-    name = next((n for n, f in _CLOSED_FORM.items() if f is phi), None)
-    if name is not None:
-        a2 = {"relu": 0.0, "leaky_relu": LEAKY_RELU_SLOPE**2, "linear": 1.0}[name]
-        slope2 = {"relu": 0.5, "leaky_relu": (1 + a2) / 2, "linear": 1.0}[name]
-        return (lambda q: slope2 * np.asarray(q, float)), (lambda q: slope2 + 0 * np.asarray(q))
+    slope = {id(jax.nn.relu): 0.0, id(linear): 1.0}.get(id(phi))
+    if slope is None and isinstance(phi, LeakyReLU):
+        slope = phi.negative_slope
+    if slope is not None:
+        factor = (1 + slope**2) / 2
+        return (lambda q: factor * np.asarray(q, float)), (lambda q: factor + 0 * np.asarray(q))
+
     # float64 throughout: vanishing q_l reach 1e-40 and would flush to 0 in float32
     def second_moment(q):
-        with jax.enable_x64(True):
-            return np.asarray(theory.length_map(phi, np.asarray(q, np.float64), 1.0, 0.0,
-                                                QUADRATURE_DEGREE))
+        return np.asarray(theory.length_map(phi, np.asarray(q, np.float64), 1.0, 0.0,
+                                            dtype="float64"))
 
     def grad_moment(q):
-        with jax.enable_x64(True):
-            return np.asarray(theory.chi1(phi, np.asarray(q, np.float64), 1.0,
-                                          QUADRATURE_DEGREE))
+        return np.asarray(theory.chi1(phi, np.asarray(q, np.float64), 1.0, dtype="float64"))
 
     return second_moment, grad_moment
 
@@ -106,7 +103,7 @@ def weight_grad_profile(spec: MLPSpec, q_input: float, depth: int | None = None)
     depth = spec.depth if depth is None else depth
     q = preactivation_q(spec, q_input, depth)
     second_moment, _ = _maps(spec)
-    a2 = np.concatenate([[q_input], np.asarray(second_moment(q[:-1]), float)])
+    a2 = np.concatenate([[q_input, q_input], np.asarray(second_moment(q[:-2]), float)])
     prof = backprop_profile(spec, q_input, depth) * np.sqrt(a2 / a2[-1])
     return prof
 

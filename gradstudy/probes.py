@@ -25,6 +25,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from gradstudy import status
+from gradstudy.activations import get_activation
 from gradstudy.config import MLPSpec
 from gradstudy.errors import ConfigError
 from gradstudy.models import (
@@ -33,6 +35,8 @@ from gradstudy.models import (
     hidden_stack,
     max_abs_scale,
     mse_loss,
+    no_path,
+    require_dtype,
     zero_perturbation,
 )
 
@@ -81,7 +85,9 @@ def _segment_params(params: dict, start: int, stop: int) -> dict:
 
 def _readout_loss(spec: MLPSpec):
     def loss(h, readout_params, targets):
-        return mse_loss(Readout(spec).apply({"params": readout_params}, h), targets)
+        y = Readout(spec).apply({"params": readout_params}, h)
+        blocked = no_path(get_activation(spec.activation), h)
+        return mse_loss(y, targets), (jnp.all(jnp.isfinite(y)), blocked)
 
     return loss
 
@@ -105,8 +111,12 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
         ``backprop_norm`` (n, L) ‖∂L/∂h_l‖ over batch and units;
         ``loss``, ``input_grad_norm`` ‖∂L/∂x‖, ``readout_grad_norm`` (n,);
         ``preact_mean``, ``preact_q`` (L,) forward statistics of h_l;
-        ``backprop`` (n, L, batch, width) if ``keep_backprop``.
+        ``backprop`` (n, L, batch, width) if ``keep_backprop``;
+        ``<name>_status`` (int8, same shape) for each of the above but ``backprop``: why a
+        value is not a normal number (:mod:`gradstudy.status`). Every gradient of a network
+        whose forward pass is not finite is NaN (status ``FORWARD_NONFINITE``).
     """
+    require_dtype(spec)
     depths = _check_depths(spec, depths)
     n, L = len(depths), depths[-1]
     batch, width = x.shape[0], spec.width
@@ -115,11 +125,12 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
     # Without normalisation ∂L/∂z_l is ∂L/∂h_l (times α on residual layers), so the second
     # perturbation, and the cotangent it costs in every backward step, is not needed.
     dense_pert = spec.norm != "none"
-    loss_fn = jax.value_and_grad(_readout_loss(spec), argnums=(0, 1))
+    loss_fn = jax.value_and_grad(_readout_loss(spec), argnums=(0, 1), has_aux=True)
 
     # Forward: once through L layers, keeping each segment's VJP and each depth's loss.
     h = x
     vjps, grams, fwd_stats, losses, loss_cts, readout_norms = [], [], [], [], [], []
+    outputs_finite, readouts_blocked = [], []
     for start, stop in zip(bounds[:-1], bounds[1:]):
         pert = zero_perturbation(batch, width, dtype, stop - start, dense=dense_pert)
         seg = _segment_params(params, start, stop)
@@ -129,8 +140,11 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
         vjps.append(vjp)
         grams.append((stats.pop("dense_input_gram"), stats.pop("dense_input_scale")))
         fwd_stats.append(stats)
-        loss, (ct_h, ct_readout) = loss_fn(h, params["readout"], targets)
+        (loss, (output_finite, blocked)), (ct_h, ct_readout) = loss_fn(h, params["readout"],
+                                                                         targets)
         losses.append(loss)
+        outputs_finite.append(output_finite)
+        readouts_blocked.append(blocked)
         loss_cts.append(ct_h)
         readout_norms.append(_global_norm(ct_readout))
 
@@ -159,18 +173,39 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
             backprop = backprop.at[j:, start:stop].set(delta)
 
     stats = jax.tree.map(lambda *s: jnp.concatenate(s), *fwd_stats)
-    out = {
-        "weight_grad_norm": weight_norm,
-        "bias_grad_norm": bias_norm,
-        "backprop_norm": backprop_norm,
-        "loss": jnp.stack(losses),
-        "input_grad_norm": _scaled_norm(ct, (1, 2)),
-        "readout_grad_norm": jnp.stack(readout_norms),
-        "preact_mean": stats["preact_mean"],
-        "preact_q": stats["preact_q"],
-    }
+    # A depth-d network's forward pass is finite if h_1..h_d and its output are; otherwise
+    # none of its gradients means anything (relu'(inf) = 0 turns a NaN cotangent into 0).
+    layers_finite = jnp.cumprod(stats["finite"].astype(jnp.int32)).astype(bool)  # h_1..h_l
+    network_finite = layers_finite[jnp.asarray(depths) - 1] & jnp.stack(outputs_finite)  # (n,)
+    present = jnp.arange(L)[None, :] < jnp.asarray(depths)[:, None]  # (n, L)
+    before = jnp.concatenate([jnp.ones((1,), bool), layers_finite[:-1]])  # h_1..h_{l-1}
+    per_depth = {"weight_grad_norm": weight_norm, "bias_grad_norm": bias_norm,
+                 "backprop_norm": backprop_norm}
+    per_network = {"loss": jnp.stack(losses), "input_grad_norm": _scaled_norm(ct, (1, 2)),
+                   "readout_grad_norm": jnp.stack(readout_norms)}
+    # δ_l of a depth-d network is exactly 0 by structure if no path leads back from the
+    # output to h_l: φ' = 0 everywhere at some h_m, l ≤ m ≤ d (HiddenLayer m+1 or readout)
+    blocked = stats["blocked"].astype(jnp.int32)  # (L,): layer l's input h_{l-1} blocks
+    after = jnp.concatenate([jnp.cumsum(blocked[::-1])[::-1], jnp.zeros((1,), jnp.int32)])
+    d = jnp.asarray(depths)[:, None]
+    blocked_between = (after[None, 1:] - after[d]) > 0  # any blocked layer m in (l, d]
+    no_path = blocked_between | jnp.stack(readouts_blocked)[:, None]  # (n, L)
+    structural = {"weight_grad_norm": no_path | stats["input_zero"][None, :],
+                  "bias_grad_norm": no_path, "backprop_norm": no_path}
+    out = {}
+    for name, value in per_depth.items():
+        out[name] = status.mask_forward(value, network_finite[:, None])
+        out[name + "_status"] = status.classify(value, network_finite[:, None], present,
+                                                structural[name])
+    for name, value in per_network.items():
+        # the loss of an overflowed network is itself the non-finite forward value: keep it
+        out[name] = value if name == "loss" else status.mask_forward(value, network_finite)
+        out[name + "_status"] = status.classify(value, network_finite)
+    for name in ("preact_mean", "preact_q"):
+        out[name] = stats[name]
+        out[name + "_status"] = status.classify(stats[name], before)
     if keep_backprop:
-        out["backprop"] = backprop
+        out["backprop"] = status.mask_forward(backprop, network_finite[:, None, None, None])
     return out
 
 
@@ -227,6 +262,7 @@ def layer_jacobian_singular_values(spec: MLPSpec, params: dict, x: jax.Array) ->
         raise ConfigError("depth: layer Jacobians need depth >= 2")
     if spec.norm == "batchnorm":
         raise ConfigError("norm: per-example layer Jacobians are undefined with batchnorm")
+    require_dtype(spec)
     dtype = jnp.dtype(spec.dtype)
     one = zero_perturbation(1, spec.width, dtype, 1, dense=False)
     h1, _ = InputLayer(spec).apply({"params": params["input_layer"]}, x,

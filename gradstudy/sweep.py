@@ -20,12 +20,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradstudy.config import ConfigError, MLPSpec
+from gradstudy.config import (
+    ConfigError,
+    MLPSpec,
+    check_int,
+    check_real,
+    check_sequence,
+    short_repr,
+)
+from gradstudy.memory import plan_chunk
 from gradstudy.models import apply_gains, init_params
 from gradstudy.probes import gradient_norms
+from gradstudy.status import ABSENT
 
 # Bumped whenever what a sweep measures changes, so that cached results are not reused.
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3  # 3: status codes; NaN for every gradient of an overflowed network
+MAX_POINTS = 10**5  # points, labels, gain_chunk
+MAX_SEEDS = 10**5
+MAX_BATCH = 10**6
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,8 @@ class Sweep:
         input_std: standard deviation of the inputs.
         base_seed: PRNG seed the per-seed keys are folded from.
         labels: a name per point (default "p0", "p1", ...).
-        gain_chunk: gain points evaluated together (each with all seeds).
+        gain_chunk: at most this many gain points evaluated together (each with all
+            seeds); fewer when the memory budget asks for it (:mod:`gradstudy.memory`).
     """
 
     points: tuple[MLPSpec, ...]
@@ -53,25 +66,37 @@ class Sweep:
     gain_chunk: int = 8
 
     def __post_init__(self):
-        object.__setattr__(self, "points", tuple(self.points))
-        if not self.points:
-            raise ConfigError("points: a sweep needs at least one model spec")
-        depths = tuple(self.depths)
-        if not depths or not all(_is_int(d) and d >= 1 for d in depths):
-            raise ConfigError(f"depths: must be positive integers, got {depths}")
-        object.__setattr__(self, "depths", tuple(sorted({int(d) for d in depths})))
-        for name in ("seeds", "batch", "gain_chunk", "base_seed"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < (0 if name == "base_seed" else 1):
-                raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
-            object.__setattr__(self, name, int(value))
-        if not isinstance(self.input_std, numbers.Real) or not (self.input_std >= 0):
-            raise ConfigError(f"input_std: must be a number >= 0, got {self.input_std!r}")
+        points = check_sequence("points", self.points, max_len=MAX_POINTS)
+        for i, p in enumerate(points):
+            if not isinstance(p, MLPSpec):
+                raise ConfigError(f"points: item {i} must be an MLPSpec, got {short_repr(p)}")
+        object.__setattr__(self, "points", points)
+        depths = [check_int("depths", d) for d in check_sequence("depths", self.depths)]
+        object.__setattr__(self, "depths", tuple(sorted(set(depths))))
+        object.__setattr__(self, "seeds", check_int("seeds", self.seeds, 1, MAX_SEEDS))
+        object.__setattr__(self, "batch", check_int("batch", self.batch, 1, MAX_BATCH))
+        object.__setattr__(self, "gain_chunk", check_int("gain_chunk", self.gain_chunk, 1,
+                                                         MAX_POINTS))
+        # jax.random.PRNGKey keeps 32 bits: 2**32 would silently repeat seed 0
+        object.__setattr__(self, "base_seed", check_int("base_seed", self.base_seed, 0,
+                                                        2**32 - 1))
+        object.__setattr__(self, "input_std", check_real("input_std", self.input_std))
         if self.labels is None:
-            object.__setattr__(self, "labels", tuple(f"p{i}" for i in range(len(self.points))))
-        object.__setattr__(self, "labels", tuple(self.labels))
-        if len(self.labels) != len(self.points) or len(set(self.labels)) != len(self.labels):
-            raise ConfigError("labels: need one distinct label per point")
+            labels = tuple(f"p{i}" for i in range(len(points)))
+        else:
+            labels = check_sequence("labels", self.labels, max_len=MAX_POINTS)
+        if len(labels) != len(points):
+            raise ConfigError(f"labels: need one label per point ({len(points)}), "
+                              f"got {len(labels)}")
+        for label in labels:
+            if not isinstance(label, str) or not label.strip():
+                raise ConfigError("labels: each must be a non-empty string, "
+                                  f"got {short_repr(label)}")
+        labels = tuple(str(label) for label in labels)  # NumPy strings stored as str
+        if len(set(labels)) != len(labels):
+            repeated = next(x for x in labels if labels.count(x) > 1)
+            raise ConfigError(f"labels: must be distinct, {repeated!r} is repeated")
+        object.__setattr__(self, "labels", labels)
 
     @property
     def max_depth(self) -> int:
@@ -130,26 +155,38 @@ def init_and_probe(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std
 
 @functools.lru_cache(maxsize=64)
 def compiled_program(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
-                     gain_chunk: int, keep_backprop: bool = False):
+                     chunk: int, keep_backprop: bool = False):
     """``(keys (S,), kernel_scales (G, 3), sigma_b (G,)) -> dict of (G, S, ...)``, jitted.
 
     ``spec`` is a ``static_key()``; each point's gains enter as its ``kernel_scales()``.
+    The G·S networks (gain point × seed) run ``chunk`` at a time: ``lax.map`` over chunks,
+    ``vmap`` within one, so memory is bounded by the chunk (see :mod:`gradstudy.memory`).
     """
-    def per_gain(gains, keys):
-        kernel_scales, sigma_b = gains
-        return jax.vmap(lambda k: init_and_probe(spec, depths, batch, input_std, k,
-                                                 kernel_scales, sigma_b, keep_backprop))(keys)
+    def one_network(args):
+        key, kernel_scales, sigma_b = args
+        return init_and_probe(spec, depths, batch, input_std, key, kernel_scales, sigma_b,
+                              keep_backprop)
 
     @jax.jit
     def program(keys, kernel_scales, sigma_b):
-        return jax.lax.map(lambda g: per_gain(g, keys), (kernel_scales, sigma_b),
-                           batch_size=min(gain_chunk, sigma_b.shape[0]))
+        n_gains, n_seeds = sigma_b.shape[0], keys.shape[0]
+        # network g·S + s is gain point g with seed s (common random numbers across points)
+        networks = (jnp.tile(keys, (n_gains,) + (1,) * (keys.ndim - 1)),
+                    jnp.repeat(kernel_scales, n_seeds, axis=0), jnp.repeat(sigma_b, n_seeds))
+        out = jax.lax.map(one_network, networks, batch_size=min(chunk, n_gains * n_seeds))
+        return jax.tree.map(lambda a: a.reshape((n_gains, n_seeds) + a.shape[1:]), out)
 
     return program
 
 
-def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = False) -> dict:
-    """Run every program of ``sweep``; arrays with leading (point, seed) axes."""
+def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = False,
+                     desc: str = "sweep") -> dict:
+    """Run every program of ``sweep``; arrays with leading (point, seed) axes.
+
+    Each program's chunk size comes from :func:`gradstudy.memory.plan_chunk`; a sweep one of
+    whose networks cannot fit the memory budget is refused (ConfigError) before any program
+    is compiled.
+    """
     from tqdm.auto import tqdm
 
     keys = seed_keys(sweep.base_seed, sweep.seeds)
@@ -157,26 +194,41 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
     groups = sweep.groups()
     if keep_backprop and len({s.width for s in groups}) > 1:
         raise ConfigError("points: keep_backprop needs a single width across points")
+    chunks = {spec: min(plan_chunk(spec, sweep.depths, sweep.batch, len(idx) * sweep.seeds,
+                                   keep_backprop), sweep.gain_chunk * sweep.seeds)
+              for spec, idx in groups.items()}
     # one result dtype for all groups, so float64 points never pass through float32
     out_dtype = np.result_type(*[np.dtype(s.dtype) for s in groups])
-    bar = tqdm(total=len(sweep.points), desc="sweep", unit="point", disable=not progress,
+    bar = tqdm(total=len(sweep.points), desc=desc, unit="point", disable=not progress,
                leave=False)
-    for spec, idx in groups.items():
+    for k, (spec, idx) in enumerate(groups.items()):
+        bar.set_description(f"{desc}: program {k + 1}/{len(groups)} ({_program_label(spec)}, "
+                            f"{len(idx)} points × {sweep.seeds} seeds, "
+                            f"{chunks[spec]} networks at a time)")
         dtype = np.dtype(spec.dtype)
         scales = np.asarray([sweep.points[i].kernel_scales() for i in idx], dtype)
         sigma_b = np.asarray([sweep.points[i].sigma_b for i in idx], dtype)
         program = compiled_program(spec, sweep.depths, sweep.batch, float(sweep.input_std),
-                                   sweep.gain_chunk, keep_backprop)
+                                   chunks[spec], keep_backprop)
         with jax.enable_x64(spec.dtype == "float64"):
             out = jax.device_get(program(keys, scales, sigma_b))
         for name, value in out.items():
             if name not in results:
-                results[name] = np.full((len(sweep.points),) + value.shape[1:], np.nan,
-                                        out_dtype)
+                is_status = name.endswith("_status")
+                results[name] = np.full((len(sweep.points),) + value.shape[1:],
+                                        ABSENT if is_status else np.nan,
+                                        value.dtype if is_status else out_dtype)
             results[name][np.asarray(idx)] = value
         bar.update(len(idx))
     bar.close()
     return results
+
+
+def _program_label(spec: MLPSpec) -> str:
+    from gradstudy.activations import activation_name
+
+    return (f"{activation_name(spec.activation).split('#')[0]}, width {spec.width}, "
+            f"depth {spec.depth}, {spec.dtype}")
 
 
 def timed(fn, *args, **kwargs):

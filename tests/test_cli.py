@@ -195,8 +195,10 @@ def test_smoke_multiplication_chain_outputs(chain_smoke):
         assert c["id"] in md
     n = len(summary["claims"])
     assert f"{n} of {n} claims pass" in md
-    assert r"\begin{tabular}" in tex and r"multiplication\_chain" in tex
-    assert tex.count(r"\\") - tex.count(r"study & claim") >= n
+    assert (r"\begin{tabular}" in tex or r"\begin{longtable}" in tex)
+    assert r"multiplication\_chain" in tex
+    for c in summary["claims"]:  # one row per claim, id escaped for LaTeX
+        assert c["id"].replace("_", r"\_") in tex, c["id"]
     assert not list(out.rglob("*.tmp"))
 
 
@@ -326,3 +328,255 @@ def test_set_overrides_write_beside_not_over_defaults(capsys, tmp_path):
     summary = json.loads((tmp_path / "results" / "custom" / "smoke" / "multiplication_chain"
                           / "max_depth=50" / "summary.json").read_text())
     assert summary["params"]["max_depth"] == 50
+
+
+# ----------------------------------------------------------- bad input (issue 5, item 3)
+def _write_studies(root: Path, files: dict[str, str]) -> Path:
+    exp = root / "experiments"
+    exp.mkdir()
+    for name, text in files.items():
+        (exp / name).write_text(textwrap.dedent(text))
+    return exp
+
+
+RAISING_STUDY = '''
+from gradstudy.config import ConfigError
+from gradstudy.study import Claim
+
+NAME = "fake"
+DESCRIPTION = "fails inside run for x > 1, as a study can when a value trips a library check"
+SCALES = {"smoke": {"x": 1.0, "n": 3}, "paper": {"x": 1.0, "n": 3}}
+LIMITS = {"x": (0.0, 10.0), "n": (1, 5)}
+RUNS = []
+
+
+def run(ctx, p):
+    RUNS.append(p)
+    print("fake ran")
+    if p["x"] > 2:
+        raise ValueError("math domain error")
+    if p["x"] > 1:
+        raise ConfigError("labels: need one distinct label per point")
+    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
+    return [Claim("ok", "1 = 1", 1.0, 1.0, 0.0, "arithmetic")]
+'''
+
+
+@pytest.mark.parametrize("case", ["dev_null", "regular_file", "under_a_file", "read_only",
+                                  "empty", "blank"])
+@pytest.mark.parametrize("command", ["run", "reproduce"])
+def test_out_must_be_a_writable_directory(case, command, tmp_path, monkeypatch, capsys):
+    """--out that is not a writable directory: one line, exit 2, nothing written (today:
+    a traceback, and --out '' writes into the current directory)."""
+    monkeypatch.chdir(tmp_path)
+    regular = tmp_path / "file.txt"
+    regular.write_text("x")
+    out = {"dev_null": os.devnull, "regular_file": str(regular),
+           "under_a_file": str(regular / "sub"), "read_only": "/sys/gradstudy-out",
+           "empty": "", "blank": "  "}[case]
+    if case == "read_only" and (not Path("/sys").is_dir() or os.access("/sys", os.W_OK)
+                                and not Path("/sys/kernel").is_dir()):
+        pytest.skip("no read-only /sys here")
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(_write_studies(tmp_path, {
+        "fake.py": RAISING_STUDY})))
+    args = (["run", "fake"] if command == "run" else ["reproduce", "--scale", "smoke"])
+    code, stdout, err = _main(args + ["--out", out, "--no-progress"], capsys)
+    _assert_one_line_error(code, err, ["--out"])
+    assert "fake ran" not in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["experiments", "file.txt"]
+
+
+@pytest.mark.parametrize("args,words", [
+    # 12 GB before dying today
+    (["run", "multiplication_chain", "--set", "max_depth=1000000000"],
+     ["--set max_depth", "[1, 20000]", "1000000000"]),
+    # a 787-line NotImplementedError today
+    (["run", "depth_profile", "--set", "width=10000000000"], ["--set width", "[1, 4096]"]),
+    # exit 0 with NaN claims today
+    (["run", "multiplication_chain", "--set", "factors=inf"], ["--set factors", "finite", "inf"]),
+    (["run", "multiplication_chain", "--set", "factors=0.5,nan"], ["--set factors", "nan"]),
+    (["run", "multiplication_chain", "--set", "factors=1e400"], ["--set factors", "inf"]),
+    # "labels: need one distinct label per point" today
+    (["run", "depth_profile", "--set", "tanh_sigma_w2=1,1"], ["--set tanh_sigma_w2", "distinct"]),
+    # "sigma_w: ..." today
+    (["run", "depth_profile", "--set", "tanh_sigma_w2=inf"], ["--set tanh_sigma_w2", "inf"]),
+    (["run", "phase_diagram", "--set", "sigma_b2=0.05,0.05"], ["--set sigma_b2", "distinct"]),
+    (["run", "phase_diagram", "--set", "depths=2,5000"], ["--set depths", "5000"]),
+    (["run", "multiplication_chain", "--set", "factors=0.5", "--set", "factors=2"],
+     ["--set factors", "twice"]),
+    (["run", "multiplication_chain", "--set", "max_depth=30", "max_depth=40"],
+     ["--set max_depth", "twice"]),
+    (["run", "depth_profile", "--set", "dtype=float16"], ["--set dtype", "float32, float64"]),
+    (["run", "glorot_histograms", "--set", "seeds=٣"], ["--set seeds", "int"]),  # int() takes it
+])
+def test_set_values_are_bounded_and_named(args, words, capsys, tmp_path):
+    code, out, err = _main(args + ["--out", str(tmp_path), "--no-progress"], capsys)
+    _assert_one_line_error(code, err, words)
+    assert "labels" not in err and "sigma_w:" not in err  # the --set key, not a library field
+    assert not (tmp_path / "results").exists()  # refused before any work
+
+
+def test_repeated_set_options_merge(capsys, tmp_path):
+    """`--set factors=0.5 --set max_depth=30`: both apply (today the first is dropped)."""
+    args = cli._parser().parse_args(["run", "multiplication_chain", "--set", "factors=0.5",
+                                     "--set", "max_depth=30", "--set", "x=1", "y=2"])
+    assert args.overrides == ["factors=0.5", "max_depth=30", "x=1", "y=2"]
+    code, out, err = _main(["run", "multiplication_chain", "--set", "factors=0.5",
+                            "--set", "max_depth=30", "--out", str(tmp_path), "--no-progress"],
+                           capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "results" / "custom" / "smoke" / "multiplication_chain"
+                          / "factors=0.5,max_depth=30" / "summary.json").read_text())
+    assert summary["params"] == {"factors": [0.5], "max_depth": 30}
+
+
+@pytest.mark.parametrize("value,words", [("3", ["--set x", "math domain error"]),
+                                         ("1.5", ["--set x", "labels"])])
+def test_error_inside_a_run_names_the_set_key(value, words, tmp_path, monkeypatch, capsys):
+    """A study failing on a --set value reports the --set key (today a ConfigError from the
+    library names only its own field, e.g. "labels: ...")."""
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(_write_studies(tmp_path, {
+        "fake.py": RAISING_STUDY})))
+    code, out, err = _main(["run", "fake", "--set", f"x={value}", "--out", str(tmp_path / "o"),
+                            "--no-progress"], capsys)
+    _assert_one_line_error(code, err, words + [f"x={value}"])
+
+
+@pytest.mark.parametrize("command", [["reproduce", "--check"], ["list"],
+                                     ["run", "multiplication_chain"]])
+def test_missing_experiments_dir_is_an_error(command, monkeypatch, capsys, tmp_path):
+    """Today `reproduce --check` says "0/0 claims pass" and exits 0."""
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(tmp_path / "nonexistent"))
+    extra = [] if command == ["list"] else ["--out", str(tmp_path / "o")]
+    code, out, err = _main(command + extra, capsys)
+    _assert_one_line_error(code, err, ["GRADSTUDY_EXPERIMENTS", "nonexistent"])
+
+
+def test_reproduce_without_studies_or_claims_fails_check(monkeypatch, capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(empty))
+    code, out, err = _main(["reproduce", "--check", "--out", str(tmp_path / "o")], capsys)
+    _assert_one_line_error(code, err, ["GRADSTUDY_EXPERIMENTS", "no working study"])
+    no_claims = RAISING_STUDY.replace('return [Claim("ok", "1 = 1", 1.0, 1.0, 0.0, "arithmetic")]',
+                                      "return []")
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(_write_studies(tmp_path, {
+        "fake.py": no_claims})))
+    args = ["reproduce", "--scale", "smoke", "--out", str(tmp_path / "o"), "--no-progress"]
+    code, out, err = _main(args + ["--check"], capsys)
+    assert code == 1 and "0/0 claims pass" in out and "no claims" in out
+    assert _main(args, capsys)[0] == 0  # without --check: reported, not an error
+
+
+def test_only_runs_each_study_once(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(_write_studies(tmp_path, {
+        "fake.py": RAISING_STUDY})))
+    code, out, err = _main(["reproduce", "--scale", "smoke", "--only", "fake", "fake", "fake",
+                            "--out", str(tmp_path / "o"), "--no-progress", "--check"], capsys)
+    assert code == 0, err
+    assert out.count("fake ran") == 1 and "1/1 claims pass" in out
+
+
+BROKEN_STUDIES = {
+    "syntax.py": "x = 1\n\ndef f(:\n    pass\n",
+    "missing_import.py": "import math\nimport gradstudy_no_such_module\n",
+    "raises.py": "NAME = 'raises'\nSCALES = {}\nraise RuntimeError('at import')\n",
+    "bad_limits.py": RAISING_STUDY.replace('NAME = "fake"', 'NAME = "bad_limits"')
+                                  .replace('"n": (1, 5)', '"n": (5, 1)'),
+    "bad_default.py": RAISING_STUDY.replace('NAME = "fake"', 'NAME = "bad_default"')
+                                   .replace('"n": (1, 5)', '"n": (4, 5)'),
+}
+BROKEN_REASONS = {"syntax": "SyntaxError at line 3", "missing_import": "ModuleNotFoundError at "
+                  "line 2", "raises": "RuntimeError at line 3: at import",
+                  "bad_limits": "LIMITS['n']", "bad_default": "SCALES['smoke']['n']"}
+
+
+def test_a_broken_study_does_not_break_the_others(monkeypatch, capsys, tmp_path):
+    """A syntax error in one experiments/ file broke every command, `list` included."""
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(_write_studies(tmp_path, {
+        "fake.py": RAISING_STUDY, **BROKEN_STUDIES})))
+    code, out, err = _main(["list"], capsys)
+    assert code == 0 and err == ""
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert set(lines) == {"fake", *BROKEN_REASONS}
+    assert "BROKEN" not in lines["fake"]
+    for stem, reason in BROKEN_REASONS.items():
+        assert "BROKEN: " in lines[stem] and reason in lines[stem], lines[stem]
+    o = ["--out", str(tmp_path / "o"), "--no-progress"]
+    for stem, reason in BROKEN_REASONS.items():
+        code, _, err = _main(["run", stem] + o, capsys)
+        _assert_one_line_error(code, err, [stem, "broken", reason])
+        code, _, err = _main(["reproduce", "--scale", "smoke", "--only", stem] + o, capsys)
+        _assert_one_line_error(code, err, [stem, "broken"])
+    code, out, err = _main(["run", "fake"] + o, capsys)
+    assert code == 0, err
+    code, out, err = _main(["reproduce", "--scale", "smoke", "--only", "fake", "--check"] + o,
+                           capsys)
+    assert code == 0 and "1/1 claims pass" in out
+    # all studies: the working one runs; a broken one is reported and fails --check
+    code, out, err = _main(["reproduce", "--scale", "smoke", "--check"] + o, capsys)
+    assert code == 1 and "1/1 claims pass" in out
+    assert "broken studies (not run): " + ", ".join(sorted(BROKEN_REASONS)) in out
+    assert all(f"skipping broken study {s}" in err for s in BROKEN_REASONS)
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------ what a new user trips over (item 4)
+def test_version(capsys):
+    from gradstudy import __version__
+
+    code, out, err = _main(["--version"], capsys)
+    assert code == 0 and out.strip() == f"gradstudy {__version__}"
+
+
+@pytest.mark.parametrize("name", _present_studies())
+def test_run_name_help_lists_set_keys_defaults_and_limits(name, capsys):
+    from gradstudy.study import study_limits
+
+    module = discover()[name]
+    code, out, err = _main(["run", name, "--help"], capsys)
+    assert code == 0 and err == ""
+    assert "--scale" in out  # the usual options are still there
+    limits = study_limits(module)
+    for key in {k for p in module.SCALES.values() for k in p}:
+        key_lines = [line for line in out.splitlines() if line.split()[:1] == [key]]
+        assert len(key_lines) == 1, (key, out)
+        template = next(p[key] for p in module.SCALES.values() if key in p)
+        assert limits[key].describe(template) in key_lines[0]
+        after = out.splitlines()[out.splitlines().index(key_lines[0]) + 1]
+        for scale, params in module.SCALES.items():  # defaults at each scale, on the next line
+            first = params[key][0] if isinstance(params[key], list) else params[key]
+            shown = f"{first:g}" if isinstance(first, float) else str(first)
+            assert f"{scale}: {shown}" in after, (key, after)
+    if name == "multiplication_chain":
+        assert "integer in [1, 20000]" in out and "finite numbers in [0.001, 1000]" in out
+
+
+def test_run_help_without_name_lists_studies(capsys):
+    code, out, err = _main(["run", "--help"], capsys)
+    assert code == 0 and "studies: " + ", ".join(discover()) in out
+
+
+def test_make_paper_without_latexmk_fails_with_install_hint(tmp_path):
+    """Today: "skipping", exit 0 (after a full paper-scale run)."""
+    import shutil
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("GNU make not installed")
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    fake = bin_dir / "gradstudy"  # records whether the (long) figures step started
+    fake.write_text(f"#!/bin/sh\ntouch {tmp_path / 'figures-ran'}\n")
+    fake.chmod(0o755)
+    stamp = tmp_path / ".venv" / ".installed"
+    stamp.touch()
+    os.utime(stamp, (time.time() + 60, time.time() + 60))  # newer than pyproject.toml
+    proc = subprocess.run([make, "-C", str(tmp_path), "paper",
+                           "LATEXMK=/nonexistent/latexmk"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode != 0
+    assert "latexmk" in proc.stderr and "install" in proc.stderr, proc.stderr
+    assert not (tmp_path / "figures-ran").exists()  # checked before the paper-scale run

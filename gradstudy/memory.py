@@ -1,0 +1,98 @@
+"""Memory of a sweep program, estimated from its shapes before anything is allocated.
+
+A sweep evaluates many networks (gain points × seeds) in one compiled program.  Run all of
+them at once and a paper-scale study needs 10 GB; so the networks are evaluated in chunks
+(``lax.map`` over chunks, ``vmap`` within one) whose size is chosen from this estimate to fit
+a budget, and a configuration whose single network cannot fit is refused with one line.
+
+The estimate counts, per network, the parameters (sampled at unit gain, then scaled: two
+copies plus one in flight), the activations the backward pass keeps for every layer, and the
+cotangents of all requested depths; the constants were fitted to XLA's own
+``compiled.memory_analysis()`` on CPU and err on the high side (a test checks that the
+estimate is never below XLA's figure nor above twice it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from gradstudy.errors import ConfigError
+
+BUDGET_ENV = "GRADSTUDY_MEMORY_GB"
+DEFAULT_BUDGET_GB = 1.0  # for a program's buffers; the Python process adds ≈ 0.5 GB
+
+
+def budget_bytes() -> int:
+    """The memory budget of one sweep program: ``$GRADSTUDY_MEMORY_GB`` (default 1.0)."""
+    raw = os.environ.get(BUDGET_ENV)
+    if raw is None:
+        return int(DEFAULT_BUDGET_GB * 2**30)
+    try:
+        gb = float(raw)
+    except ValueError:
+        gb = float("nan")
+    if not (math.isfinite(gb) and 0.01 <= gb <= 1e5):
+        raise ConfigError(f"{BUDGET_ENV}: must be a number of GB in [0.01, 1e5], got {raw!r}")
+    return int(gb * 2**30)
+
+
+def param_count(spec, depth: int) -> int:
+    """Parameters of ``MLP(spec)`` built ``depth`` deep (norm scale/offset included)."""
+    w, n_in, n_out = spec.width, spec.input_dim, spec.out_dim
+    norm = 2 * w if spec.norm != "none" else 0
+    return (n_in * w + w + norm) + (depth - 1) * (w * w + w + norm) + w * n_out + n_out
+
+
+def network_bytes(spec, depths, batch: int, keep_backprop: bool = False) -> int:
+    """Estimated working memory of one network's ``init_and_probe`` (bytes)."""
+    itemsize = np.dtype(spec.dtype).itemsize
+    depth, n = max(depths), len(depths)
+    activations = depth * batch * spec.width
+    grams = depth * batch * batch
+    words = 2.5 * param_count(spec, depth) + (4.0 + 0.5 * n) * activations + 2.0 * grams
+    return int(itemsize * words) + network_output_bytes(spec, depths, batch, keep_backprop)
+
+
+def network_output_bytes(spec, depths, batch: int, keep_backprop: bool = False) -> int:
+    """Bytes of one network's recorded results (values and status codes)."""
+    itemsize = np.dtype(spec.dtype).itemsize
+    depth, n = max(depths), len(depths)
+    values = 3 * n * depth + 3 * n + 2 * depth
+    if keep_backprop:
+        values += n * depth * batch * spec.width
+    return (itemsize + 1) * values
+
+
+def human(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f} GB" if n_bytes >= 2**28 else f"{n_bytes / 2**20:.0f} MB"
+
+
+def plan_chunk(spec, depths, batch: int, networks: int, keep_backprop: bool = False,
+               budget: int | None = None) -> int:
+    """How many of ``networks`` to evaluate at once so the program fits ``budget`` bytes.
+
+    Prefers a divisor of ``networks`` (``lax.map`` compiles a remainder chunk separately),
+    unless that would halve the chunk.
+
+    Raises:
+        ConfigError: one line with the estimate, if not even one network (or the results of
+            all of them) fit.
+    """
+    budget = budget_bytes() if budget is None else budget
+    per_network = network_bytes(spec, depths, batch, keep_backprop)
+    outputs = networks * network_output_bytes(spec, depths, batch, keep_backprop)
+    what = (f"width {spec.width}, depth {max(depths)}, batch {batch}, {spec.dtype}"
+            + (", raw back-propagated signals kept" if keep_backprop else ""))
+    if per_network + outputs > budget:
+        need = per_network + outputs
+        raise ConfigError(
+            f"memory: this sweep needs ≈ {human(need)} ({what}: {human(per_network)} per "
+            f"network, {human(outputs)} of results for {networks} networks) but the budget is "
+            f"{human(budget)}; use a smaller width, depth, batch or seeds, or raise "
+            f"{BUDGET_ENV}")
+    most = max(1, min(networks, (budget - outputs) // per_network))
+    divisor = max(d for d in range(1, most + 1) if networks % d == 0)
+    return divisor if 2 * divisor >= most else most
