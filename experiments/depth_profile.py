@@ -100,7 +100,7 @@ def run(ctx, p):
     with plotting.style():
         fig, axes = plotting.figure("double", 5.6, nrows=3, ncols=4, sharex=True,
                                     gridspec_kw={"height_ratios": [1, 1, 0.7]})
-        marked = False
+        marked, residual_spans = False, [0.2]  # at least ×/÷ 1.6
         for col, act in enumerate(ACTIVATIONS):
             for k, label in enumerate(INITS):
                 i = labels.index(f"{act} | {label}")
@@ -119,6 +119,7 @@ def run(ctx, p):
                 with np.errstate(divide="ignore", invalid="ignore"):
                     residual = bp[i] / bp[i][:, -1:] / backprop_profile(spec, 1.0, depth)
                 plotting.median_band(axes[2, col], layers, residual, color)
+                residual_spans.append(_log_span(residual))
                 claims.append(_ratio_claim(act, label, spec, bp[i], depth))
             axes[0, col].set_title(act.replace("_0.2", " (slope 0.2)"))
             axes[2, col].set_xlabel("layer $l$")
@@ -126,7 +127,7 @@ def run(ctx, p):
         for ax in axes[:2].flat:
             ax.set_yscale("log")
             plotting.decade_ticks(ax)
-        _residual_axes(axes[2])
+        _residual_axes(axes[2], max(residual_spans))
         axes[0, 0].set_ylabel(r"$\|\partial L/\partial W_l\|_F$")
         axes[1, 0].set_ylabel(r"$\|\partial L/\partial h_l\|$")
         axes[2, 0].set_ylabel("measured / mean field\n" r"of $\|\partial L/\partial h_l\|$")
@@ -146,10 +147,8 @@ def run(ctx, p):
         bpf = ds_factor.backprop_norm.isel(depth=0).values
         fig, ax = plotting.figure("single", 3.0)
         spare = iter(FACTOR_SPARE_COLORS)
+        # in the legend: every position on the line is crossed by some curve
         ax.axhline(1.0, color="0.3", lw=0.8, zorder=1)
-        # at the left end, where every factor is still well below 1
-        ax.text(layers[0], 1.0, r" $\chi = 1$", ha="left", va="bottom", fontsize=7,
-                color="0.3")
         for s2, spec, data in zip(p["tanh_sigma_w2"], factor_points, bpf):
             color = FACTOR_COLORS.get(float(s2)) or next(spare)
             ratio = (data[:, :-1] / data[:, 1:]) ** 2
@@ -158,6 +157,7 @@ def run(ctx, p):
                     color="0.1", ls="--", lw=0.8, zorder=4)
             claims.append(_factor_claim(s2, spec, data, depth, width))
         ax.plot([], [], color="0.1", ls="--", lw=0.8, label=r"mean field $\chi(q_l)$")
+        ax.plot([], [], color="0.3", lw=0.8, label=r"$\chi = 1$")
         ax.set_xlabel("layer $l$")
         ax.set_ylabel(r"$\|\partial L/\partial h_l\|^2 / \|\partial L/\partial h_{l+1}\|^2$")
         ax.set_title(r"tanh, $\sigma_b=0$: measured (median, 10–90 % of seeds)")
@@ -166,14 +166,24 @@ def run(ctx, p):
     return claims
 
 
-def _residual_axes(axes):
-    """Shared symmetric log range for the residual row (at least ×/÷ 1.6)."""
-    lo, hi = zip(*(ax.get_ylim() for ax in axes))
-    span = max(abs(np.log10(min(lo))), abs(np.log10(max(hi))), 0.2)
+def _log_span(samples) -> float:
+    """Largest |log10| of the 10–90 % band of positive finite samples (0 if none)."""
+    x = np.asarray(samples, float)
+    with np.errstate(all="ignore"):
+        logs = np.where(np.isfinite(x) & (x > 0), np.log10(np.where(x > 0, x, 1.0)), np.nan)
+    if not np.isfinite(logs).any():
+        return 0.0
+    band = np.nanpercentile(logs, [10, 90], axis=0)
+    return float(np.nanmax(np.abs(band)))
+
+
+def _residual_axes(axes, span):
+    """One symmetric log range, ×/÷ 10^span, for the residual row."""
+    span = 1.05 * span
     for ax in axes:
         ax.set_yscale("log")
         ax.set_ylim(10 ** -span, 10 ** span)
-        ticks = [t for t in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+        ticks = [t for t in (0.01, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
                  if 10 ** -span <= t <= 10 ** span]
         ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()

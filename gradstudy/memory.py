@@ -34,8 +34,8 @@ def budget_bytes() -> int:
         gb = float(raw)
     except ValueError:
         gb = float("nan")
-    if not (math.isfinite(gb) and 0.01 <= gb <= 1e5):
-        raise ConfigError(f"{BUDGET_ENV}: must be a number of GB in [0.01, 1e5], got {raw!r}")
+    if not (math.isfinite(gb) and 0 < gb <= 1e5):
+        raise ConfigError(f"{BUDGET_ENV}: must be a number of GB in (0, 1e5], got {raw!r}")
     return int(gb * 2**30)
 
 

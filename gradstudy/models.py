@@ -241,3 +241,13 @@ def sample_params(spec: MLPSpec, key: jax.Array) -> dict:
 def mse_loss(y, targets):
     """L = mean over the batch of ½‖y − t‖²."""
     return 0.5 * jnp.mean(jnp.sum((y - targets) ** 2, axis=-1))
+
+
+def linear_loss(y, targets):
+    """L = mean over the batch of ⟨y, t⟩: the output cotangent ∂L/∂y = t/batch does not
+    depend on the network, which is what mean-field theory assumes of the backward pass
+    (with MSE the residual y − t contains the forward pass)."""
+    return jnp.mean(jnp.sum(y * targets, axis=-1))
+
+
+LOSSES = {"mse": mse_loss, "linear": linear_loss}

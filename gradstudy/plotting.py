@@ -19,6 +19,8 @@ matplotlib.use("Agg")  # headless: figures are files  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gradstudy import status  # noqa: E402
+
 SINGLE_COLUMN = 3.3
 DOUBLE_COLUMN = 6.9
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -96,19 +98,56 @@ def median_band(ax, x, samples, color, label=None, lo=10, hi=90, positive=True,
     return ax.plot(x, med, color=color, label=label, **line_kwargs)[0]
 
 
-def mark_nonfinite(ax, x, samples, color, where="top", label=None):
-    """Mark x positions where any seed's value is inf/NaN (or 0 on a log axis: underflow)."""
+# How each non-finite reason (gradstudy.status) is drawn: marker, height in axes units, text.
+NONFINITE_MARKERS = {
+    status.UNDERFLOW: ("v", 0.02, "0: underflow in a seed"),
+    status.NO_PATH: ("o", 0.02, "0: no path (dead units) in a seed"),
+    status.OVERFLOW: ("x", 0.98, "inf/NaN: backward overflow in a seed"),
+    status.FORWARD_NONFINITE: ("D", 0.98, "NaN: forward pass overflowed in a seed"),
+}
+
+
+def mark_nonfinite(ax, x, samples, color, status_codes=None, label=None):
+    """Mark x positions where any seed's value is not a normal number, by reason.
+
+    Args:
+        samples: (seed, x) values.
+        status_codes: their :mod:`gradstudy.status` codes (the ``<name>_status`` variable of
+            a sweep's Dataset); without them, 0 reads as underflow and inf/NaN as overflow.
+
+    Returns:
+        True if anything was marked.  The reasons drawn are remembered on the figure, for
+        :func:`nonfinite_legend`.
+    """
     samples = np.asarray(samples, float)
-    bad_inf = np.any(~np.isfinite(samples), axis=0)
-    bad_zero = np.any(samples == 0, axis=0)
+    if status_codes is None:
+        status_codes = status.classify(samples, True)
+    codes = np.asarray(status_codes)
     trans = ax.get_xaxis_transform()
-    if bad_inf.any():
-        ax.scatter(np.asarray(x)[bad_inf], np.full(bad_inf.sum(), 0.98), marker="x", s=12,
-                   color=color, transform=trans, clip_on=False, label=label, zorder=5)
-    if bad_zero.any():
-        ax.scatter(np.asarray(x)[bad_zero], np.full(bad_zero.sum(), 0.02), marker="v", s=12,
-                   color=color, transform=trans, clip_on=False, zorder=5)
-    return bool(bad_inf.any() or bad_zero.any())
+    drawn = ax.figure.__dict__.setdefault("_gradstudy_nonfinite", set())
+    marked = False
+    for code, (marker, height, _) in NONFINITE_MARKERS.items():
+        where = np.any(codes == code, axis=0)
+        if where.any():
+            face = "none" if marker == "o" else color
+            ax.scatter(np.asarray(x)[where], np.full(where.sum(), height), marker=marker,
+                       s=12 if marker != "D" else 9, facecolors=face, edgecolors=color,
+                       linewidths=0.9, transform=trans, clip_on=False, zorder=5, label=label)
+            drawn.add(code)
+            marked = True
+    return marked
+
+
+def nonfinite_legend(fig, color="0.3"):
+    """(handles, labels) explaining the non-finite markers drawn on ``fig`` (none if none)."""
+    handles, names = [], []
+    for code in sorted(fig.__dict__.get("_gradstudy_nonfinite", ())):
+        marker, _, text = NONFINITE_MARKERS[code]
+        face = "none" if marker == "o" else color
+        handles.append(plt.Line2D([], [], ls="none", marker=marker, markersize=4,
+                                  markerfacecolor=face, markeredgecolor=color))
+        names.append(text)
+    return handles, names
 
 
 @contextlib.contextmanager

@@ -103,7 +103,7 @@ def weight_grad_profile(spec: MLPSpec, q_input: float, depth: int | None = None)
     depth = spec.depth if depth is None else depth
     q = preactivation_q(spec, q_input, depth)
     second_moment, _ = _maps(spec)
-    a2 = np.concatenate([[q_input, q_input], np.asarray(second_moment(q[:-2]), float)])
+    a2 = np.concatenate([[q_input], np.asarray(second_moment(q[:-1]), float)])
     prof = backprop_profile(spec, q_input, depth) * np.sqrt(a2 / a2[-1])
     return prof
 

@@ -30,11 +30,11 @@ from gradstudy.activations import get_activation
 from gradstudy.config import MLPSpec
 from gradstudy.errors import ConfigError
 from gradstudy.models import (
+    LOSSES,
     InputLayer,
     Readout,
     hidden_stack,
     max_abs_scale,
-    mse_loss,
     no_path,
     require_dtype,
     zero_perturbation,
@@ -83,18 +83,21 @@ def _segment_params(params: dict, start: int, stop: int) -> dict:
     return seg
 
 
-def _readout_loss(spec: MLPSpec):
+def _readout_loss(spec: MLPSpec, loss_name: str):
+    loss_fn = LOSSES[loss_name]
+
     def loss(h, readout_params, targets):
         y = Readout(spec).apply({"params": readout_params}, h)
         blocked = no_path(get_activation(spec.activation), h)
-        return mse_loss(y, targets), (jnp.all(jnp.isfinite(y)), blocked)
+        return loss_fn(y, targets), (jnp.all(jnp.isfinite(y)), blocked)
 
     return loss
 
 
 def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array,
-                   depths: Sequence[int], keep_backprop: bool = False) -> dict:
-    """Per-layer gradient norms of the MSE loss for every depth in ``depths``.
+                   depths: Sequence[int], keep_backprop: bool = False,
+                   loss: str = "mse") -> dict:
+    """Per-layer gradient norms of the loss for every depth in ``depths``.
 
     Args:
         spec: the model; ``spec.depth`` must be ≥ ``max(depths)``.
@@ -103,6 +106,8 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
         targets: regression targets (batch, out_dim).
         depths: depths to measure (sorted, de-duplicated).
         keep_backprop: also return the raw back-propagated signals ∂L/∂h_l.
+        loss: "mse" (½‖y − t‖², batch mean) or "linear" (⟨y, t⟩, batch mean: an output
+            cotangent independent of the network, as mean-field theory assumes).
 
     Returns:
         dict of arrays; ``n`` = len(depths), ``L`` = max(depths); entries for layers
@@ -125,7 +130,9 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
     # Without normalisation ∂L/∂z_l is ∂L/∂h_l (times α on residual layers), so the second
     # perturbation, and the cotangent it costs in every backward step, is not needed.
     dense_pert = spec.norm != "none"
-    loss_fn = jax.value_and_grad(_readout_loss(spec), argnums=(0, 1), has_aux=True)
+    if loss not in LOSSES:
+        raise ConfigError(f"loss: unknown value {loss!r}; allowed: {', '.join(LOSSES)}")
+    loss_fn = jax.value_and_grad(_readout_loss(spec, loss), argnums=(0, 1), has_aux=True)
 
     # Forward: once through L layers, keeping each segment's VJP and each depth's loss.
     h = x

@@ -28,8 +28,9 @@ from gradstudy.config import (
     check_sequence,
     short_repr,
 )
+from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
 from gradstudy.memory import plan_chunk
-from gradstudy.models import apply_gains, init_params
+from gradstudy.models import LOSSES, apply_gains, init_params
 from gradstudy.probes import gradient_norms
 from gradstudy.status import ABSENT
 
@@ -54,6 +55,8 @@ class Sweep:
         labels: a name per point (default "p0", "p1", ...).
         gain_chunk: at most this many gain points evaluated together (each with all
             seeds); fewer when the memory budget asks for it (:mod:`gradstudy.memory`).
+        loss: "mse" (½‖y − t‖²) or "linear" (⟨y, t⟩: an output cotangent t independent of
+            the network, the mean-field assumption; see ``models.linear_loss``).
     """
 
     points: tuple[MLPSpec, ...]
@@ -64,8 +67,12 @@ class Sweep:
     base_seed: int = 0
     labels: tuple[str, ...] | None = None
     gain_chunk: int = 8
+    loss: str = "mse"
 
     def __post_init__(self):
+        if not isinstance(self.loss, str) or self.loss not in LOSSES:
+            raise ConfigError(f"loss: unknown value {short_repr(self.loss)}; "
+                              f"allowed: {', '.join(LOSSES)}")
         points = check_sequence("points", self.points, max_len=MAX_POINTS)
         for i, p in enumerate(points):
             if not isinstance(p, MLPSpec):
@@ -147,16 +154,23 @@ def sample_network(spec: MLPSpec, key: jax.Array, batch: int, input_std: float =
 
 def init_and_probe(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
                    key: jax.Array, kernel_scales=None, sigma_b=None,
-                   keep_backprop: bool = False) -> dict:
+                   keep_backprop: bool = False, loss: str = "mse") -> dict:
     """One network: sample weights and data from ``key``, then ``gradient_norms``."""
     params, x, targets = sample_network(spec, key, batch, input_std, kernel_scales, sigma_b)
-    return gradient_norms(spec, params, x, targets, depths, keep_backprop=keep_backprop)
+    return gradient_norms(spec, params, x, targets, depths, keep_backprop=keep_backprop,
+                          loss=loss)
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_program(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
-                     chunk: int, keep_backprop: bool = False):
+                     chunk: int, keep_backprop: bool = False, loss: str = "mse",
+                     fingerprint=None):
     """``(keys (S,), kernel_scales (G, 3), sigma_b (G,)) -> dict of (G, S, ...)``, jitted.
+
+    ``fingerprint`` (of the spec's activation and init, :mod:`gradstudy.fingerprint`) is
+    only part of the cache key: a name registered again, or a callable whose defaults or
+    closure changed, gets a new program.  Call ``compiled_program.__wrapped__`` (no
+    caching) where the functions cannot be fingerprinted.
 
     ``spec`` is a ``static_key()``; each point's gains enter as its ``kernel_scales()``.
     The G·S networks (gain point × seed) run ``chunk`` at a time: ``lax.map`` over chunks,
@@ -165,7 +179,7 @@ def compiled_program(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_s
     def one_network(args):
         key, kernel_scales, sigma_b = args
         return init_and_probe(spec, depths, batch, input_std, key, kernel_scales, sigma_b,
-                              keep_backprop)
+                              keep_backprop, loss)
 
     @jax.jit
     def program(keys, kernel_scales, sigma_b):
@@ -208,8 +222,11 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
         dtype = np.dtype(spec.dtype)
         scales = np.asarray([sweep.points[i].kernel_scales() for i in idx], dtype)
         sigma_b = np.asarray([sweep.points[i].sigma_b for i in idx], dtype)
-        program = compiled_program(spec, sweep.depths, sweep.batch, float(sweep.input_std),
-                                   chunks[spec], keep_backprop)
+        fingerprint = (activation_fingerprint(spec.activation),
+                       initializer_fingerprint(spec.init))
+        build = compiled_program if None not in fingerprint else compiled_program.__wrapped__
+        program = build(spec, sweep.depths, sweep.batch, float(sweep.input_std),
+                        chunks[spec], keep_backprop, sweep.loss, fingerprint)
         with jax.enable_x64(spec.dtype == "float64"):
             out = jax.device_get(program(keys, scales, sigma_b))
         for name, value in out.items():

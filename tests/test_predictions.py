@@ -166,13 +166,13 @@ def test_jacobian_mean_singular_value_nonlinear_layer_dependent():
 
 
 def test_weight_grad_profile_vs_wide_network():
-    """Predicted ‖∂L/∂W_l‖/‖∂L/∂W_L‖ against a direct float64 measurement: width 1024, one
+    """Predicted ‖∂L/∂W_l‖/‖∂L/∂W_L‖ against a direct float64 measurement: width 512, one
     example per network (so ‖∂L/∂W_l‖ = ‖a_l‖ ‖δ_l‖ exactly), 12 vmapped seeds; tanh,
     σ_w² = 2, σ_b = 0.3, inputs of variance 0.09, so a_1 = x and a_l = φ(h_{l-1}) differ.
     Tolerance 4 standard errors of the seed mean (+0.01 for the O(1/width) mean-field
     error); a profile shifted by one layer is 5–20 standard errors off."""
     depth, input_std, seeds = 5, 0.3, 12
-    spec = MLPSpec(width=1024, depth=depth, activation="tanh", sigma_w=math.sqrt(2.0),
+    spec = MLPSpec(width=512, depth=depth, activation="tanh", sigma_w=math.sqrt(2.0),
                    sigma_b=0.3, dtype="float64")
     with jax.enable_x64(True):
         out = jax.jit(jax.vmap(lambda k: init_and_probe(spec, (depth,), 1, input_std, k)))(

@@ -348,8 +348,6 @@ def test_reregistered_activation_in_a_new_process_gets_its_own_results(tmp_path)
     assert np.all(losses[5] > 3 * losses[1])
 
 
-@pytest.mark.xfail(strict=True, reason="sweep.compiled_program is lru-cached by MLPSpec, "
-                   "which holds the name, not the function: needs the fingerprint in its key")
 def test_reregistered_activation_in_the_same_process_gets_its_own_results(
         isolated_registries, tmp_path):
     activations_mod.register_activation("softsign", lambda x: x / (1 + jnp.abs(x)))
@@ -396,8 +394,6 @@ def _times_3(x):
     return 3.0 * x
 
 
-@pytest.mark.xfail(strict=True, reason="sweep.compiled_program reuses the program traced "
-                   "with the old value: needs no lru caching for unfingerprintable functions")
 def test_unfingerprintable_callable_is_computed_with_its_current_state(tmp_path):
     scale = [1.0]
 

@@ -556,9 +556,9 @@ def test_register_activation_with_kinks_and_auto_detection():
 
 
 def test_names_and_dtype():
-    by_name = theory.mean_field("tanh", 1.5, 0.05)
-    by_fn = theory.mean_field(jnp.tanh, 1.5, 0.05)
-    np.testing.assert_array_equal(np.asarray(by_name), np.asarray(by_fn))
+    by_name = theory.fixed_point_q("tanh", 1.5, 0.05)
+    by_fn = theory.fixed_point_q(jnp.tanh, 1.5, 0.05)
+    np.testing.assert_array_equal(by_name, by_fn)
     assert float(theory.chi1("softsign", 1.0, 1.0)) == pytest.approx(
         expect_kinked(lambda x: 1 / (1 + abs(x)) ** 4, 1.0, (0.0,)), rel=1e-12)
     with pytest.raises(ConfigError, match="activation"):
@@ -572,7 +572,7 @@ def test_names_and_dtype():
         ref = optimize.brentq(lambda w: ref_chi1("softsign", w, 0.02)[1] - 1.0, 2.0, 3.0,
                               xtol=1e-13)
         assert float(got) == pytest.approx(ref, rel=1e-10)
-        assert theory.mean_field("tanh", 1.5, 0.05, dtype="float64").chi1.dtype == jnp.float64
+        assert theory.fixed_point_q("tanh", 1.5, 0.05, dtype="float64").dtype == jnp.float64
         with pytest.raises(ConfigError, match="jax_enable_x64"):
             jax.jit(lambda w: theory.chi1("tanh", 1.0, w, dtype="float64"))(1.0)
     assert theory.chi1("tanh", 1.0, 1.0, dtype="float32").dtype == jnp.float32
