@@ -9,13 +9,16 @@ the same networks twice).  Tolerances are K_SE standard errors over seeds (grads
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting
 from gradstudy.predictions import (
     backprop_factors,
     backprop_profile,
+    output_variance,
     preactivation_q,
+    relu_readout_excess,
     weight_grad_profile,
 )
 from gradstudy.stats import K_SE, median_se, tolerance
@@ -52,11 +55,6 @@ INITS = {  # label -> (init family, gain σ_w, short id)
     "Gaussian σ_w=3": ("gaussian", 3.0, "gauss3"),
 }
 SOURCE = "mean-field theory (Poole et al. 2016; Schoenholz et al. 2017), predictions.py"
-SOURCE_DEVIATION = ("known deviation from mean-field theory (measured here, not yet explained); "
-                    "mean field: Poole et al. 2016")
-# Documented upper bound of the measured excess of ReLU-family gradients over mean field, per
-# layer in ‖δ_l‖² (≤ 3.5 % measured at width 64, 1.4–1.8 % at width 256).
-RELU_EXCESS_MAX = 0.04
 # The per-layer-factor sweep draws its networks from these seeds, not from the main sweep's:
 # tanh with σ_w² = 2 is tanh with He init, and the same networks must not be counted twice.
 FACTOR_BASE_SEED = 1
@@ -93,8 +91,18 @@ def run(ctx, p):
                                 batch=p["batch"], base_seed=FACTOR_BASE_SEED,
                                 labels=[f"tanh | σ_w²={s2:g}" for s2 in p["tanh_sigma_w2"]]),
                           tag="factor")
+    # the same ReLU-family He networks with an output cotangent independent of the network
+    # (loss ⟨y, t⟩): mean field is exact there; the MSE residual y − t is not independent
+    ds_linear = ctx.sweep(Sweep(points=[points[labels.index(f"{act} | He")]
+                                        for act in RELU_FAMILY],
+                                depths=(depth,), seeds=p["seeds"], batch=p["batch"],
+                                labels=[f"{act} | He | linear loss" for act in RELU_FAMILY],
+                                loss="linear"), tag="linear")
+    bp_linear = ds_linear.backprop_norm.isel(depth=0).values
     bp = ds.backprop_norm.isel(depth=0).values  # (point, seed, layer)
     wg = ds.weight_grad_norm.isel(depth=0).values
+    bp_status = ds.backprop_norm_status.isel(depth=0).values
+    wg_status = ds.weight_grad_norm_status.isel(depth=0).values
     claims = []
     layers = np.arange(1, depth + 1)
     with plotting.style():
@@ -105,12 +113,13 @@ def run(ctx, p):
             for k, label in enumerate(INITS):
                 i = labels.index(f"{act} | {label}")
                 spec, color = points[i], plotting.OKABE_ITO[k]
-                for row, (data, profile) in enumerate([(wg[i], weight_grad_profile),
-                                                       (bp[i], backprop_profile)]):
+                for row, (data, codes, profile) in enumerate([
+                        (wg[i], wg_status[i], weight_grad_profile),
+                        (bp[i], bp_status[i], backprop_profile)]):
                     ax = axes[row, col]
                     plotting.median_band(ax, layers, data, color,
                                          label=label.replace("σ_w", r"$\sigma_w$"))
-                    marked |= plotting.mark_nonfinite(ax, layers, data, color)
+                    marked |= plotting.mark_nonfinite(ax, layers, data, color, codes)
                     anchor = finite_median(data[:, -1])
                     # theory on top in near-black: where it matches, it would hide under data
                     ax.plot(layers, anchor * profile(spec, 1.0, depth), color="0.1", ls="--",
@@ -120,7 +129,21 @@ def run(ctx, p):
                     residual = bp[i] / bp[i][:, -1:] / backprop_profile(spec, 1.0, depth)
                 plotting.median_band(axes[2, col], layers, residual, color)
                 residual_spans.append(_log_span(residual))
-                claims.append(_ratio_claim(act, label, spec, bp[i], depth))
+                if act not in RELU_FAMILY:
+                    claims.append(_ratio_claim(act, label, spec, bp[i], depth))
+                elif act == "relu" and INITS[label][2] in ("he", "gauss3"):
+                    # at σ_w = 0.5 and Xavier the output is ≈ 0 next to t, so the MSE cotangent
+                    # ≈ −t is independent of the net: the He ⟨y, t⟩ claim, on scaled copies of
+                    # the same networks (ReLU is homogeneous), would be counted again
+                    claims.append(_relu_mse_claim(label, spec, bp[i], depth))
+            if act in RELU_FAMILY:
+                j = RELU_FAMILY.index(act)
+                spec = points[labels.index(f"{act} | He")]
+                claims.append(_linear_loss_claim(act, spec, bp_linear[j], depth))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    residual = (bp_linear[j] / bp_linear[j][:, -1:]
+                                / backprop_profile(spec, 1.0, depth))
+                plotting.median_band(axes[2, col], layers, residual, "0.35", ls=":")
             axes[0, col].set_title(act.replace("_0.2", " (slope 0.2)"))
             axes[2, col].set_xlabel("layer $l$")
             axes[2, col].axhline(1.0, color="0.1", ls="--", lw=0.7, zorder=4)
@@ -134,11 +157,12 @@ def run(ctx, p):
         handles, names = axes[0, 0].get_legend_handles_labels()
         handles.append(axes[0, 0].plot([], [], color="0.1", ls="--", lw=0.7)[0])
         names.append("mean field")
+        handles.append(plt.Line2D([], [], color="0.35", ls=":"))
+        names.append(r"He, loss $\langle y,t\rangle$ (cotangent independent of the net)")
         if marked:  # explain the markers only where some are drawn
-            handles.append(axes[0, 0].scatter([], [], marker="x", color="0.3"))
-            names.append("inf/NaN in a seed")
-            handles.append(axes[0, 0].scatter([], [], marker="v", color="0.3"))
-            names.append("0 (underflow) in a seed")
+            more_handles, more_names = plotting.nonfinite_legend(fig)
+            handles += more_handles
+            names += more_names
         fig.legend(handles, names, loc="lower center", ncol=7, bbox_to_anchor=(0.5, -0.01))
         fig.tight_layout(rect=(0, 0.04, 1, 1))
         plotting.save_figure(fig, ctx.figures_dir, NAME)
@@ -196,16 +220,43 @@ def _ratio_claim(act, label, spec, bp, depth):
         measured, se = median_se(np.log10(bp[:, 0] / bp[:, -1]))
     cid = f"ratio_{act}_{INITS[label][2]}"
     name = f"{act}, {label}: log10 ‖∂L/∂h_1‖/‖∂L/∂h_L‖ (median over seeds, SE {se:.2g})"
-    if act in RELU_FAMILY:
-        # TODO(lead): replace this known-deviation claim with the explained ReLU-excess
-        # claim (research helper: readout residual correlated with the forward pass).
-        excess = (depth - 1) / 2 * np.log10(1 + RELU_EXCESS_MAX)
-        return Claim(cid, f"{name} exceeds mean field by 0 to {RELU_EXCESS_MAX:.0%} per layer "
-                     f"in ‖δ_l‖² (known, unexplained excess), ± {K_SE:g} SE", measured,
-                     predicted - tolerance(se), tolerance(se), SOURCE_DEVIATION, kind="range",
-                     upper=predicted + excess + tolerance(se))
     return Claim(cid, f"{name} matches mean field within {K_SE:g} SE", measured, predicted,
                  tolerance(se), SOURCE)
+
+
+def _log_mean_excess(spec, bp, depth):
+    """½ log10 of the seed mean of (‖δ_1‖/‖δ_L‖)² over its mean-field value, and the
+    delta-method standard error (mean field predicts the mean of squared norms)."""
+    predicted = float(np.log10(backprop_profile(spec, 1.0, depth)[0]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = 10.0 ** (2 * (np.log10(bp[:, 0] / bp[:, -1]) - predicted))
+    r = r[np.isfinite(r)]
+    excess = 0.5 * np.log10(np.mean(r))
+    se = 0.5 * np.std(r, ddof=1) / np.sqrt(r.size) / np.mean(r) / np.log(10)
+    return float(excess), float(se)
+
+
+def _linear_loss_claim(act, spec, bp, depth):
+    excess, se = _log_mean_excess(spec, bp, depth)
+    return Claim(f"ratio_{act}_he_independent_cotangent",
+                 f"{act}, He, loss ⟨y, t⟩ (output cotangent independent of the network): "
+                 f"½ log10 of the seed mean of ‖∂L/∂h_1‖²/‖∂L/∂h_L‖² over mean field (SE "
+                 f"{se:.2g}) is 0 within {K_SE:g} SE", excess, 0.0, tolerance(se),
+                 "mean-field theory, exact for ReLU nets with an independent cotangent "
+                 "(Hanin 2018)")
+
+
+def _relu_mse_claim(label, spec, bp, depth):
+    excess, se = _log_mean_excess(spec, bp, depth)
+    v = output_variance(spec)
+    predicted = relu_readout_excess(spec.width, depth, spec.out_dim, v, 1.0)
+    return Claim(f"ratio_relu_{INITS[label][2]}_mse_excess",
+                 f"relu, {label}, MSE: ½ log10 of the seed mean of ‖∂L/∂h_1‖²/‖∂L/∂h_L‖² "
+                 f"exceeds mean field by the readout-residual correlation "
+                 f"½log10[(1−2/n)^(L−1) + ρ(1−(1−2/n)^(L−1))], ρ = (v(m+2)+1)/(v+1), "
+                 f"v = {v:.3g} (SE {se:.2g}), within {K_SE:g} SE", excess, predicted,
+                 tolerance(se), "leading-order correction derived here (Euler identity of "
+                 "homogeneous φ), predictions.relu_readout_excess")
 
 
 def _factor_claim(s2, spec, bp, depth, width):

@@ -109,6 +109,19 @@ def _print_claims(summary: dict) -> None:
         print(f"  [{mark}] {c['id']}: measured {c['measured']:.6g}, expected {comparison(c)}"
               if isinstance(c["measured"], float) else
               f"  [{mark}] {c['id']}: measured {c['measured']}, expected {comparison(c)}")
+    nonfinite = summary.get("nonfinite") or {}
+    if nonfinite:
+        counts = ", ".join(f"{n} {key}" for key, n in sorted(nonfinite.items()))
+        print(f"  note: values that are not normal numbers (recorded, marked in the figures, "
+              f"left out of statistics): {counts}")
+        failed = any(not c["pass"] for c in summary["claims"])
+        params = summary.get("params", {})
+        if failed and any("underflow" in k for k in nonfinite) \
+                and params.get("dtype") == "float32":
+            print("  note: claims fail because float32 gradients underflowed to 0; "
+                  "rerun with --set dtype=float64")
+        elif failed and any(("overflow" in k or "forward_nonfinite" in k) for k in nonfinite):
+            print("  note: some claims fail on overflowed (inf/NaN) values")
 
 
 def _format_default(value, max_items: int = 6) -> str:

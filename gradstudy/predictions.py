@@ -158,3 +158,49 @@ def jacobian_mean_singular_value(spec: MLPSpec, q_input: float = 1.0, n_samples:
             d = np.asarray(dphi(np.sqrt(q[layer - 1]) * rng.standard_normal(n)))
             means.append(np.linalg.svd(w * d[None, :], compute_uv=False).mean())
     return float(np.mean(means))
+
+
+def relu_readout_excess(width: int, depth: int, out_dim: int, output_variance: float,
+                        target_variance: float = 1.0) -> float:
+    """Leading-order excess of ½ log10 E[‖δ_1‖²/‖δ_L‖²] over mean field for a ReLU MLP with
+    σ_b = 0 trained on MSE, caused by the readout residual y − t containing the output y.
+
+    For positively homogeneous φ, Euler's identity ⟨δ_l, h_l⟩ = ⟨∂L/∂y, y⟩ holds per example,
+    so the part of W_{l+1}ᵀ δ_{l+1} along a_l = φ(h_l) is fixed by the forward pass, not
+    random as mean field assumes.  In units of the mean-field prediction the squared norms
+    obey u_l = (1 − 2/n) u_{l+1} + ρ·2/n, hence
+
+        excess = ½ log10[(1 − 2/n)^{L−1} + ρ (1 − (1 − 2/n)^{L−1})],
+
+    ρ = (n/2) E[⟨g, y⟩² / ‖a_L‖²] / E‖δ_L‖², which for MSE with targets t ~ N(0, s²) and
+    outputs of variance v is (v (m + 2) + s²) / (v + s²) (m = out_dim).  An output cotangent
+    independent of the network has ρ = 1 and no excess (Hanin 2018); a large output
+    (v ≫ s²) gives ρ → m + 2.  Leading order in 1/n: it overestimates by ~2–3 standard
+    errors at n = 128, L = 64 and fits within one at n = 256 (measured).
+
+    Args:
+        width: n, hidden units per layer.
+        depth: L, hidden layers.
+        out_dim: m, readout dimension.
+        output_variance: v, variance of each output y_k at initialization.
+        target_variance: s², variance of each regression target.
+
+    References:
+        B. Hanin. "Which neural net architectures give rise to exploding and vanishing
+        gradients?" NeurIPS 2018 (exact E‖δ‖² recursion for ReLU nets).
+    """
+    v, s2, m = float(output_variance), float(target_variance), int(out_dim)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rho = (m + 2.0) if not np.isfinite(v) else (v * (m + 2) + s2) / (v + s2)
+    decay = (1.0 - 2.0 / width) ** (depth - 1)
+    return float(0.5 * np.log10(decay + rho * (1.0 - decay)))
+
+
+def output_variance(spec: MLPSpec, q_input: float = 1.0) -> float:
+    """Mean-field variance of each network output y_k at init: σ_w²(readout)·E[φ(h_L)²] + σ_b²."""
+    second_moment, _ = _maps(spec)
+    q_last = preactivation_q(spec, q_input)[-1]
+    readout_sw2 = spec.sigma_w**2 * get_initializer(spec.init).variance_factor(spec.width,
+                                                                               spec.out_dim)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(readout_sw2 * float(second_moment(q_last)) + spec.sigma_b**2)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from gradstudy import status
 from gradstudy.config import ConfigError, short_repr
 from gradstudy.results import backend, run_cached, versions, write_json_atomic
 
@@ -96,8 +97,16 @@ class Context:
     extra: dict = field(default_factory=dict)
 
     def sweep(self, sweep, tag: str = "sweep", keep_backprop: bool = False):
-        return run_cached(sweep, self.results_dir, tag, progress=self.progress,
-                          keep_backprop=keep_backprop)
+        """Run (or load) ``sweep``; its non-finite values are counted for the summary."""
+        ds = run_cached(sweep, self.results_dir, tag, progress=self.progress,
+                        keep_backprop=keep_backprop, desc=f"{self.name} [{tag}]")
+        for var in ds.data_vars:
+            if var.endswith("_status"):
+                for reason, n in status.counts(ds[var].values).items():
+                    key = f"{var[:-7]}: {reason}"
+                    self.extra.setdefault("nonfinite", {})
+                    self.extra["nonfinite"][key] = self.extra["nonfinite"].get(key, 0) + n
+        return ds
 
 
 def experiments_dir() -> Path:
@@ -487,6 +496,8 @@ def run_study(module: ModuleType, scale: str = "smoke", out: Path = Path("."),
         "versions": versions(),
         "backend": backend(),
         "figures": sorted(str(p.relative_to(out)) for p in figures_dir.glob("*.png")),
+        # values that are not normal numbers, by variable and reason (gradstudy.status)
+        "nonfinite": ctx.extra.get("nonfinite", {}),
     }
     write_json_atomic(summary, results_dir / "summary.json")
     return summary
