@@ -150,7 +150,8 @@ def run(ctx, p):
         for ax in axes[:2].flat:
             ax.set_yscale("log")
             plotting.decade_ticks(ax)
-        _residual_axes(axes[2], max(residual_spans))
+        # at most ×/÷ 100: a residual beyond that (float32 underflow) runs off the panel
+        _residual_axes(axes[2], min(max(residual_spans), 2.0))
         axes[0, 0].set_ylabel(r"$\|\partial L/\partial W_l\|_F$")
         axes[1, 0].set_ylabel(r"$\|\partial L/\partial h_l\|$")
         axes[2, 0].set_ylabel("measured / mean field\n" r"of $\|\partial L/\partial h_l\|$")
@@ -163,8 +164,9 @@ def run(ctx, p):
             more_handles, more_names = plotting.nonfinite_legend(fig)
             handles += more_handles
             names += more_names
-        fig.legend(handles, names, loc="lower center", ncol=7, bbox_to_anchor=(0.5, -0.01))
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        fig.legend(handles, names, loc="lower center", ncol=4 if len(names) > 7 else 7,
+                   bbox_to_anchor=(0.5, -0.01))
+        fig.tight_layout(rect=(0, 0.04 if len(names) <= 7 else 0.08, 1, 1))
         plotting.save_figure(fig, ctx.figures_dir, NAME)
 
         # the per-layer factor of ‖δ_l‖² for tanh at σ_b = 0 along the q_l trajectory

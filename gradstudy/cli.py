@@ -118,8 +118,8 @@ def _print_claims(summary: dict) -> None:
         params = summary.get("params", {})
         if failed and any("underflow" in k for k in nonfinite) \
                 and params.get("dtype") == "float32":
-            print("  note: claims fail because float32 gradients underflowed to 0; "
-                  "rerun with --set dtype=float64")
+            print("  note: float32 gradients underflowed to 0, and claims built on them fail; "
+                  "rerun with --set dtype=float64 to tell underflow from a real failure")
         elif failed and any(("overflow" in k or "forward_nonfinite" in k) for k in nonfinite):
             print("  note: some claims fail on overflowed (inf/NaN) values")
 

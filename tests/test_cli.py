@@ -275,29 +275,40 @@ def test_check_exit_code(tmp_path, monkeypatch, capsys, passing):
 # Its wall time is printed, not asserted: speed lives in benchmarks, not timed tests.
 @pytest.mark.slow
 def test_full_smoke_reproduction(tmp_path):
+    """Every study at smoke scale with ``--check``: a failing claim fails CI."""
     t0 = time.perf_counter()
-    proc = _popen(["reproduce", "--scale", "smoke", "--out", str(tmp_path), "--no-progress"])
+    proc = _popen(["reproduce", "--scale", "smoke", "--out", str(tmp_path), "--no-progress",
+                   "--check"])
     stdout, stderr = proc.communicate(timeout=600)
     wall = time.perf_counter() - t0
-    assert proc.returncode == 0, stderr[-3000:]
+    failing_line = [line for line in stdout.splitlines() if line.startswith("failing claims:")]
+    assert proc.returncode == 0, (failing_line, stdout[-2000:], stderr[-3000:])
     assert "Traceback" not in stderr
     studies = list(discover())
     assert "multiplication_chain" in studies
+    failing = []
     for name in studies:
         summary_path = tmp_path / "results" / "smoke" / name / "summary.json"
         assert summary_path.is_file(), name
         summary = json.loads(summary_path.read_text())
         _check_summary(summary, name)
+        failing += [f"{name}/{c['id']}" for c in summary["claims"] if c["pass"] is not True]
         figs = sorted((tmp_path / "figures" / "smoke" / name).glob("*.png"))
         assert figs, name
         assert (tmp_path / "figures" / "smoke" / name / f"{name}.png").is_file()
         for f in summary["figures"]:
             assert (tmp_path / f).is_file(), f
             assert (tmp_path / f).with_suffix(".pdf").is_file(), f
+    assert not failing, f"failing claims: {', '.join(failing)}"
     md = (tmp_path / "figures" / "smoke" / "claims.md").read_text()
     assert (tmp_path / "figures" / "smoke" / "claims.tex").is_file()
     for name in studies:
         assert f"| {name} |" in md
+    assert "❌" not in md
+    tex = (tmp_path / "figures" / "smoke" / "claims.tex").read_text()
+    assert tex.count(r"\begin{longtable}") == len(studies)
+    # pdflatex with inputenc utf8 stops at an undeclared Unicode character
+    assert tex.isascii(), sorted({ch for ch in tex if not ch.isascii()})
     runtimes = {n: json.loads((tmp_path / "results" / "smoke" / n / "summary.json")
                               .read_text())["runtime_s"] for n in studies}
     print(f"full smoke reproduction: {wall:.1f} s wall; per study {runtimes}")
