@@ -32,6 +32,7 @@ import numpy as np
 # Importing gradstudy sets its default XLA flags (CPU: --xla_backend_optimization_level=1)
 # before JAX starts its backend, exactly as for a user of the library.
 from gradstudy.config import MLPSpec
+from gradstudy.memory import plan_chunk
 from gradstudy.models import MLP, apply_gains, init_params, mse_loss, zero_perturbation
 from gradstudy.sweep import compiled_program, seed_keys
 
@@ -240,7 +241,10 @@ def main(argv=None) -> dict:
 
     # ---- engine: compile, first (cold) run -------------------------------------------
     log("engine: compiling ...")
-    program = compiled_program(spec.static_key(), depths, args.batch, input_std, 1)
+    # networks per chunk as a sweep would choose them within the memory budget
+    chunk = plan_chunk(spec.static_key(), depths, args.batch, args.seeds)
+    log(f"engine: {chunk} of {args.seeds} networks per vmapped chunk (memory budget)")
+    program = compiled_program(spec.static_key(), depths, args.batch, input_std, chunk)
     t0 = time.perf_counter()
     engine = program.lower(keys, sigma_w, sigma_b).compile()
     engine_compile_s = time.perf_counter() - t0

@@ -129,10 +129,12 @@ def mark_nonfinite(ax, x, samples, color, status_codes=None, label=None):
     for code, (marker, height, _) in NONFINITE_MARKERS.items():
         where = np.any(codes == code, axis=0)
         if where.any():
-            face = "none" if marker == "o" else color
+            # unfilled markers (x) take only a colour; the hollow circle an edge colour
+            colors = ({"color": color} if marker == "x" else
+                      {"facecolors": "none" if marker == "o" else color, "edgecolors": color})
             ax.scatter(np.asarray(x)[where], np.full(where.sum(), height), marker=marker,
-                       s=12 if marker != "D" else 9, facecolors=face, edgecolors=color,
-                       linewidths=0.9, transform=trans, clip_on=False, zorder=5, label=label)
+                       s=12 if marker != "D" else 9, linewidths=0.9, transform=trans,
+                       clip_on=False, zorder=5, label=label, **colors)
             drawn.add(code)
             marked = True
     return marked
@@ -167,7 +169,7 @@ def decade_ticks(ax, axis: str = "y", max_labels: int = 7) -> None:
     lo, hi = (ax.get_ylim() if axis == "y" else ax.get_xlim())
     lo_dec, hi_dec = np.log10(lo), np.log10(hi)
     span = max(hi_dec - lo_dec, 1e-9)
-    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500) if span / s <= max_labels)
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500) if span / s + 1 <= max_labels)
     first = int(np.ceil(lo_dec / step)) * step
     ticks = 10.0 ** np.arange(first, hi_dec + 1e-9, step)
     target = ax.yaxis if axis == "y" else ax.xaxis

@@ -61,8 +61,11 @@ _MATH = {"σ": r"\sigma", "χ": r"\chi", "ξ": r"\xi", "φ": r"\phi", "α": r"\a
          "≥": r"\ge ", "±": r"\pm ", "≈": r"\approx ", "×": r"\times ", "·": r"\cdot ",
          "−": "-", "→": r"\to ", "√": r"\sqrt ", "′": "'", "'": "'", "%": r"\%",
          "<": "<", ">": ">", "=": "=", "{": r"\{", "}": r"\}", "&": r"\&", "#": r"\#",
-         "$": r"\$", "~": r"\sim ", "…": r"\dots "}
-_MATH_MARKERS = set("σχξφαδλμπγ‖∂²₁≤≥±≈−→√_=<>^·×")
+         "$": r"\$", "~": r"\sim ", "…": r"\dots ", "½": r"\tfrac12 ", "ρ": r"\rho ",
+         "⟨": r"\langle ", "⟩": r"\rangle "}
+_MATH_MARKERS = set("σχξφαδλμπγρ½⟨⟩‖∂²₁≤≥±≈−→√_=<>^·×")
+# identifiers such as leaky_relu_0.2 or max_depth: code, not subscripts
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9]+(_[A-Za-z0-9.]+)+(=[^\s]*)?$")
 _NAMED = {"log10": r"\log_{10}", "log": r"\log", "exp": r"\exp", "max": r"\max",
           "min": r"\min", "Var": r"\operatorname{Var}", "RMS": r"\mathrm{RMS}",
           "SE": r"\mathrm{SE}", "N": r"\mathcal{N}", "U": "U"}
@@ -83,6 +86,12 @@ def _math_word(word: str) -> str:
     out, i = [], 0
     while i < len(word):
         ch = word[i]
+        if ch == "^" and i + 1 < len(word) and word[i + 1] == "(":
+            k = word.find(")", i + 1)
+            k = len(word) - 1 if k < 0 else k
+            out.append("^{" + _math_word(word[i + 1:k + 1]) + "}")
+            i = k + 1
+            continue
         if ch == "_":
             j = i + 1
             if j < len(word) and word[j] == "(":
@@ -124,7 +133,9 @@ def tex_statement(s: str) -> str:
             continue
         core = word.rstrip(",;:")
         trail = word[len(core):]
-        if any(ch in _MATH_MARKERS for ch in core) or core in ("log10", "log"):
+        if _IDENTIFIER.match(core):
+            words.append(r"\texttt{" + _tex(core) + "}" + _tex(trail))
+        elif any(ch in _MATH_MARKERS for ch in core) or core in ("log10", "log"):
             lead = ""
             if core.startswith("(") and core.count("(") > core.count(")"):
                 lead, core = "(", core[1:]
