@@ -66,9 +66,10 @@ def counted(monkeypatch):
     """Count the sweeps ``run_cached`` computes (the real computation runs)."""
     calls = []
 
-    def counting(sweep, progress=True, keep_backprop=False):
+    def counting(sweep, progress=True, keep_backprop=False, **kwargs):
         calls.append(sweep)
-        return run_sweep_arrays(sweep, progress=progress, keep_backprop=keep_backprop)
+        return run_sweep_arrays(sweep, progress=progress, keep_backprop=keep_backprop,
+                                **kwargs)
 
     monkeypatch.setattr(gradstudy.results, "run_sweep_arrays", counting)
     return calls

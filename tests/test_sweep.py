@@ -150,7 +150,7 @@ def test_run_cached_netcdf_roundtrip(swept, tmp_path, monkeypatch):
     # the arrays are already measured: let run_cached reuse them, and count the calls
     calls = []
 
-    def fake_run(sw, progress=True, keep_backprop=False):
+    def fake_run(sw, progress=True, keep_backprop=False, desc="sweep"):
         calls.append(sw)
         return arrays
 
