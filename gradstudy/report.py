@@ -174,7 +174,7 @@ def latex(summaries: list[dict]) -> str:
     for s in summaries:
         out += [rf"\subsection*{{Study \texttt{{{_tex(s['study'])}}} "
                 rf"({len(s['claims'])} claims, scale {_tex(s['scale'])})}}",
-                r"\begin{longtable}{@{}p{0.50\linewidth}>{\raggedleft\arraybackslash}p{0.12\linewidth}"
+                r"\begin{longtable}{@{}p{0.46\linewidth}>{\raggedleft\arraybackslash}p{0.12\linewidth}"
                 r">{\raggedright\arraybackslash}p{0.16\linewidth}"
                 r">{\raggedright\arraybackslash}p{0.12\linewidth}c@{}}",
                 r"\toprule claim & measured & expected & source & holds \\ \midrule \endhead",
