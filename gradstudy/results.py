@@ -362,14 +362,15 @@ def unfingerprintable(sweep: Sweep) -> str | None:
 
 def run_cached(sweep: Sweep, cache_dir: Path | None, name: str = "sweep",
                progress: bool = True, keep_backprop: bool = False,
-               desc: str = "sweep") -> xr.Dataset:
+               progress_label: str = "sweep") -> xr.Dataset:
     """Run ``sweep`` or load its verified result: the file name carries a hash of the full
-    description (functions by fingerprint), the file the description and a checksum."""
+    description (functions by fingerprint), the file the description and a checksum.
+    ``progress_label`` names the work in the progress bar (e.g. the study)."""
     desc = dict(sweep.describe(), keep_backprop=keep_backprop)
 
     def compute() -> xr.Dataset:
         arrays = run_sweep_arrays(sweep, progress=progress, keep_backprop=keep_backprop,
-                                  desc=desc)
+                                  desc=progress_label)
         return to_dataset(sweep, arrays, desc)
 
     if cache_dir is None:

@@ -99,7 +99,8 @@ class Context:
     def sweep(self, sweep, tag: str = "sweep", keep_backprop: bool = False):
         """Run (or load) ``sweep``; its non-finite values are counted for the summary."""
         ds = run_cached(sweep, self.results_dir, tag, progress=self.progress,
-                        keep_backprop=keep_backprop, desc=f"{self.name} [{tag}]")
+                        keep_backprop=keep_backprop,
+                        progress_label=f"{self.name} [{tag}]")
         for var in ds.data_vars:
             if var.endswith("_status"):
                 for reason, n in status.counts(ds[var].values).items():

@@ -154,3 +154,13 @@ def test_dead_relu_layer_is_no_path_not_underflow():
     wcodes = out["weight_grad_norm_status"][0]
     np.testing.assert_array_equal(wcodes[:4], status.NO_PATH)  # layer 4: inputs relu(h_3) = 0
     np.testing.assert_array_equal(wcodes[4:], status.FINITE)
+
+
+def test_progress_bar_names_the_study_and_program(tmp_path, capsys):
+    """With progress on (what `make figures` does), the bar says which study and which
+    program it is computing; a failure here once broke every default paper run."""
+    spec = MLPSpec(width=8, depth=3, activation="tanh")
+    run_cached(Sweep(points=[spec, spec.replace(sigma_w=2.0)], depths=(3,), seeds=2, batch=4),
+               tmp_path, progress=True, progress_label="my_study [sweep]")
+    err = capsys.readouterr().err
+    assert "my_study [sweep]: program 1/1 (tanh, width 8, depth 3, float32" in err
