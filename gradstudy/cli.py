@@ -201,6 +201,7 @@ def _run(studies, broken, args) -> int:
 def _reproduce(studies, broken, args) -> int:
     from gradstudy.report import write_tables
     from gradstudy.study import output_dirs
+    from gradstudy.sweep import release_programs
 
     names = _select(studies, broken, args.only)
     if not names:
@@ -214,6 +215,7 @@ def _reproduce(studies, broken, args) -> int:
     t0 = time.perf_counter()
     for name in names:
         summary = run_study(studies[name], args.scale, out, progress=not args.no_progress)
+        release_programs()  # peak memory is the largest study's, not the sum of all
         print(f"{name}: {summary['runtime_s']:.1f} s")
         _print_claims(summary)
     summaries = load_summaries(out, args.scale, list(studies))

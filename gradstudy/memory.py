@@ -71,11 +71,16 @@ def human(n_bytes: float) -> str:
 
 
 def plan_chunk(spec, depths, batch: int, networks: int, keep_backprop: bool = False,
-               budget: int | None = None) -> int:
+               budget: int | None = None, most: int | None = None) -> int:
     """How many of ``networks`` to evaluate at once so the program fits ``budget`` bytes.
 
-    Prefers a divisor of ``networks`` (``lax.map`` compiles a remainder chunk separately),
-    unless that would halve the chunk.
+    The networks are split into ``ceil(networks / chunk)`` equal chunks; the caller pads the
+    last one (fewer than one network per chunk is wasted).  A remainder chunk would be
+    compiled as a second copy of the whole program, which doubles compile time and the
+    compiler's memory (measured: 1.07 GB against 0.73 GB peak for a 32-layer tanh program).
+
+    Args:
+        most: an upper bound on the chunk besides the budget (e.g. a sweep's gain_chunk).
 
     Raises:
         ConfigError: one line with the estimate, if not even one network (or the results of
@@ -93,6 +98,8 @@ def plan_chunk(spec, depths, batch: int, networks: int, keep_backprop: bool = Fa
             f"network, {human(outputs)} of results for {networks} networks) but the budget is "
             f"{human(budget)}; use a smaller width, depth, batch or seeds, or raise "
             f"{BUDGET_ENV}")
-    most = max(1, min(networks, (budget - outputs) // per_network))
-    divisor = max(d for d in range(1, most + 1) if networks % d == 0)
-    return divisor if 2 * divisor >= most else most
+    fit = max(1, min(networks, (budget - outputs) // per_network))
+    if most is not None:
+        fit = max(1, min(fit, most))
+    n_chunks = -(-networks // fit)
+    return -(-networks // n_chunks)  # equal chunks, the smallest that need n_chunks

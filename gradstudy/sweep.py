@@ -184,11 +184,18 @@ def compiled_program(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_s
     @jax.jit
     def program(keys, kernel_scales, sigma_b):
         n_gains, n_seeds = sigma_b.shape[0], keys.shape[0]
+        n = n_gains * n_seeds
         # network g·S + s is gain point g with seed s (common random numbers across points)
         networks = (jnp.tile(keys, (n_gains,) + (1,) * (keys.ndim - 1)),
                     jnp.repeat(kernel_scales, n_seeds, axis=0), jnp.repeat(sigma_b, n_seeds))
-        out = jax.lax.map(one_network, networks, batch_size=min(chunk, n_gains * n_seeds))
-        return jax.tree.map(lambda a: a.reshape((n_gains, n_seeds) + a.shape[1:]), out)
+        # pad to whole chunks (repeating network 0; dropped below): a remainder chunk would
+        # compile the whole program a second time (see memory.plan_chunk)
+        size = min(chunk, n)
+        pad = -n % size
+        networks = jax.tree.map(
+            lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]), networks)
+        out = jax.lax.map(one_network, networks, batch_size=size)
+        return jax.tree.map(lambda a: a[:n].reshape((n_gains, n_seeds) + a.shape[1:]), out)
 
     return program
 
@@ -208,8 +215,8 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
     groups = sweep.groups()
     if keep_backprop and len({s.width for s in groups}) > 1:
         raise ConfigError("points: keep_backprop needs a single width across points")
-    chunks = {spec: min(plan_chunk(spec, sweep.depths, sweep.batch, len(idx) * sweep.seeds,
-                                   keep_backprop), sweep.gain_chunk * sweep.seeds)
+    chunks = {spec: plan_chunk(spec, sweep.depths, sweep.batch, len(idx) * sweep.seeds,
+                               keep_backprop, most=sweep.gain_chunk * sweep.seeds)
               for spec, idx in groups.items()}
     # one result dtype for all groups, so float64 points never pass through float32
     out_dtype = np.result_type(*[np.dtype(s.dtype) for s in groups])
@@ -239,6 +246,26 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
         bar.update(len(idx))
     bar.close()
     return results
+
+
+def release_programs() -> None:
+    """Free every compiled program and return the freed memory to the operating system.
+
+    ``reproduce`` calls this between studies: each study's programs are not used again, and
+    without it the process's resident memory grows by every study's compiled code (smoke
+    scale: 1.43 GB peak instead of the largest single study's 0.84 GB).
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    compiled_program.cache_clear()
+    jax.clear_caches()
+    gc.collect()
+    try:  # glibc keeps freed heap pages mapped; malloc_trim hands them back (no-op elsewhere)
+        getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", lambda _: 0)(0)
+    except OSError:
+        pass
 
 
 def _program_label(spec: MLPSpec) -> str:

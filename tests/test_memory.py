@@ -56,12 +56,42 @@ def test_chunked_program_equals_one_vmap(monkeypatch):
         np.testing.assert_allclose(chunked[name], value, rtol=1e-6, err_msg=name)
 
 
-def test_plan_prefers_divisors():
+def test_plan_splits_into_equal_chunks():
     spec = MLPSpec(width=16, depth=4)
     per = memory.network_bytes(spec, (4,), 4)
     out = memory.network_output_bytes(spec, (4,), 4)
     assert memory.plan_chunk(spec, (4,), 4, 64, budget=9 * per + 64 * out) == 8
     assert memory.plan_chunk(spec, (4,), 4, 7, budget=4 * per + 7 * out) == 4  # 7 is prime
+    # the cap (a sweep's gain_chunk · seeds) also gives equal chunks: 120 = 4 × 30, not 3 × 32
+    big = 10**12
+    assert memory.plan_chunk(spec, (4,), 4, 120, budget=big, most=32) == 30
+    assert memory.plan_chunk(spec, (4,), 4, 127, budget=big, most=32) == 32  # 1 padded
+    for n in range(1, 80):
+        for most in range(1, 20):
+            chunk = memory.plan_chunk(spec, (4,), 4, n, budget=big, most=most)
+            n_chunks = -(-n // chunk)
+            assert chunk <= most and n_chunks == -(-n // most)
+            assert n_chunks * chunk - n < n_chunks  # padding: under one network per chunk
+
+
+def test_uneven_chunks_are_padded_not_compiled_twice():
+    """13 networks, 4 at a time: padded to 16 and one loop body, not a remainder program (it
+    doubled compile time and the compiler's peak memory); the numbers equal one vmap."""
+    spec = MLPSpec(width=8, depth=3, activation="tanh").static_key()
+    keys = seed_keys(0, 13)
+    scales, sigma_b = jnp.ones((1, 3)), jnp.zeros((1,))
+    texts = {}
+    for chunk in (4, 13):
+        program = compiled_program.__wrapped__(spec, (3,), 2, 1.0, chunk)
+        texts[chunk] = program.lower(keys, scales, sigma_b).as_text()
+        if chunk == 4:
+            padded = program(keys, scales, sigma_b)
+        else:
+            whole = program(keys, scales, sigma_b)
+    assert texts[4].count("stablehlo.while") <= texts[13].count("stablehlo.while") + 1
+    for name, value in whole.items():
+        assert padded[name].shape == value.shape == (1, 13) + value.shape[2:]
+        np.testing.assert_allclose(padded[name], value, rtol=1e-6, err_msg=name)
 
 
 def test_too_large_is_refused_at_once_with_the_estimate():
