@@ -31,7 +31,7 @@ def test_linear_loss_top_layer_closed_form():
         delta = (t @ w_out.T) / 5 * (1 - jnp.tanh(h) ** 2)
         np.testing.assert_allclose(out["backprop_norm"][0, 2], jnp.linalg.norm(delta), rtol=1e-12)
         mse = gradient_norms(spec, params, x, t, (3,))
-    assert abs(float(mse["backprop_norm"][0, 2]) - float(jnp.linalg.norm(delta))) > 1e-3
+        assert abs(float(mse["backprop_norm"][0, 2]) - float(jnp.linalg.norm(delta))) > 1e-3
 
 
 def test_relu_linear_loss_matches_mean_field_mse_does_not():
