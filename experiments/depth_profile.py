@@ -35,7 +35,7 @@ SCALES = {
 # `--set` bounds (gradstudy.study.Limit): depth >= 8 for the L/4..3L/4 claims; tanh σ_w²
 # distinct (each labels a curve, one colour each) and at most 8 colours.
 LIMITS = {
-    "width": (1, 4096),
+    "width": (1, 65536),  # what does not fit the memory budget is refused with its estimate
     "depth": (8, 4096),
     "seeds": (1, 1024),
     "batch": (1, 4096),

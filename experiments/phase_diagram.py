@@ -31,7 +31,7 @@ LIMITS = {
     "sigma_w2": {"range": (1e-3, 100.0), "len": (2, 256), "increasing": True, "distinct": True},
     "sigma_b2": {"range": (0.0, 10.0), "len": (1, 8), "distinct": True},
     "depths": {"range": (2, 4096), "len": (2, 64), "increasing": True},
-    "width": (1, 4096),
+    "width": (1, 65536),  # what does not fit the memory budget is refused with its estimate
     "batch": (1, 4096),
     "seeds": (1, 1024),
 }

@@ -44,7 +44,8 @@ def chain_gradients(factors, depths, dtype="float32") -> np.ndarray:
 def closed_form(factors, depths, dtype="float32") -> np.ndarray:
     """factor**D in extended precision, with each factor first rounded to ``dtype``."""
     f = np.asarray(factors, dtype).astype(np.longdouble)
-    return f[:, None] ** np.asarray(depths, np.longdouble)[None, :]
+    with np.errstate(over="ignore", under="ignore"):  # inf/0 beyond long double: the answer
+        return f[:, None] ** np.asarray(depths, np.longdouble)[None, :]
 
 
 def first_nonfinite_or_zero(values: np.ndarray, depths: np.ndarray):

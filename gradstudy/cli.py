@@ -183,6 +183,10 @@ def _run(studies, broken, args) -> int:
     out = _output_root(args.out)
     try:
         summary = run_study(module, args.scale, out, overrides, not args.no_progress)
+    except ConfigError as e:  # e.g. the memory estimate: already one line naming what
+        if not overrides:
+            raise
+        raise ConfigError(f"--set {', '.join(overrides)}: {e}") from None
     except Exception as e:  # noqa: BLE001
         if not overrides:
             raise  # without --set this is a bug in the study or the library: keep the traceback

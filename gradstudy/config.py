@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from gradstudy.activations import activation_names, get_activation
 from gradstudy.errors import ConfigError
 from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
@@ -137,6 +139,11 @@ class MLPSpec:
                                               if self.residual_alpha is not None else ()):
             object.__setattr__(self, name, check_real(name, getattr(self, name)))
         check_choice("norm", self.norm, NORMS)
+        if isinstance(self.dtype, (type, np.dtype)) and not isinstance(self.dtype, str):
+            try:  # np.float64, jnp.float32, np.dtype("float64"): stored by name
+                object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+            except TypeError:
+                pass
         check_choice("dtype", self.dtype, DTYPES)
 
     @property

@@ -59,7 +59,7 @@ def _dense(spec: MLPSpec, features: int, name: str) -> nn.Dense:
                     bias_init=_bias_init, dtype=dtype, param_dtype=dtype, name=name)
 
 
-def _stats(h, a, with_gram, blocked=None):
+def _stats(h, a, with_gram, blocked=None, a_from=None):
     # per-layer forward statistics of the pre-activations: mean and second moment q_l
     stats = {"preact_mean": jnp.mean(h), "preact_q": jnp.mean(h**2),
              # whether the forward pass is still finite here: the probes turn every gradient
@@ -73,14 +73,23 @@ def _stats(h, a, with_gram, blocked=None):
         # structural zeros, so that an exact 0 gradient is not mistaken for underflow:
         # every dense input is 0 (∂L/∂W_l = 0), or no path leads back through this layer
         # (φ' = 0 at every unit and example, e.g. all ReLUs dead)
+        # (a = φ(h_{l-1}) all 0 because h_{l-1} underflowed to exact zeros is underflow)
         stats["input_zero"] = jnp.all(a == 0)
+        if a_from is not None:
+            stats["input_zero"] &= jnp.all(a_from != 0)
         stats["blocked"] = jnp.zeros((), bool) if blocked is None else blocked
     return stats
 
 
 def no_path(phi, h) -> jax.Array:
-    """True where φ'(h) = 0 for every entry of ``h``: nothing back-propagates through φ."""
-    return jnp.all(jax.jvp(phi, (h,), (jnp.ones_like(h),))[1] == 0)
+    """True where φ'(h) = 0 for every entry of ``h``: nothing back-propagates through φ.
+
+    Only by structure: if an entry of ``h`` is exactly 0 (a forward pass that underflowed,
+    e.g. a float32 ReLU net at small σ_w, where relu'(0) = 0), the zero is not structural
+    and this is False, so that the gradient's 0 is recorded as underflow.
+    """
+    return (jnp.all(jax.jvp(phi, (h,), (jnp.ones_like(h),))[1] == 0)
+            & jnp.all(h != 0))
 
 
 def max_abs_scale(x, axis=None):
@@ -139,7 +148,7 @@ class HiddenLayer(nn.Module):
         blocked = None
         if self.with_gram and self.spec.residual_alpha is None:
             blocked = no_path(get_activation(self.spec.activation), h_in)
-        return h, _stats(h, a, self.with_gram, blocked)
+        return h, _stats(h, a, self.with_gram, blocked, a_from=h_in)
 
 
 class Readout(nn.Module):

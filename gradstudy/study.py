@@ -154,7 +154,12 @@ def discover_all() -> tuple[dict[str, ModuleType], dict[str, str]]:
             broken[path.stem] = _import_failure(path, e)
             continue
         if not (hasattr(module, "run") and hasattr(module, "SCALES")):
-            continue  # a helper module, not a study
+            # a study file that declares neither is reported, not silently left out (helper
+            # modules start with "_")
+            missing = [a for a in ("NAME", "run", "SCALES") if not hasattr(module, a)]
+            broken[path.stem] = (f"not a study: it does not define {', '.join(missing)} "
+                                 "(name helper modules _*.py)")
+            continue
         name = getattr(module, "NAME", path.stem)
         try:
             _check_declarations(module)
@@ -474,6 +479,11 @@ def _tag(value) -> str:
     return "".join(ch if ch.isalnum() or ch in ".-_" else "_" for ch in text)[:60]
 
 
+_NONFINITE_WARNINGS = ("All-NaN slice", "Mean of empty slice", "invalid value encountered",
+                       "divide by zero encountered", "overflow encountered",
+                       "underflow encountered", "Degrees of freedom <= 0")
+
+
 def run_study(module: ModuleType, scale: str = "smoke", out: Path = Path("."),
               overrides: dict | None = None, progress: bool = True) -> dict:
     """Run one study at ``scale`` (plus ``overrides``); write and return its summary."""
@@ -487,7 +497,12 @@ def run_study(module: ModuleType, scale: str = "smoke", out: Path = Path("."),
     results_dir, figures_dir = output_dirs(out, scale, name, overrides)
     ctx = Context(name, scale, results_dir, figures_dir, progress)
     t0 = time.perf_counter()
-    claims = module.run(ctx, params)
+    with warnings.catch_warnings():
+        # NaN/inf data are expected (exploding runs) and reported by reason in the summary
+        # (status counts); numpy's warnings about them on stderr would say it again, badly
+        for message in _NONFINITE_WARNINGS:
+            warnings.filterwarnings("ignore", message, RuntimeWarning)
+        claims = module.run(ctx, params)
     summary = {
         "study": name,
         "scale": scale,
@@ -552,6 +567,15 @@ def _summary_problem(s: Any) -> str | None:
         if not isinstance(c["pass"], bool):
             return f"claim {i}: 'pass' is not true/false"
         for key in ("measured", "expected", "tolerance", "upper"):
-            if key in c and not isinstance(c[key], (int, float, str, type(None))):
+            value = c.get(key, 0.0)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) or value in
+                                               ("nan", "inf", "-inf")):
                 return f"claim {i}: {key!r} is not a number"
+        if kind not in ("abs", "rel", "less", "greater", "range"):
+            return f"claim {i}: unknown comparison {kind!r}"
+        recomputed = Claim(str(c["id"]), "", c["measured"], c["expected"],
+                           float(c.get("tolerance", 0.0)), "", kind,
+                           float(c.get("upper", "nan"))).passed
+        if recomputed != c["pass"]:
+            return f"claim {i}: 'pass' does not follow from its numbers"
     return None

@@ -402,7 +402,7 @@ def test_out_must_be_a_writable_directory(case, command, tmp_path, monkeypatch, 
     (["run", "multiplication_chain", "--set", "max_depth=1000000000"],
      ["--set max_depth", "[1, 20000]", "1000000000"]),
     # a 787-line NotImplementedError today
-    (["run", "depth_profile", "--set", "width=10000000000"], ["--set width", "[1, 4096]"]),
+    (["run", "depth_profile", "--set", "width=10000000000"], ["--set width", "[1, 65536]"]),
     # exit 0 with NaN claims today
     (["run", "multiplication_chain", "--set", "factors=inf"], ["--set factors", "finite", "inf"]),
     (["run", "multiplication_chain", "--set", "factors=0.5,nan"], ["--set factors", "nan"]),
@@ -496,10 +496,12 @@ BROKEN_STUDIES = {
                                   .replace('"n": (1, 5)', '"n": (5, 1)'),
     "bad_default.py": RAISING_STUDY.replace('NAME = "fake"', 'NAME = "bad_default"')
                                    .replace('"n": (1, 5)', '"n": (4, 5)'),
+    "not_a_study.py": "x = 1\n",  # once left out of `list` without a word
 }
 BROKEN_REASONS = {"syntax": "SyntaxError at line 3", "missing_import": "ModuleNotFoundError at "
                   "line 2", "raises": "RuntimeError at line 3: at import",
-                  "bad_limits": "LIMITS['n']", "bad_default": "SCALES['smoke']['n']"}
+                  "bad_limits": "LIMITS['n']", "bad_default": "SCALES['smoke']['n']",
+                  "not_a_study": "not a study: it does not define NAME, run, SCALES"}
 
 
 def test_a_broken_study_does_not_break_the_others(monkeypatch, capsys, tmp_path):
@@ -591,3 +593,30 @@ def test_make_paper_without_latexmk_fails_with_install_hint(tmp_path):
     assert proc.returncode != 0
     assert "latexmk" in proc.stderr and "install" in proc.stderr, proc.stderr
     assert not (tmp_path / "figures-ran").exists()  # checked before the paper-scale run
+
+
+@pytest.mark.parametrize("study,sets", [
+    ("depth_profile", ["width=20000", "depth=500", "seeds=64"]),  # the issue's example
+    ("phase_diagram", ["width=4096", "depths=2,500", "seeds=64"]),
+])
+def test_sweep_that_cannot_fit_is_refused_with_the_whole_estimate(study, sets, capsys, tmp_path):
+    """One line with the estimate and the advice, before anything is compiled: once cut at
+    160 characters ("… but the budget is 1.00 G)"), and width=20000 never reached it."""
+    t0 = time.perf_counter()
+    code, out, err = _main(["run", study, "--set", *sets, "--out", str(tmp_path / "o"),
+                            "--no-progress"], capsys)
+    assert time.perf_counter() - t0 < 30
+    _assert_one_line_error(code, err, ["--set", "memory: this sweep needs ≈", " GB"])
+    assert err.rstrip().endswith("or raise GRADSTUDY_MEMORY_GB"), err
+    assert not list((tmp_path / "o").rglob("*.nc"))
+
+
+def test_nonfinite_data_do_not_spill_numpy_warnings(tmp_path):
+    """Overflowing runs are reported by reason (status counts), not by a page of numpy
+    RuntimeWarnings on stderr (once: "overflow encountered in power" from the closed form)."""
+    proc = _popen(["run", "multiplication_chain", "--set", "max_depth=20000", "--out",
+                   str(tmp_path), "--no-progress"])
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "Warning" not in stderr, stderr
+    assert "breakdown_float32_3: measured 81" in stdout

@@ -164,7 +164,7 @@ MLP_VALID = {
     "sigma_b": st.floats(0, MAX_GAIN),
     "norm": st.sampled_from(NORMS),
     "residual_alpha": st.one_of(st.none(), st.floats(0, MAX_GAIN)),
-    "dtype": st.sampled_from(DTYPES),
+    "dtype": st.sampled_from(DTYPES + (np.float32, np.float64, np.dtype("float64"))),
 }
 
 
@@ -183,7 +183,12 @@ def mlp_field_valid(name: str, v) -> bool:
         return v is None or _real_in(v, 0, MAX_GAIN)
     if name == "norm":
         return isinstance(v, str) and v in NORMS
-    if name == "dtype":
+    if name == "dtype":  # a name, or a NumPy/JAX dtype or scalar type of that name
+        if isinstance(v, (type, np.dtype)):
+            try:
+                return np.dtype(v).name in DTYPES
+            except TypeError:
+                return False
         return isinstance(v, str) and v in DTYPES
     raise KeyError(name)
 

@@ -524,6 +524,13 @@ BAD_SUMMARIES = {
     "no_claims": json.dumps({"study": "no_claims", "scale": "smoke"}).encode(),
     "claim_without_pass": json.dumps(dict(_summary("claim_without_pass"), claims=[
         {"id": "c", "statement": "s", "measured": 1.0}])).encode(),
+    # well-shaped, but not what gradstudy writes: counted as passing claims once
+    "measured_text": json.dumps(dict(_summary("measured_text"), claims=[dict(
+        _summary("x")["claims"][0], measured="abc", expected=1.0, tolerance=0.1,
+        comparison="abs", **{"pass": True})])).encode(),
+    "pass_contradicts_numbers": json.dumps(dict(_summary("pass_contradicts_numbers"), claims=[
+        dict(_summary("x")["claims"][0], measured=5.0, expected=1.0, tolerance=0.1,
+             comparison="abs", **{"pass": True})])).encode(),
 }
 
 

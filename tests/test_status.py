@@ -156,6 +156,32 @@ def test_dead_relu_layer_is_no_path_not_underflow():
     np.testing.assert_array_equal(wcodes[4:], status.FINITE)
 
 
+def test_forward_underflow_is_underflow_not_no_path():
+    """float32 ReLU, σ_w = 0.1: q_l shrinks by σ_w²/2 = 0.005 a layer, so the pre-activations
+    underflow to exact zeros after ≈ 17 layers and relu'(0) = 0 stops every gradient below.
+    That is underflow (float64 gives finite numbers for the same network), not a structural
+    zero: once recorded as NO_PATH ("all ReLUs dead"), which hid the float64 hint."""
+    spec = MLPSpec(width=16, depth=40, activation="relu", sigma_w=0.1, dtype="float32")
+    params = sample_params(spec, jax.random.PRNGKey(0))
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 16))
+    t = jax.random.normal(jax.random.PRNGKey(2), (4, 10))
+    out = jax.device_get(gradient_norms(spec, params, x, t, (40,)))
+    preact_zero = out["preact_q"] == 0  # (layer,): the forward pass underflowed on the way
+    assert preact_zero[-1] and not preact_zero[0]
+    bp, codes = out["backprop_norm"][0], out["backprop_norm_status"][0]
+    assert np.all(bp == 0)
+    np.testing.assert_array_equal(codes, status.UNDERFLOW)
+    wcodes = out["weight_grad_norm_status"][0]
+    assert not np.any(wcodes == status.NO_PATH), wcodes
+    with jax.enable_x64(True):
+        spec64 = spec.replace(dtype="float64")
+        params64 = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params)
+        out64 = jax.device_get(gradient_norms(spec64, params64, jnp.asarray(x, jnp.float64),
+                                              jnp.asarray(t, jnp.float64), (40,)))
+    assert np.all(out64["backprop_norm"][0] > 0)
+    np.testing.assert_array_equal(out64["backprop_norm_status"][0], status.FINITE)
+
+
 def test_progress_bar_names_the_study_and_program(tmp_path, capsys):
     """With progress on (what `make figures` does), the bar says which study and which
     program it is computing; a failure here once broke every default paper run."""
