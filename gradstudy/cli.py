@@ -183,16 +183,15 @@ def _run(studies, broken, args) -> int:
     out = _output_root(args.out)
     try:
         summary = run_study(module, args.scale, out, overrides, not args.no_progress)
-    except ConfigError as e:  # e.g. the memory estimate: already one line naming what
-        if not overrides:
-            raise
-        raise ConfigError(f"--set {', '.join(overrides)}: {e}") from None
     except Exception as e:  # noqa: BLE001
         if not overrides:
             raise  # without --set this is a bug in the study or the library: keep the traceback
         # the values passed every check we have, yet the study cannot use them: name the keys
         given = " ".join(f"{k}={_format_default(v)}" for k, v in overrides.items())
-        detail = " ".join(str(e).split())[:160]
+        # a ConfigError (e.g. the memory estimate) is already one line meant for the user:
+        # whole; anything else is cut to its first 160 characters
+        detail = " ".join(str(e).split())
+        detail = detail if isinstance(e, ConfigError) else detail[:160]
         raise ConfigError(f"--set {', '.join(overrides)}: {name} cannot run with {given} "
                           f"({type(e).__name__}: {detail})") from None
     print(f"{name}: {summary['runtime_s']:.1f} s")

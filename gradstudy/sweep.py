@@ -35,7 +35,7 @@ from gradstudy.probes import gradient_norms
 from gradstudy.status import ABSENT
 
 # Bumped whenever what a sweep measures changes, so that cached results are not reused.
-ENGINE_VERSION = 3  # 3: status codes; NaN for every gradient of an overflowed network
+ENGINE_VERSION = 4  # 3: status codes; 4: a forward pass underflowed to 0 is not no_path
 MAX_POINTS = 10**5  # points, labels, gain_chunk
 MAX_SEEDS = 10**5
 MAX_BATCH = 10**6

@@ -607,7 +607,7 @@ def test_sweep_that_cannot_fit_is_refused_with_the_whole_estimate(study, sets, c
                             "--no-progress"], capsys)
     assert time.perf_counter() - t0 < 30
     _assert_one_line_error(code, err, ["--set", "memory: this sweep needs ≈", " GB"])
-    assert err.rstrip().endswith("or raise GRADSTUDY_MEMORY_GB"), err
+    assert err.rstrip().endswith("or raise GRADSTUDY_MEMORY_GB)"), err
     assert not list((tmp_path / "o").rglob("*.nc"))
 
 
