@@ -24,7 +24,7 @@ def _default_xla_flags() -> None:
 
 _default_xla_flags()
 
-from gradstudy import memory, status  # noqa: E402
+from gradstudy import memory, monitor, status  # noqa: E402  (monitor: a callable module)
 from gradstudy.activations import get_activation, register_activation  # noqa: E402
 from gradstudy.config import ConfigError, MLPSpec  # noqa: E402
 from gradstudy.initializers import get_initializer, register_initializer  # noqa: E402
@@ -33,6 +33,6 @@ from gradstudy.probes import gradient_norms  # noqa: E402
 from gradstudy.sweep import Sweep  # noqa: E402
 
 __all__ = ["ConfigError", "MLP", "MLPSpec", "Sweep", "apply_gains", "get_activation", "memory",
-           "status",
+           "monitor", "status",
            "get_initializer", "gradient_norms", "init_params", "register_activation",
            "register_initializer", "sample_params"]
