@@ -1,0 +1,111 @@
+"""Three small models in plain Flax (nothing from gradstudy), each with a factory for
+``gradstudy diagnose``: a factory returns ``(module, example batch, loss_fn)``.
+
+    gradstudy diagnose examples.models:cnn1d --seeds 8
+    gradstudy diagnose examples.models:lstm_classifier
+    gradstudy diagnose examples.models:transformer_block
+
+or in Python::
+
+    from gradstudy.diagnose import diagnose, format_table
+    module, batch, loss_fn = cnn1d()
+    print(format_table(diagnose(module, batch, loss_fn, seeds=8)))
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import optax
+
+
+def _classification_batch(shape, classes, seed=0):
+    kx, ky = jax.random.split(jax.random.PRNGKey(seed))
+    return {"x": jax.random.normal(kx, shape), "y": jax.random.randint(ky, shape[:1], 0,
+                                                                        classes)}
+
+
+def _cross_entropy(logits, batch):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+
+
+class CNN1D(nn.Module):
+    """Six 1-D convolutions (kernel 5, 32 channels, ReLU), global average pooling, a
+    linear classifier."""
+
+    channels: int = 32
+    depth: int = 6
+    classes: int = 10
+
+    @nn.compact
+    def __call__(self, x):
+        for _ in range(self.depth):
+            x = nn.relu(nn.Conv(self.channels, (5,))(x))
+        return nn.Dense(self.classes)(x.mean(axis=1))
+
+
+def cnn1d():
+    """A 6-layer 1-D CNN on 40-step, 1-channel signals (MNIST-1D shaped), cross-entropy."""
+    batch = _classification_batch((32, 40, 1), 10)
+    return CNN1D(), batch, _cross_entropy, {"call_args": lambda b: (b["x"],)}
+
+
+class LSTMClassifier(nn.Module):
+    """An LSTM over the sequence (``nn.RNN``), classifier on the last hidden state."""
+
+    hidden: int = 32
+    classes: int = 10
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.RNN(nn.LSTMCell(self.hidden))(x)
+        return nn.Dense(self.classes)(h[:, -1])
+
+
+def lstm_classifier():
+    """An LSTM classifier on 40-step sequences of 1 feature (the cell's numbers are averages
+    over the 40 time steps it is applied at: ``calls`` = 40)."""
+    batch = _classification_batch((32, 40, 1), 10)
+    return LSTMClassifier(), batch, _cross_entropy, {"call_args": lambda b: (b["x"],)}
+
+
+class PreLNBlock(nn.Module):
+    """x + Attn(LN(x)); x + MLP(LN(x)) (pre-LN, as in GPT-2)."""
+
+    heads: int = 4
+    mlp: int = 128
+
+    @nn.compact
+    def __call__(self, x):
+        d = x.shape[-1]
+        x = x + nn.MultiHeadDotProductAttention(num_heads=self.heads)(nn.LayerNorm()(x))
+        h = nn.Dense(self.mlp)(nn.LayerNorm()(x))
+        return x + nn.Dense(d)(nn.gelu(h))
+
+
+class TransformerBlocks(nn.Module):
+    """``depth`` pre-LN blocks, mean-pooled, linear head."""
+
+    depth: int = 4
+    classes: int = 10
+
+    @nn.compact
+    def __call__(self, x):
+        for _ in range(self.depth):
+            x = PreLNBlock()(x)
+        return nn.Dense(self.classes)(nn.LayerNorm()(x).mean(axis=1))
+
+
+def transformer_block():
+    """Four pre-LN Transformer blocks (width 64, 4 heads) on 16-token sequences."""
+    batch = _classification_batch((16, 16, 64), 10)
+    return TransformerBlocks(), batch, _cross_entropy, {"call_args": lambda b: (b["x"],)}
+
+
+if __name__ == "__main__":
+    from gradstudy.diagnose import diagnose, format_table
+
+    for factory in (cnn1d, lstm_classifier, transformer_block):
+        module, batch, loss_fn, options = factory()
+        print(f"\n== {factory.__name__}")
+        print(format_table(diagnose(module, batch, loss_fn, seeds=4, **options)))

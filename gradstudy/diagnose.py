@@ -1,0 +1,300 @@
+"""``diagnose``: per-module gradient flow of a user's Flax model, over seeds, as a Dataset.
+
+One call (:func:`diagnose`) or one command (``gradstudy diagnose package.module:factory``)
+gives, for every probed submodule in forward order, the back-propagated signal ‖∂L/∂output‖,
+the gradient norm of its parameters ‖∂L/∂θ‖, its forward rms and fraction of exact zeros,
+for several initialisations (seeds: a ``vmap`` axis), with flags for vanishing, exploding
+and dead units, a table, a figure and a netCDF file.
+
+Both norms are needed: in a deep tanh network at small init the weight gradients stay
+nearly flat across layers while ‖∂L/∂output‖ falls by orders of magnitude (Glorot & Bengio
+2010), so flags on ‖∂L/∂W‖ alone miss vanishing.
+
+References:
+    X. Glorot and Y. Bengio. Understanding the difficulty of training deep feedforward
+    neural networks. AISTATS 2010.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradstudy.errors import ConfigError
+from gradstudy.probe import make_probes, probe
+
+# Flag thresholds, relative to the last probed module (the one nearest the loss).
+VANISHING_RATIO = 1e-3  # ‖∂L/∂output‖ (or ‖∂L/∂θ‖) below 1e-3 of the last module's
+EXPLODING_RATIO = 1e3  # above 1e3 of the last module's
+DEAD_FRACTION = 0.5  # more than half of the outputs exactly 0 (e.g. dead ReLUs)
+MODULE_VARS = ("backprop_norm", "param_grad_norm", "out_mean", "out_q", "out_zero_frac",
+               "calls")
+
+
+def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variables=None,
+             init_fn: Callable[[jax.Array], Any] | None = None, seeds: int = 8,
+             base_seed: int = 0, select=None, call_args=None, **kwargs):
+    """Gradient flow through ``module`` for ``seeds`` initialisations (or given variables).
+
+    Args:
+        module: a Flax Linen module.
+        batch: an example batch (array or pytree); ``call_args(batch)`` gives the call's
+            positional arguments (default ``(batch,)``).
+        loss_fn: ``loss_fn(outputs, batch) -> scalar``.
+        variables: fixed variables (one "seed"); else ``init_fn(key)`` or
+            ``module.init(key, *call_args(batch))`` for each seed.
+        init_fn: ``key -> variables``.
+        seeds: number of initialisations, a ``vmap`` axis (ignored with ``variables``).
+        base_seed: the seeds' keys are ``fold_in(PRNGKey(base_seed), s)``.
+        select, **kwargs: as :func:`gradstudy.probe.probe`.
+
+    Returns:
+        xarray Dataset with dims ``seed`` and ``module`` (one entry per probed module and
+        layer of a stacked module, in forward order, coordinates ``path``, ``layer`` and
+        ``param_count``) and ``param`` (one entry per parameter leaf and layer): variables
+        ``backprop_norm``, ``param_grad_norm``, ``out_rms``, ``out_mean``, ``out_q``,
+        ``out_zero_frac``, ``calls``, ``grad_norm`` (per parameter leaf) and ``loss``.
+    """
+    import xarray as xr
+
+    args = (batch,) if call_args is None else tuple(call_args(batch))
+    if variables is None:
+        seeds = _check_seeds(seeds)
+        init = init_fn if init_fn is not None else (lambda key: module.init(key, *args,
+                                                                            **kwargs))
+        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(base_seed), s))(
+            jnp.arange(seeds))
+    else:
+        seeds, keys = 1, None
+    example = variables if variables is not None else jax.eval_shape(init, keys[0])
+    probes = make_probes(module, example, *args, select=select, **kwargs)
+    if not probes.order:
+        raise ConfigError("select: no submodule of the model was selected for probing")
+
+    def one(variables):
+        out = probe(module, variables, batch, loss_fn, select=select, probes=probes,
+                    call_args=call_args, **kwargs)
+        return {"loss": out["loss"], "modules": out["modules"], "params": out["params"]}
+
+    if variables is None:
+        result = jax.jit(jax.vmap(lambda key: one(init(key))))(keys)
+    else:
+        result = jax.tree.map(lambda a: a[None], jax.jit(one)(variables))
+    result = jax.device_get(result)
+
+    order = ["/".join(p) for p, _ in probes.order]
+    labels, paths, layers, columns = [], [], [], {name: [] for name in MODULE_VARS}
+    counts = []
+    for path in order:
+        entry = result["modules"][path]
+        n_layers = int(np.prod(entry["calls"].shape[1:]))
+        for layer in range(n_layers):
+            stacked = entry["calls"].ndim > 1
+            labels.append(f"{path}[{layer}]" if stacked else path)
+            paths.append(path)
+            layers.append(layer if stacked else -1)
+            counts.append(int(np.asarray(entry["param_count"]).reshape(seeds, -1)[0, layer]))
+            for name in MODULE_VARS:
+                columns[name].append(np.asarray(entry[name]).reshape(seeds, -1)[:, layer])
+    data = {name: (("seed", "module"), np.stack(columns[name], axis=1)) for name in MODULE_VARS}
+    with np.errstate(invalid="ignore"):
+        data["out_rms"] = (("seed", "module"), np.sqrt(np.stack(columns["out_q"], axis=1)))
+    param_labels, param_values = [], []
+    for key, value in result["params"].items():
+        value = np.asarray(value).reshape(seeds, -1)
+        for layer in range(value.shape[1]):
+            param_labels.append(f"{key}[{layer}]" if value.shape[1] > 1 else key)
+            param_values.append(value[:, layer])
+    data["grad_norm"] = (("seed", "param"), np.stack(param_values, axis=1))
+    data["loss"] = (("seed",), np.asarray(result["loss"]))
+    ds = xr.Dataset(data, coords={"seed": np.arange(seeds), "module": labels,
+                                  "path": ("module", paths), "layer": ("module", layers),
+                                  "param_count": ("module", counts), "param": param_labels})
+    ds.attrs.update({
+        "model": type(module).__name__,
+        "description": "gradient flow per probed submodule (gradstudy.diagnose); NaN where "
+                       "a module's output does not reach the loss (calls = 0); a module "
+                       "applied at several time steps (calls > 1) has per-call averages",
+        "thresholds": f"vanishing < {VANISHING_RATIO:g}, exploding > {EXPLODING_RATIO:g} "
+                      f"(ratio to the last module); dead: zero fraction > {DEAD_FRACTION:g}",
+    })
+    for name in ("backprop_norm", "param_grad_norm"):
+        ds[name].attrs["long_name"] = {"backprop_norm": "‖∂L/∂output‖",
+                                       "param_grad_norm": "‖∂L/∂θ‖ (parameters below)"}[name]
+    return ds
+
+
+def _check_seeds(seeds) -> int:
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) \
+            or not 1 <= seeds <= 4096:
+        raise ConfigError(f"seeds: must be an integer in [1, 4096], got {seeds!r}")
+    return int(seeds)
+
+
+def summary(ds) -> list[dict]:
+    """Per module (forward order): medians over seeds, ratios to the last module, flags."""
+    med = {name: np.nanmedian(ds[name].values, axis=0) if np.isfinite(ds[name].values).any()
+           else np.full(ds.sizes["module"], np.nan)
+           for name in ("backprop_norm", "param_grad_norm", "out_rms", "out_zero_frac")}
+    last_bp = _last_finite(med["backprop_norm"])
+    last_w = _last_finite(med["param_grad_norm"])
+    rows = []
+    for i, label in enumerate(ds.module.values):
+        bp, w = med["backprop_norm"][i], med["param_grad_norm"][i]
+        r_bp, r_w = bp / last_bp, w / last_w
+        flags = []
+        if not math.isfinite(bp):
+            flags.append("not reached" if np.all(ds.calls.values[:, i] == 0) else "non-finite")
+        if r_bp < VANISHING_RATIO or r_w < VANISHING_RATIO:
+            flags.append("vanishing")
+        if r_bp > EXPLODING_RATIO or r_w > EXPLODING_RATIO:
+            flags.append("exploding")
+        if med["out_zero_frac"][i] > DEAD_FRACTION:
+            flags.append("dead")
+        rows.append({"module": str(label), "params": int(ds.param_count.values[i]),
+                     "backprop_norm": bp, "backprop_ratio": r_bp, "param_grad_norm": w,
+                     "param_grad_ratio": r_w, "out_rms": med["out_rms"][i],
+                     "zero_frac": med["out_zero_frac"][i], "flags": flags})
+    return rows
+
+
+def _last_finite(values) -> float:
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    return finite[-1] if finite else float("nan")
+
+
+def format_table(ds) -> str:
+    """The forward-order table printed by ``gradstudy diagnose``."""
+    with _quiet():
+        rows = summary(ds)
+    width = max([len(r["module"]) for r in rows] + [6])
+    head = (f"{'module':{width}}  {'params':>9}  {'‖∂L/∂out‖':>10} {'ratio':>8}  "
+            f"{'‖∂L/∂θ‖':>10} {'ratio':>8}  {'rms out':>9}  {'zeros':>5}  flags")
+    lines = [head, "-" * len(head)]
+
+    def num(x):
+        return f"{x:10.3e}" if math.isfinite(x) else f"{'nan':>10}"
+
+    def ratio(x):
+        return f"{x:8.2g}" if math.isfinite(x) else f"{'-':>8}"
+
+    for r in rows:
+        lines.append(f"{r['module']:{width}}  {r['params']:9d}  {num(r['backprop_norm'])} "
+                     f"{ratio(r['backprop_ratio'])}  {num(r['param_grad_norm'])} "
+                     f"{ratio(r['param_grad_ratio'])}  {num(r['out_rms'])[1:]}  "
+                     f"{r['zero_frac']:5.2f}  {', '.join(r['flags'])}")
+    lines.append(f"medians over {ds.sizes['seed']} seeds; ratios to the last module; flags: "
+                 f"{ds.attrs['thresholds']}; loss {np.nanmedian(ds.loss.values):.4g}")
+    return "\n".join(lines)
+
+
+def plot(ds, path: Path | str | None = None, title: str | None = None):
+    """Per-module ‖∂L/∂output‖ and ‖∂L/∂θ‖: median and 10–90 % band over seeds, log axis.
+
+    Modules whose values are not finite are marked (✕) at the bottom of the axis instead
+    of being left out.
+    """
+    from gradstudy import plotting
+
+    x = np.arange(ds.sizes["module"])
+    with plotting.style():
+        fig, ax = plotting.figure("double", 3.2)
+        for name, colour, marker in (("backprop_norm", "C0", "o"),
+                                     ("param_grad_norm", "C1", "s")):
+            values = ds[name].values
+            finite = np.isfinite(values) & (values > 0)
+            with np.errstate(invalid="ignore"), _quiet():
+                med = np.nanmedian(np.where(finite, values, np.nan), axis=0)
+                lo = np.nanpercentile(np.where(finite, values, np.nan), 10, axis=0)
+                hi = np.nanpercentile(np.where(finite, values, np.nan), 90, axis=0)
+            ax.plot(x, med, color=colour, marker=marker, ms=3, lw=1.2,
+                    label=ds[name].attrs["long_name"] + " (median)")
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0,
+                            label="10–90 % of seeds" if name == "backprop_norm" else None)
+            bad = ~np.isfinite(med) & np.any(ds.calls.values > 0, axis=0)
+            if bad.any():
+                ax.plot(x[bad], np.full(bad.sum(), np.nanmin(med) if np.isfinite(med).any()
+                                        else 1.0), "x", color=colour, ms=6,
+                        label=f"{name}: non-finite")
+        ax.set_yscale("log")
+        ax.set_xticks(x, [str(m) for m in ds.module.values], rotation=60, ha="right",
+                      fontsize=6)
+        ax.set_ylabel("gradient norm")
+        ax.set_title(title or f"{ds.attrs.get('model', 'model')}: gradient flow per module "
+                              f"(forward order, {ds.sizes['seed']} seeds)")
+        ax.legend(loc="best", fontsize=6)
+        if path is not None:
+            plotting.save_figure(fig, Path(path).parent, Path(path).stem)
+    return fig
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+def load_factory(spec: str):
+    """``"package.module:factory"`` (or ``"path/to/file.py:factory"``) → the callable.
+
+    Raises:
+        ConfigError: one line naming what could not be imported or found.
+    """
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        raise ConfigError(f"factory: expected 'package.module:function', got {spec!r}")
+    target, name = spec.split(":")
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise FileNotFoundError(f"no file {target}")
+            loader = importlib.util.spec_from_file_location(path.stem, path)
+            mod = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(mod)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            mod = importlib.import_module(target)
+    except (Exception, SystemExit) as e:  # noqa: BLE001 -- any import failure: one line
+        raise ConfigError(f"factory: cannot import {target!r} "
+                          f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        raise ConfigError(f"factory: {target!r} has no callable {name!r}")
+    return fn
+
+
+def call_factory(fn):
+    """Call a factory: ``(module, batch, loss_fn)`` or ``(module, batch, loss_fn, options)``
+    with options for :func:`diagnose` (e.g. ``{"call_args": ..., "train": False}``)."""
+    import flax.linen as nn
+
+    try:
+        made = fn()
+    except Exception as e:  # noqa: BLE001 -- the user's code: one line
+        raise ConfigError(f"factory: {getattr(fn, '__name__', fn)!s}() raised "
+                          f"{type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
+    if not (isinstance(made, tuple) and len(made) in (3, 4)):
+        raise ConfigError("factory: must return (module, batch, loss_fn) or "
+                          "(module, batch, loss_fn, options)")
+    module, batch, loss_fn = made[:3]
+    options = dict(made[3]) if len(made) == 4 else {}
+    if not isinstance(module, nn.Module):
+        raise ConfigError(f"factory: first item must be a flax.linen.Module, got "
+                          f"{type(module).__name__}")
+    if not callable(loss_fn):
+        raise ConfigError("factory: third item (loss_fn) must be callable")
+    return module, batch, loss_fn, options
