@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradstudy.errors import ConfigError
-from gradstudy.probe import make_probes, probe
+from gradstudy.probe import make_probes, path_label, probe
 
 # Flag thresholds, relative to the last probed module (the one nearest the loss).
 VANISHING_RATIO = 1e-3  # ‖∂L/∂output‖ (or ‖∂L/∂θ‖) below 1e-3 of the last module's
@@ -90,7 +90,7 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         result = jax.tree.map(lambda a: a[None], jax.jit(one)(variables))
     result = jax.device_get(result)
 
-    order = ["/".join(p) for p, _ in probes.order]
+    order = [path_label(p) for p, _ in probes.order]
     labels, paths, layers, columns = [], [], [], {name: [] for name in MODULE_VARS}
     counts = []
     for path in order:
@@ -141,6 +141,11 @@ def _check_seeds(seeds) -> int:
 
 def summary(ds) -> list[dict]:
     """Per module (forward order): medians over seeds, ratios to the last module, flags."""
+    with _quiet():  # all-NaN columns (modules not reached) are NaN, flagged below
+        return _summary(ds)
+
+
+def _summary(ds) -> list[dict]:
     med = {name: np.nanmedian(ds[name].values, axis=0) if np.isfinite(ds[name].values).any()
            else np.full(ds.sizes["module"], np.nan)
            for name in ("backprop_norm", "param_grad_norm", "out_rms", "out_zero_frac")}
@@ -173,8 +178,7 @@ def _last_finite(values) -> float:
 
 def format_table(ds) -> str:
     """The forward-order table printed by ``gradstudy diagnose``."""
-    with _quiet():
-        rows = summary(ds)
+    rows = summary(ds)
     width = max([len(r["module"]) for r in rows] + [6])
     head = (f"{'module':{width}}  {'params':>9}  {'‖∂L/∂out‖':>10} {'ratio':>8}  "
             f"{'‖∂L/∂θ‖':>10} {'ratio':>8}  {'rms out':>9}  {'zeros':>5}  flags")

@@ -46,6 +46,11 @@ PROBE = "__gradstudy_probe__"
 STATS = ("backprop_norm", "out_mean", "out_q", "out_zero_frac", "calls")
 
 
+def path_label(path: tuple[str, ...]) -> str:
+    """A module path as text: ``Block_3/Dense_0``; the model itself is ``(model)``."""
+    return "/".join(path) or "(model)"
+
+
 def _float_leaves(tree) -> list:
     return [x for x in jax.tree.leaves(tree)
             if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating)]
@@ -119,8 +124,8 @@ class Selection:
     top_level: bool = True
 
     def __call__(self, module: nn.Module, path: tuple[str, ...]) -> bool:
-        if not path:
-            return False  # the model itself: its output is the loss's input
+        if not path:  # the model itself: only if it has parameters of its own (one layer)
+            return bool(self.params and owns_params(module))
         name = "/".join(path)
         return bool((self.params and owns_params(module))
                     or (self.top_level and len(path) == 1)
@@ -289,13 +294,13 @@ def probe(module: nn.Module, variables, batch, loss_fn: Callable[[Any, Any], jax
         for i, name in enumerate(STATS):
             value = g[..., i] if name == "calls" else g[..., i] / per_call
             entry[name] = value if name == "calls" else jnp.where(reached, value, jnp.nan)
-        modules["/".join(path)] = entry
+        modules[path_label(path)] = entry
     flat_grads = _flat(g_params)
     for path, _ in probes.order:
         axes = stacked[path]
         leaves = [g for k, g in flat_grads.items() if k[:len(path)] == path]
         ok = all(g.shape[:len(axes)] == axes for g in leaves)
-        entry = modules["/".join(path)]
+        entry = modules[path_label(path)]
         if leaves and ok:
             norms = jnp.stack([jax.vmap(safe_norm)(g.reshape((-1,) + g.shape[len(axes):])
                                                    .reshape(int(np.prod(axes)), -1))
@@ -314,4 +319,4 @@ def probe(module: nn.Module, variables, batch, loss_fn: Callable[[Any, Any], jax
         else:
             grads["/".join(key)] = safe_norm(g)
     return {"loss": loss, "modules": modules, "params": grads,
-            "order": ["/".join(p) for p, _ in probes.order]}
+            "order": [path_label(p) for p, _ in probes.order]}
