@@ -4,6 +4,7 @@
     gradstudy diagnose examples.models:cnn1d --seeds 8
     gradstudy diagnose examples.models:lstm_classifier
     gradstudy diagnose examples.models:transformer_block
+    gradstudy diagnose examples.models:deep_tanh_small_init
 
 or in Python::
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -102,10 +104,33 @@ def transformer_block():
     return TransformerBlocks(), batch, _cross_entropy, {"call_args": lambda b: (b["x"],)}
 
 
+class DeepTanh(nn.Module):
+    """A plain deep tanh MLP with Gaussian weights of variance σ_w²/fan_in."""
+
+    depth: int = 24
+    width: int = 128
+    sigma_w2: float = 0.5
+
+    @nn.compact
+    def __call__(self, x):
+        init = nn.initializers.variance_scaling(self.sigma_w2, "fan_in", "normal")
+        for _ in range(self.depth):
+            x = jnp.tanh(nn.Dense(self.width, kernel_init=init)(x))
+        return nn.Dense(10, kernel_init=init)(x)
+
+
+def deep_tanh_small_init():
+    """Glorot & Bengio's setting: a 24-layer tanh MLP at σ_w² = 0.5.  ‖∂L/∂output‖ falls
+    by ≈ √(σ_w²) per layer towards the input, while ‖∂L/∂W‖ stays much flatter (the
+    activations that multiply it grow towards the input)."""
+    batch = _classification_batch((64, 128), 10)
+    return DeepTanh(), batch, _cross_entropy, {"call_args": lambda b: (b["x"],)}
+
+
 if __name__ == "__main__":
     from gradstudy.diagnose import diagnose, format_table
 
-    for factory in (cnn1d, lstm_classifier, transformer_block):
+    for factory in (cnn1d, lstm_classifier, transformer_block, deep_tanh_small_init):
         module, batch, loss_fn, options = factory()
         print(f"\n== {factory.__name__}")
         print(format_table(diagnose(module, batch, loss_fn, seeds=4, **options)))

@@ -224,20 +224,46 @@ def plot(ds, path: Path | str | None = None, title: str | None = None):
             ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0,
                             label="10–90 % of seeds" if name == "backprop_norm" else None)
             bad = ~np.isfinite(med) & np.any(ds.calls.values > 0, axis=0)
+            if name == "param_grad_norm":  # NaN without parameters below: nothing to mark
+                bad &= ds.param_count.values > 0
             if bad.any():
                 ax.plot(x[bad], np.full(bad.sum(), np.nanmin(med) if np.isfinite(med).any()
                                         else 1.0), "x", color=colour, ms=6,
                         label=f"{name}: non-finite")
         ax.set_yscale("log")
-        ax.set_xticks(x, [str(m) for m in ds.module.values], rotation=60, ha="right",
-                      fontsize=6)
+        labels, groups = _short_labels([str(m) for m in ds.module.values])
+        ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=6)
+        for k, (name, start, stop) in enumerate(groups):  # top-level blocks: shaded, named
+            if stop - start > 1:
+                ax.axvspan(start - 0.5, stop - 0.5, color="0.5", alpha=0.08 * (1 + k % 2),
+                           lw=0)
+                ax.text((start + stop - 1) / 2, 1.0, name, transform=ax.get_xaxis_transform(),
+                        ha="center", va="bottom", fontsize=6, color="0.3")
         ax.set_ylabel("gradient norm")
         ax.set_title(title or f"{ds.attrs.get('model', 'model')}: gradient flow per module "
-                              f"(forward order, {ds.sizes['seed']} seeds)")
+                              f"(forward order, {ds.sizes['seed']} seeds)", pad=12)
         ax.legend(loc="best", fontsize=6)
         if path is not None:
             plotting.save_figure(fig, Path(path).parent, Path(path).stem)
     return fig
+
+
+def _short_labels(labels: list[str], width: int = 14):
+    """Tick labels inside a top-level block relative to it (long names cut with "…"), and
+    the blocks as ``(name, first index, stop index)`` for shading."""
+    def cut(part):
+        return part if len(part) <= width else part[:width - 1] + "…"
+
+    short, groups = [], []
+    for i, label in enumerate(labels):
+        head, _, rest = label.partition("/")
+        top = head.split("[")[0]
+        if groups and groups[-1][0] == top:
+            groups[-1] = (top, groups[-1][1], i + 1)
+        else:
+            groups.append((top, i, i + 1))
+        short.append("/".join(cut(p) for p in rest.split("/")) if rest else label)
+    return short, groups
 
 
 class _quiet:

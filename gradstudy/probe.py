@@ -104,7 +104,7 @@ def _tap_output(out, p):
 def owns_params(module: nn.Module) -> bool:
     """Whether ``module`` has parameter arrays of its own (not only in submodules)."""
     params = module.variables.get("params", {}) if module.scope is not None else {}
-    return any(not isinstance(v, dict) and k != PROBE for k, v in params.items())
+    return any(not isinstance(v, dict) and not k.startswith(PROBE) for k, v in params.items())
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,9 @@ def _recurrent_cell_gets_per_call_averages():
     out = probe(module, variables, {"x": x, "t": t}, _mse, call_args=lambda b: (b["x"],))
     cell_entry = out["modules"]["LSTMCell_0"]
     assert float(cell_entry["calls"]) == 5
+    # RNN_0's probe lives in the model's parameters: that does not make the model a layer
+    assert out["order"] == ["RNN_0", "LSTMCell_0"] + [f"LSTMCell_0/{g}" for g in (
+        "ii", "hi", "if", "hf", "ig", "hg", "io", "ho")] + ["Dense_0"]
     p = variables["params"]
     cell = nn.LSTMCell(4)
 
@@ -265,3 +268,30 @@ def test_non_scalar_loss_and_bad_seeds_are_one_line_errors():
         probe(module, variables, x, lambda y, b: y)
     with pytest.raises(ConfigError, match=r"^seeds: must be an integer in \[1, 4096\]"):
         diagnose(module, x, lambda y, b: jnp.sum(y), seeds=0)
+
+
+def test_deep_tanh_small_init_vanishes_at_the_mean_field_rate():
+    """Glorot & Bengio's case from examples/models.py: a 24-layer tanh MLP, σ_w² = 0.5,
+    σ_b = 0.  Deep in the net q_l → 0, so mean field gives ‖δ_l‖/‖δ_{l+1}‖ → √(σ_w² φ'(0)²)
+    = √0.5 per layer; the geometric mean over the last 8 hidden layers (8 seeds) is within
+    2 % of it (σ_w for σ_w² would give 0.84).  The first layers are flagged vanishing by
+    ‖∂L/∂output‖ while their ‖∂L/∂W‖ stays flat."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from examples.models import deep_tanh_small_init
+
+    with jax.enable_x64(False):
+        module, batch, loss_fn, options = deep_tanh_small_init()
+        ds = diagnose(module, batch, loss_fn, seeds=8, **options)
+    bp = ds.backprop_norm.values  # (seed, module): Dense_0 .. Dense_24 (readout)
+    factors = bp[:, 15:23] / bp[:, 16:24]
+    geometric = float(np.exp(np.mean(np.log(factors))))
+    assert geometric == pytest.approx(np.sqrt(0.5), rel=0.02)
+    rows = summary(ds)
+    assert all("vanishing" in r["flags"] for r in rows[:3])
+    assert not any("vanishing" in r["flags"] for r in rows[-12:])
+    w = np.median(ds.param_grad_norm.values, axis=0)
+    assert w[0] / w[4] > 0.8  # flat where ‖∂L/∂output‖ falls by > 5x
+    assert bp[:, 4].mean() / bp[:, 0].mean() > 5
