@@ -29,8 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# Importing gradstudy sets its default XLA flags (CPU: --xla_backend_optimization_level=1)
-# before JAX starts its backend, exactly as for a user of the library.
+# main() sets gradstudy's default XLA flags (CPU: --xla_backend_optimization_level=1) before
+# JAX starts its backend, exactly as the gradstudy command does.
+from gradstudy._xla import default_xla_flags
 from gradstudy.config import MLPSpec
 from gradstudy.memory import plan_chunk
 from gradstudy.models import MLP, apply_gains, init_params, mse_loss, zero_perturbation
@@ -218,6 +219,7 @@ def check_agreement(engine_out: dict, loop_out: dict, depths) -> float:
 
 
 def main(argv=None) -> dict:
+    default_xla_flags()  # first: XLA reads XLA_FLAGS when the backend initialises
     args = parse_args(argv)
     t_start = time.perf_counter()
     depths, L = args.depths, args.depths[-1]

@@ -21,8 +21,17 @@ from gradstudy.predictions import (
     relu_readout_excess,
     weight_grad_profile,
 )
-from gradstudy.stats import K_SE, median_se, tolerance
-from gradstudy.study import Claim, finite_median, require
+from gradstudy.stats import (
+    K_SE,
+    finite_median,
+    log_mean_square_excess,
+    mean_log_factor,
+    median_se,
+    per_layer_factors,
+    profile_residual,
+    tolerance,
+)
+from gradstudy.study import Claim, require
 
 NAME = "depth_profile"
 DESCRIPTION = "per-layer ‖∂L/∂W_l‖, ‖∂L/∂h_l‖ vs layer: 4 activations × 4 inits, with theory"
@@ -125,8 +134,7 @@ def run(ctx, p):
                     ax.plot(layers, anchor * profile(spec, 1.0, depth), color="0.1", ls="--",
                             lw=0.7, zorder=4)
                 # residual: per seed, (‖δ_l‖/‖δ_L‖ measured) / (mean-field profile)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    residual = bp[i] / bp[i][:, -1:] / backprop_profile(spec, 1.0, depth)
+                residual = profile_residual(bp[i], backprop_profile(spec, 1.0, depth))
                 plotting.median_band(axes[2, col], layers, residual, color)
                 residual_spans.append(_log_span(residual))
                 if act not in RELU_FAMILY:
@@ -140,9 +148,7 @@ def run(ctx, p):
                 j = RELU_FAMILY.index(act)
                 spec = points[labels.index(f"{act} | He")]
                 claims.append(_linear_loss_claim(act, spec, bp_linear[j], depth))
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    residual = (bp_linear[j] / bp_linear[j][:, -1:]
-                                / backprop_profile(spec, 1.0, depth))
+                residual = profile_residual(bp_linear[j], backprop_profile(spec, 1.0, depth))
                 plotting.median_band(axes[2, col], layers, residual, "0.35", ls=":")
             axes[0, col].set_title(act.replace("_0.2", " (slope 0.2)"))
             axes[2, col].set_xlabel("layer $l$")
@@ -177,7 +183,7 @@ def run(ctx, p):
         ax.axhline(1.0, color="0.3", lw=0.8, zorder=1)
         for s2, spec, data in zip(p["tanh_sigma_w2"], factor_points, bpf):
             color = FACTOR_COLORS.get(float(s2)) or next(spare)
-            ratio = (data[:, :-1] / data[:, 1:]) ** 2
+            ratio = per_layer_factors(data)
             plotting.median_band(ax, layers[:-1], ratio, color, label=rf"$\sigma_w^2$={s2:g}")
             ax.plot(layers[:-1], backprop_factors(spec, preactivation_q(spec, 1.0, depth))[:-1],
                     color="0.1", ls="--", lw=0.8, zorder=4)
@@ -231,11 +237,8 @@ def _log_mean_excess(spec, bp, depth):
     delta-method standard error (mean field predicts the mean of squared norms)."""
     predicted = float(np.log10(backprop_profile(spec, 1.0, depth)[0]))
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = 10.0 ** (2 * (np.log10(bp[:, 0] / bp[:, -1]) - predicted))
-    r = r[np.isfinite(r)]
-    excess = 0.5 * np.log10(np.mean(r))
-    se = 0.5 * np.std(r, ddof=1) / np.sqrt(r.size) / np.mean(r) / np.log(10)
-    return float(excess), float(se)
+        log_ratio = np.log10(bp[:, 0] / bp[:, -1])
+    return log_mean_square_excess(log_ratio, predicted)
 
 
 def _linear_loss_claim(act, spec, bp, depth):
@@ -264,8 +267,7 @@ def _relu_mse_claim(label, spec, bp, depth):
 def _factor_claim(s2, spec, bp, depth, width):
     """Per-layer factor of ‖δ_l‖² over the middle half of the stack vs χ(q_l) there."""
     a, b = depth // 4, 3 * depth // 4  # away from both ends
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_factor, se = median_se(2 * np.log(bp[:, a - 1] / bp[:, b - 1]) / (b - a))
+    log_factor, se = median_se(mean_log_factor(bp, a, b))
     chi = backprop_factors(spec, preactivation_q(spec, 1.0, depth))
     predicted = float(np.exp(np.mean(np.log(chi[a - 1:b - 1]))))
     # SE of the log factor is the relative SE of the factor

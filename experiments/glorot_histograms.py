@@ -5,9 +5,6 @@ Five hidden tanh layers at initialization, "standard" U[-1/√n, 1/√n] vs "nor
 of their variance against mean field, and the mean singular value of the layer Jacobians.
 """
 
-import functools
-
-import jax
 import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting
@@ -16,10 +13,17 @@ from gradstudy.predictions import (
     jacobian_mean_singular_value,
     weight_grad_profile,
 )
-from gradstudy.probes import layer_jacobian_singular_values
-from gradstudy.stats import K_SE, mean_se, median_se, tolerance
+from gradstudy.stats import (
+    K_SE,
+    clipped_histogram,
+    fraction_beyond,
+    mean_se,
+    median_se,
+    symmetric_edges,
+    tolerance,
+)
 from gradstudy.study import Claim, require
-from gradstudy.sweep import sample_network, seed_keys
+from gradstudy.sweep import jacobian_mean_singular_values
 
 NAME = "glorot_histograms"
 DESCRIPTION = "Glorot & Bengio Fig. 7: back-prop gradient histograms, standard vs Xavier init"
@@ -77,9 +81,9 @@ def run(ctx, p):
     claims, svs = [], {}
     # one range for both panels, wide enough for the standard init's layer 5; what lies
     # beyond it is counted in the end bins and its fraction written beside them
-    lim = float(np.quantile(np.abs(backprop), 0.999))
+    edges = symmetric_edges(backprop, quantile=0.999, bins=80)
+    lim = float(edges[-1])
     unit = 10.0 ** np.floor(np.log10(lim))  # x axis in units of a power of ten
-    edges = np.linspace(-lim, lim, 81)
     centers = (edges[1:] + edges[:-1]) / 2
     layer_colors = plotting.sequential_colors(DEPTH)
     with plotting.style():
@@ -88,11 +92,10 @@ def run(ctx, p):
             ax = axes[k]
             values = backprop[k]
             for layer in range(DEPTH):
-                v = values[:, layer].ravel()
-                counts, _ = np.histogram(np.clip(v, edges[0], edges[-1]), edges)
+                counts = clipped_histogram(values[:, layer], edges)
                 ax.plot(centers / unit, counts, lw=1.0, label=f"layer {layer + 1}",
                         color=layer_colors[layer])
-            outside = float(np.mean(np.abs(values) > lim))
+            outside = fraction_beyond(values, lim)
             ax.text(0.02, 0.98, f"beyond ±{lim / unit:.2g}: {outside:.2%}\n(in the end bins)",
                     transform=ax.transAxes, ha="left", va="top", fontsize=6, color="0.3")
             ax.set_xlabel(rf"$\partial L/\partial h_l$ ($\times 10^{{{int(np.log10(unit))}}}$)")
@@ -162,7 +165,8 @@ def _norm_claims(label, spec, bp_norm, wg_norm):
 def _singular_value_claim(label, spec, p):
     """Measured mean singular value (mean over seeds, SE over seeds) against the Monte Carlo
     of the same statistic under mean-field assumptions (its SE over MC seeds)."""
-    measured, se = mean_se(_mean_singular_values(spec, p))
+    measured, se = mean_se(jacobian_mean_singular_values(spec, p["jacobian_seeds"],
+                                                         p["jacobian_batch"]))
     mc = np.array([jacobian_mean_singular_value(spec, seed=s) for s in range(MC_SEEDS)])
     expected, se_mc = float(mc.mean()), float(mc.std(ddof=1) / np.sqrt(MC_SEEDS))
     return measured, Claim(
@@ -173,13 +177,3 @@ def _singular_value_claim(label, spec, p):
         f"(seeds {se:.2g}, Monte Carlo {se_mc:.2g}, in quadrature)", measured, expected,
         tolerance(se, se_mc), SOURCE_MC)
 
-
-def _mean_singular_values(spec, p):
-    """Per seed: mean over examples, layers 2..5 and singular values (Glorot & Bengio's
-    statistic)."""
-    @functools.partial(jax.vmap, in_axes=0)
-    def per_seed(key):
-        params, x, _ = sample_network(spec, key, p["jacobian_batch"])
-        return layer_jacobian_singular_values(spec, params, x).mean()
-
-    return np.asarray(jax.jit(per_seed)(seed_keys(0, p["jacobian_seeds"])), float)

@@ -14,8 +14,16 @@ import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting, theory
 from gradstudy.predictions import log10_backprop_ratio
-from gradstudy.stats import K_SE, bootstrap_se, median_se_axis0, tolerance
-from gradstudy.study import Claim, finite_median, require
+from gradstudy.stats import (
+    K_SE,
+    finite_median,
+    first_last_log10_ratio,
+    median_zero_crossing,
+    rms_standardized_residual,
+    tolerance,
+    zero_crossing,
+)
+from gradstudy.study import Claim, require
 
 NAME = "phase_diagram"
 DESCRIPTION = "log10 first/last-layer gradient ratio over (σ_w², depth), tanh, with critical line"
@@ -63,11 +71,8 @@ def run(ctx, p):
             labels.append(f"σ_b²={b2:g} σ_w²={w2:g}")
     ds = ctx.sweep(Sweep(points=points, depths=depths, seeds=p["seeds"], batch=p["batch"],
                          labels=labels))
-    depth_idx = np.arange(len(depths))
-    last = np.asarray(depths) - 1  # index of layer d in a depth-d network
-    bp = ds.backprop_norm.values  # (point, seed, depth, layer)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_ratio_h = np.log10(bp[:, :, :, 0] / bp[:, :, depth_idx, last])  # (point, seed, depth)
+    # (point, seed, depth) from (point, seed, depth, layer)
+    log_ratio_h = first_last_log10_ratio(ds.backprop_norm.values, depths)
     med_h = finite_median(log_ratio_h, axis=1).reshape(len(s2b), len(s2w), len(depths))
     nonfinite = (~np.isfinite(log_ratio_h)).any(axis=1).reshape(med_h.shape)
 
@@ -100,7 +105,7 @@ def run(ctx, p):
             ax.set_title(rf"tanh, $\sigma_b^2$ = {b2:g}")
             # mean-field contour where the ratio is 1, at every depth on a fine σ_w² grid
             fine_ratio = log10_backprop_ratio(points[0], np.arange(2, depths[-1] + 1), fine, b2)
-            contour = [_zero_crossing(fine, fine_ratio[:, j]) for j in range(fine_ratio.shape[1])]
+            contour = [zero_crossing(fine, fine_ratio[:, j]) for j in range(fine_ratio.shape[1])]
             ax.plot(contour, np.log2(np.arange(2, depths[-1] + 1)), color="0.45", lw=2.2,
                     alpha=0.8, label="mean field: ratio = 1")
             claims += _claims(b2, s2w, depths, log_ratio_h[k * len(s2w):(k + 1) * len(s2w)],
@@ -125,10 +130,9 @@ def _claims(b2, s2w, depths, log_ratio, med, predicted, asymptotic):
     """
     claims = []
     per_seed = np.moveaxis(log_ratio, 1, 0)  # (seed, σ_w², depth)
-    measured = _zero_crossing(s2w, med[:, -1])
+    measured, se = median_zero_crossing(s2w, per_seed[:, :, -1])  # deepest depth
     # the prediction interpolated on the same σ_w² grid, so interpolation error cancels
-    expected = _zero_crossing(s2w, predicted[:, -1])
-    se = bootstrap_se(per_seed, lambda x: _zero_crossing(s2w, finite_median(x[:, :, -1], 0)))
+    expected = zero_crossing(s2w, predicted[:, -1])
     tol = tolerance(se)
     claims.append(Claim(
         f"crossing_sigma_w2_b{b2:g}",
@@ -143,14 +147,11 @@ def _claims(b2, s2w, depths, log_ratio, med, predicted, asymptotic):
             f"critical point σ_w² = {asymptotic:.3f} by more than {K_SE:g} bootstrap SE "
             "(finite-depth shift)", measured, asymptotic + tol, 0.0, SOURCE_ASYMPTOTIC,
             kind="greater"))
-    _, se_cell = median_se_axis0(per_seed)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (med - predicted) / se_cell
     claims.append(Claim(
         f"ratio_grid_b{b2:g}",
-        f"σ_b²={b2:g}: log10 ‖∂L/∂h_1‖/‖∂L/∂h_d‖ over the {z.size}-cell (σ_w², depth) grid "
+        f"σ_b²={b2:g}: log10 ‖∂L/∂h_1‖/‖∂L/∂h_d‖ over the {med.size}-cell (σ_w², depth) grid "
         f"matches mean field: RMS over cells of (median − prediction)/SE ≤ {GRID_Z_RMS_MAX:g}",
-        float(np.sqrt(np.mean(z**2))), 0.0, GRID_Z_RMS_MAX, SOURCE))
+        rms_standardized_residual(per_seed, predicted), 0.0, GRID_Z_RMS_MAX, SOURCE))
     return claims
 
 
@@ -158,11 +159,3 @@ def _edges(centers):
     c = np.asarray(centers, float)
     mid = (c[1:] + c[:-1]) / 2
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
-
-
-def _zero_crossing(x, y):
-    """First x where y changes sign from negative to positive (linear interpolation)."""
-    for i in range(len(x) - 1):
-        if np.isfinite(y[i]) and np.isfinite(y[i + 1]) and y[i] < 0 <= y[i + 1]:
-            return float(x[i] + (x[i + 1] - x[i]) * (-y[i]) / (y[i + 1] - y[i]))
-    return float("nan")

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from gradstudy import __version__
-from gradstudy.config import ConfigError
+from gradstudy._xla import default_xla_flags
+from gradstudy.errors import ConfigError
 from gradstudy.study import (
     SCALES,
     discover_all,
@@ -60,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--out", default=".", help="root for figures/ and results/ (default .)")
     u.add_argument("--no-progress", action="store_true")
     p.run_parser = u
+    d = sub.add_parser("diagnose", help="gradient flow per module of your own Flax model",
+                       description="Probe a Flax model: FACTORY is 'package.module:function' "
+                                   "(or 'file.py:function') returning (module, batch, "
+                                   "loss_fn[, options]); prints a table in forward order and "
+                                   "writes a figure and a netCDF file.")
+    d.add_argument("factory", metavar="FACTORY")
+    d.add_argument("--seeds", type=int, default=8, help="initialisations (default 8)")
+    d.add_argument("--out", default=".", help="root for figures/ and results/ (default .)")
     return p
 
 
@@ -238,12 +247,41 @@ def _reproduce(studies, broken, args) -> int:
     return 1 if (args.check and (failed or skipped or n == 0)) else 0
 
 
+def _diagnose(args) -> int:
+    from gradstudy import diagnose as dg
+    from gradstudy.results import write_atomic
+
+    factory = dg.load_factory(args.factory)
+    module, batch, loss_fn, options = dg.call_factory(factory)
+    out = _output_root(args.out)
+    try:
+        ds = dg.diagnose(module, batch, loss_fn, seeds=args.seeds, **options)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- the user's model or loss: one line
+        raise ConfigError(f"diagnose: {args.factory} failed: {type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]}") from None
+    name = args.factory.split(":")[-1]
+    results = out / "results" / "diagnose" / name
+    figures = out / "figures" / "diagnose" / name
+    results.mkdir(parents=True, exist_ok=True)
+    ds.attrs["factory"] = args.factory
+    write_atomic(ds, results / "diagnose.nc")
+    dg.plot(ds, figures / f"{name}.png")
+    print(dg.format_table(ds))
+    print(f"figure: {figures / (name + '.png')}\ndata: {results / 'diagnose.nc'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    default_xla_flags()  # before anything starts JAX's backend (XLA reads XLA_FLAGS then)
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "run" and args.help:
             return _run_help(parser, args)
+        if args.command == "diagnose":
+            return _diagnose(args)
         studies, broken = discover_all()
         if args.command == "list":
             for name, mod in studies.items():

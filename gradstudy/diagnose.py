@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradstudy._callable import make_module_callable
 from gradstudy.errors import ConfigError
 from gradstudy.probe import make_probes, path_label, probe
 
@@ -328,3 +329,6 @@ def call_factory(fn):
     if not callable(loss_fn):
         raise ConfigError("factory: third item (loss_fn) must be callable")
     return module, batch, loss_fn, options
+
+
+make_module_callable(__name__, "diagnose")  # gradstudy.diagnose(...) is diagnose(...)

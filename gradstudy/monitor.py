@@ -43,8 +43,6 @@ References:
 from __future__ import annotations
 
 import os
-import sys
-import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -54,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gradstudy._callable import make_module_callable
 from gradstudy.config import check_int, short_repr
 from gradstudy.errors import ConfigError
 from gradstudy.models import max_abs_scale
@@ -559,12 +558,4 @@ __all__ = ["FIELDS", "MonitorState", "find_state", "find_states", "leaf_names", 
            "path_name", "plot_heatmap", "safe_norm", "to_dataset", "valid_rows"]
 
 
-class _CallableModule(types.ModuleType):
-    """``gradstudy.monitor(...)`` is :func:`monitor`, and ``gradstudy.monitor.to_dataset`` etc.
-    stay reachable: the module itself is callable."""
-
-    def __call__(self, *args, **kwargs) -> optax.GradientTransformationExtraArgs:
-        return monitor(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_module_callable(__name__, "monitor")  # gradstudy.monitor(...) is monitor(...)

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from gradstudy._callable import make_module_callable
 from gradstudy.errors import ConfigError
 
 PROBE = "__gradstudy_probe__"
@@ -320,3 +321,6 @@ def probe(module: nn.Module, variables, batch, loss_fn: Callable[[Any, Any], jax
             grads["/".join(key)] = safe_norm(g)
     return {"loss": loss, "modules": modules, "params": grads,
             "order": [path_label(p) for p, _ in probes.order]}
+
+
+make_module_callable(__name__, "probe")  # gradstudy.probe(...) is probe(...)

@@ -1,10 +1,15 @@
-"""Seed-to-seed uncertainty of a study's statistics, from which claim tolerances are derived.
+"""Statistics of measured gradients over seeds, and the seed-to-seed uncertainty behind claims.
 
 A claim compares a statistic over independently initialized networks (one value per seed)
 with an expectation.  Its tolerance is ``K_SE`` standard errors of that statistic, estimated
 from the spread over seeds, so that it shrinks as seeds are added and a claim resolves what
 it states; a stated theoretical error (Monte Carlo error of a prediction, rounding bound)
 is added in quadrature where there is one.
+
+The reductions that studies apply to their sweeps also live here, so that a study only
+declares its sweep, calls the library, draws and claims: medians over the finite seeds,
+norm ratios between layers (first to last, per-layer factors, residuals against a mean-field
+profile), zero crossings along a parameter grid with their bootstrap error, and histograms.
 
 References:
     Efron & Tibshirani (1993), An Introduction to the Bootstrap (bootstrap standard error).
@@ -83,3 +88,215 @@ def bootstrap_se(samples, statistic, resamples: int = BOOTSTRAP_RESAMPLES,
 def tolerance(*standard_errors: float, k: float = K_SE) -> float:
     """``k`` times the quadrature sum of independent standard errors."""
     return float(k * math.sqrt(sum(float(s) ** 2 for s in standard_errors)))
+
+
+# ------------------------------------------------------------ reductions over seeds
+def finite_median(x, axis=None):
+    """Median over ``axis`` of the finite entries; NaN where there are none.
+
+    Non-finite seeds (inf/NaN gradients) are recorded and plotted by the studies, and left
+    out of their statistics.
+
+    Args:
+        x: array-like of values.
+        axis: axis (or axes) to reduce, as in ``numpy.nanmedian``; None: all of them.
+
+    Returns:
+        The median (a NumPy scalar or array), NaN for slices without a finite value.
+    """
+    x = np.where(np.isfinite(x), np.asarray(x, float), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN
+        return np.nanmedian(x, axis=axis)
+
+
+def zero_crossing(x, y) -> float:
+    """First ``x`` where ``y`` changes sign from negative to non-negative.
+
+    Linear interpolation between the two grid points that bracket the first such change;
+    pairs with a non-finite ``y`` are skipped.
+
+    Args:
+        x: (n,) increasing grid.
+        y: (n,) values on the grid.
+
+    Returns:
+        The interpolated crossing, or NaN if ``y`` never crosses from below 0 to >= 0.
+    """
+    for i in range(len(x) - 1):
+        if np.isfinite(y[i]) and np.isfinite(y[i + 1]) and y[i] < 0 <= y[i + 1]:
+            return float(x[i] + (x[i + 1] - x[i]) * (-y[i]) / (y[i + 1] - y[i]))
+    return float("nan")
+
+
+def median_zero_crossing(x, per_seed, resamples: int = BOOTSTRAP_RESAMPLES,
+                         seed: int = 0) -> tuple[float, float]:
+    """Zero crossing of the median over seeds, and its bootstrap standard error.
+
+    Args:
+        x: (n,) increasing grid.
+        per_seed: (seeds, n) values on the grid, one row per seed; non-finite values are
+            left out of the median (:func:`finite_median`).
+        resamples: bootstrap resamples of whole seeds (rows), see :func:`bootstrap_se`.
+        seed: seed of the bootstrap's generator (reproducible tolerances).
+
+    Returns:
+        ``(crossing, se)``: :func:`zero_crossing` of the median profile, and the standard
+        error of that crossing over bootstrap resamples of the seeds (NaN if fewer than half
+        of the resamples cross).
+    """
+    per_seed = np.asarray(per_seed, float)
+    crossing = zero_crossing(x, finite_median(per_seed, 0))
+    se = bootstrap_se(per_seed, lambda s: zero_crossing(x, finite_median(s, 0)),
+                      resamples, seed)
+    return crossing, se
+
+
+def rms_standardized_residual(per_seed, predicted) -> float:
+    """RMS over cells of (median over seeds − prediction) / standard error of the median.
+
+    Under pure seed noise each cell's z is t-distributed, so the RMS is ≈ 1 for many seeds
+    (√((n−1)/(n−3)) at n seeds); a bias shared by every cell raises it.
+
+    Args:
+        per_seed: (seeds, ...) measured values; the cells are the trailing axes.
+        predicted: predictions, broadcastable to ``per_seed.shape[1:]``.
+
+    Returns:
+        The RMS of z over all cells; NaN if any cell has fewer than two finite seeds.
+    """
+    med, se = median_se_axis0(per_seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (med - predicted) / se
+    return float(np.sqrt(np.mean(z**2)))
+
+
+def log_mean_square_excess(log10_ratio, predicted: float) -> tuple[float, float]:
+    """½ log10 of the seed mean of r², r = measured ratio / predicted ratio, and its SE.
+
+    Mean field predicts the mean over networks of *squared* norms, not the median of the
+    log: this compares the seed mean of ``10^(2(log10_ratio − predicted))`` with 1.  Seeds
+    whose value is not finite are left out.  The standard error is the delta-method one,
+    ½ s/(√n · mean · ln 10).
+
+    Args:
+        log10_ratio: (seeds,) measured log10 ratios (e.g. of ‖∂L/∂h_1‖ to ‖∂L/∂h_L‖).
+        predicted: the predicted log10 ratio.
+
+    Returns:
+        ``(excess, se)`` in decades of the ratio (0 where the mean of squares matches).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = 10.0 ** (2 * (np.asarray(log10_ratio) - predicted))  # in its own dtype
+    r = r[np.isfinite(r)]
+    excess = 0.5 * np.log10(np.mean(r))
+    se = 0.5 * np.std(r, ddof=1) / np.sqrt(r.size) / np.mean(r) / np.log(10)
+    return float(excess), float(se)
+
+
+# ------------------------------------------------------------ norm ratios between layers
+def first_last_log10_ratio(norms, depths) -> np.ndarray:
+    """log10 of the first- to last-layer norm of each network of a nested-depth sweep.
+
+    Args:
+        norms: (..., depth, layer) per-layer norms of a sweep over ``depths``, as
+            ``Dataset.backprop_norm.values``: the depth-d network's layers are the first d
+            entries of the layer axis.
+        depths: the sweep's depths, in the order of the depth axis.
+
+    Returns:
+        (..., depth) ``log10(norms[..., j, 0] / norms[..., j, depths[j] - 1])``; inf/NaN
+        where a norm is 0 or not finite (no warning).
+    """
+    norms = np.asarray(norms)
+    depth_idx = np.arange(len(depths))
+    last = np.asarray(depths) - 1  # index of layer d in a depth-d network
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(norms[..., 0] / norms[..., depth_idx, last])
+
+
+def per_layer_factors(norms) -> np.ndarray:
+    """Factor by which the squared norm grows from each layer to the one before it.
+
+    Args:
+        norms: (..., layer) per-layer norms (e.g. ‖∂L/∂h_l‖ per seed).
+
+    Returns:
+        (..., layer − 1) ``(norms[..., l] / norms[..., l + 1])²``: mean field's χ(q_l) for
+        back-propagated gradients.
+    """
+    norms = np.asarray(norms)
+    return (norms[..., :-1] / norms[..., 1:]) ** 2
+
+
+def mean_log_factor(norms, first: int, last: int) -> np.ndarray:
+    """log of the geometric-mean per-layer factor of squared norms from ``last`` to ``first``.
+
+    ``2 log(‖x_first‖ / ‖x_last‖) / (last − first)``: the mean over layers first..last−1
+    of log :func:`per_layer_factors`, read off the two end layers only.
+
+    Args:
+        norms: (seeds, layer) per-layer norms.
+        first: first layer (1-based), ``first < last``.
+        last: last layer (1-based).
+
+    Returns:
+        (seeds,) log factors; inf/NaN where a norm is 0 or not finite (no warning).
+    """
+    norms = np.asarray(norms)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 2 * np.log(norms[:, first - 1] / norms[:, last - 1]) / (last - first)
+
+
+def profile_residual(norms, profile) -> np.ndarray:
+    """Measured norms relative to the last layer, over a predicted profile.
+
+    Args:
+        norms: (seeds, layer) per-layer norms.
+        profile: (layer,) predicted norms relative to the last layer (1 there), e.g.
+            ``predictions.backprop_profile``.
+
+    Returns:
+        (seeds, layer) ``norms / norms[:, -1:] / profile``: 1 where a seed follows the
+        prediction; inf/NaN where a norm is 0 or not finite (no warning).
+    """
+    norms = np.asarray(norms)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return norms / norms[:, -1:] / profile
+
+
+# ---------------------------------------------------------------------- histograms
+def symmetric_edges(values, quantile: float = 0.999, bins: int = 80) -> np.ndarray:
+    """Equal-width bin edges on [−lim, lim], lim the ``quantile`` of ``|values|``.
+
+    Args:
+        values: array-like of values (all entries are used).
+        quantile: fraction of ``|values|`` inside the range.
+        bins: number of bins.
+
+    Returns:
+        (bins + 1,) increasing edges; ``edges[0] == -lim`` and ``edges[-1] == lim`` exactly.
+    """
+    lim = float(np.quantile(np.abs(values), quantile))
+    return np.linspace(-lim, lim, bins + 1)
+
+
+def clipped_histogram(values, edges) -> np.ndarray:
+    """Histogram counts with values beyond the edges counted in the end bins.
+
+    Args:
+        values: array-like of values (flattened).
+        edges: (bins + 1,) increasing edges, bins as in ``numpy.histogram`` (the last one
+            closed).
+
+    Returns:
+        (bins,) integer counts summing to the number of values (NaN is not counted).
+    """
+    counts, _ = np.histogram(np.clip(np.ravel(values), edges[0], edges[-1]), edges)
+    return counts
+
+
+def fraction_beyond(values, limit: float) -> float:
+    """Fraction of ``values`` with ``|value| > limit`` (those :func:`clipped_histogram`
+    puts in its end bins for edges on [−limit, limit])."""
+    return float(np.mean(np.abs(values) > limit))

@@ -28,11 +28,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from gradstudy import status
-from gradstudy.config import ConfigError, short_repr
+from gradstudy.config import short_repr
+from gradstudy.errors import ConfigError
 from gradstudy.results import backend, run_cached, versions, write_json_atomic
+from gradstudy.stats import finite_median  # noqa: F401  (moved to stats; the old name)
 
 SCALES = ("smoke", "paper")
 
@@ -195,15 +195,6 @@ def _check_declarations(module: ModuleType) -> None:
     for scale, defaults in scales.items():
         for key, default in defaults.items():
             limits[key].check(f"SCALES[{scale!r}][{key!r}]", default, default)
-
-
-def finite_median(x, axis=None):
-    """Median over ``axis`` of the finite entries (NaN where there are none): inf/NaN
-    seeds are recorded and plotted, and left out of the statistic."""
-    x = np.where(np.isfinite(x), np.asarray(x, float), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN
-        return np.nanmedian(x, axis=axis)
 
 
 def require(condition: bool, field: str, message: str) -> None:

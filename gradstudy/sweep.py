@@ -21,17 +21,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradstudy.config import (
-    ConfigError,
     MLPSpec,
     check_int,
     check_real,
     check_sequence,
     short_repr,
 )
+from gradstudy.errors import ConfigError
 from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
 from gradstudy.memory import plan_chunk
 from gradstudy.models import LOSSES, apply_gains, init_params
-from gradstudy.probes import gradient_norms
+from gradstudy.probes import gradient_norms, layer_jacobian_singular_values
 from gradstudy.status import ABSENT
 
 # Bumped whenever what a sweep measures changes, so that cached results are not reused.
@@ -159,6 +159,33 @@ def init_and_probe(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std
     params, x, targets = sample_network(spec, key, batch, input_std, kernel_scales, sigma_b)
     return gradient_norms(spec, params, x, targets, depths, keep_backprop=keep_backprop,
                           loss=loss)
+
+
+def jacobian_mean_singular_values(spec: MLPSpec, seeds: int, batch: int,
+                                  base_seed: int = 0) -> np.ndarray:
+    """Mean singular value of the layer Jacobians of each of ``seeds`` networks.
+
+    Glorot & Bengio's (2010) statistic: per network (weights and inputs drawn as in a
+    sweep, by :func:`sample_network` from ``seed_keys(base_seed, seeds)``), the mean over
+    examples, layers 2..depth and singular values of ∂h_l/∂h_(l−1)
+    (:func:`gradstudy.probes.layer_jacobian_singular_values`).  One jitted program, vmapped
+    over the seeds.
+
+    Args:
+        spec: the network (its own gains and σ_b); depth >= 2, no batchnorm.
+        seeds: number of networks.
+        batch: examples per network, x ~ N(0, 1).
+        base_seed: seed of the networks' keys (as ``Sweep.base_seed``).
+
+    Returns:
+        (seeds,) float64 mean singular values.
+    """
+    @functools.partial(jax.vmap, in_axes=0)
+    def per_seed(key):
+        params, x, _ = sample_network(spec, key, batch)
+        return layer_jacobian_singular_values(spec, params, x).mean()
+
+    return np.asarray(jax.jit(per_seed)(seed_keys(base_seed, seeds)), float)
 
 
 @functools.lru_cache(maxsize=64)

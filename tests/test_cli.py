@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gradstudy import cli
-from gradstudy.config import ConfigError
+from gradstudy.errors import ConfigError
 from gradstudy.study import Claim, discover, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -351,7 +351,7 @@ def _write_studies(root: Path, files: dict[str, str]) -> Path:
 
 
 RAISING_STUDY = '''
-from gradstudy.config import ConfigError
+from gradstudy.errors import ConfigError
 from gradstudy.study import Claim
 
 NAME = "fake"

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from gradstudy import MLPSpec, Sweep
 from gradstudy.activations import activation_names
-from gradstudy.config import ConfigError
+from gradstudy.errors import ConfigError
 from gradstudy.initializers import initializer_names
 from gradstudy.study import discover, parse_overrides, study_params
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gradstudy import MLPSpec, Sweep, gradient_norms, sample_params
-from gradstudy.config import ConfigError
+from gradstudy.errors import ConfigError
 from gradstudy.sweep import run_sweep_arrays
 
 

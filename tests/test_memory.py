@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gradstudy import MLPSpec, Sweep, memory
-from gradstudy.config import ConfigError
+from gradstudy.errors import ConfigError
 from gradstudy.sweep import compiled_program, init_and_probe, run_sweep_arrays, seed_keys
 
 CASES = [

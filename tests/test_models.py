@@ -16,7 +16,6 @@ import pytest
 import gradstudy
 from gradstudy import (
     MLP,
-    ConfigError,
     MLPSpec,
     apply_gains,
     get_initializer,
@@ -25,6 +24,7 @@ from gradstudy import (
 )
 from gradstudy import activations as activations_mod
 from gradstudy import initializers as initializers_mod
+from gradstudy.errors import ConfigError
 from gradstudy.models import BN_EPS
 
 N = 512  # side of the sampled matrices for the variance checks

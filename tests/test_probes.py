@@ -21,7 +21,7 @@ import pytest
 from jax.test_util import check_grads
 
 from gradstudy import MLP, MLPSpec, apply_gains, gradient_norms, init_params
-from gradstudy.config import ConfigError
+from gradstudy.errors import ConfigError
 from gradstudy.models import BN_EPS, mse_loss, zero_perturbation
 from gradstudy.probes import backprop_histograms, layer_jacobian_singular_values
 

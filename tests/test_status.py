@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gradstudy import MLPSpec, Sweep, gradient_norms, sample_params, status
-from gradstudy.config import ConfigError
+from gradstudy.errors import ConfigError
 from gradstudy.results import run_cached
 from gradstudy.sweep import run_sweep_arrays
 

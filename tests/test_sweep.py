@@ -17,7 +17,7 @@ import xarray as xr
 
 import gradstudy.results
 from gradstudy import MLPSpec, Sweep
-from gradstudy.config import ConfigError
+from gradstudy.errors import ConfigError
 from gradstudy.results import run_cached, write_atomic
 from gradstudy.sweep import init_and_probe, run_sweep_arrays, seed_keys
 
