@@ -30,6 +30,7 @@ reached (NaN values), never as a zero gradient.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from gradstudy._callable import make_module_callable
 from gradstudy.errors import ConfigError
 
 PROBE = "__gradstudy_probe__"
+TIME = "gradstudy_time_probes"  # the per-time-step probe collection inside nn.RNN
 STATS = ("backprop_norm", "out_mean", "out_q", "out_zero_frac", "calls")
 
 
@@ -156,13 +158,42 @@ def selection(select=None) -> Callable[[nn.Module, tuple[str, ...]], bool]:
                       f"module classes or path patterns; got {type(select).__name__}")
 
 
+def _call_through_time(module: nn.RNN, next_fun, args, kwargs, depth: list):
+    """Run an ``nn.RNN`` with the per-time-step probe collection stacked over its time
+    scan (``variable_axes``), so that probes inside its cell get one row per time step."""
+    old = module.variable_axes
+    object.__setattr__(module, "variable_axes", type(old)({**dict(old), TIME: 0}))
+    depth[0] += 1
+    try:
+        return next_fun(*args, **kwargs)
+    finally:
+        object.__setattr__(module, "variable_axes", old)
+        depth[0] -= 1
+
+
+def _probe_variable(module: nn.Module, name: str, shape, dtype, in_time: bool):
+    """The zero probe of ``module``: a parameter, or inside an ``nn.RNN`` a variable of the
+    per-time-step collection.  Returns ``(value, key)``, key = (collection, *path, name)."""
+    if in_time:
+        init = functools.partial(jnp.zeros, shape, dtype)
+        return module.variable(TIME, name, init).value, (TIME, *module.path, name)
+    return (module.param(name, nn.initializers.zeros, shape, dtype),
+            ("params", *module.path, name))
+
+
 def _interceptor(select, order: list | None, entered: list | None = None):
+    depth = [0]  # > 0 inside an nn.RNN's time scan
+
     def intercept(next_fun, args, kwargs, context):
         module = context.module
         if entered is not None and module.scope is not None \
                 and context.method_name == "__call__" and tuple(module.path) not in entered:
             entered.append(tuple(module.path))  # forward order: a block before its layers
-        out = next_fun(*args, **kwargs)
+        if isinstance(module, nn.RNN) and context.method_name == "__call__" \
+                and module.scope is not None:
+            out = _call_through_time(module, next_fun, args, kwargs, depth)
+        else:
+            out = next_fun(*args, **kwargs)
         if context.method_name != "__call__" or module.scope is None:
             return out
         path = tuple(module.path)
@@ -171,19 +202,16 @@ def _interceptor(select, order: list | None, entered: list | None = None):
         leaves = _float_leaves(out)
         if not leaves:
             return out
-        shape, dtype = (len(STATS),), leaves[0].dtype
+        shape, dtype, in_time = (len(STATS),), leaves[0].dtype, depth[0] > 0
         try:
-            p = module.param(PROBE, nn.initializers.zeros, shape, dtype)
-            key = path + (PROBE,)
+            p, key = _probe_variable(module, PROBE, shape, dtype, in_time)
         except ValueError:
             # a module whose __call__ is neither compact nor setup-defined (e.g. nn.RNN):
             # its probe lives in the parent, which is inside its own compact call
             parent = module.parent
             if not isinstance(parent, nn.Module) or parent.scope is None:
                 return out
-            name = f"{PROBE}{module.name}"
-            p = parent.param(name, nn.initializers.zeros, shape, dtype)
-            key = path[:-1] + (name,)
+            p, key = _probe_variable(parent, f"{PROBE}{module.name}", shape, dtype, in_time)
         if order is not None and (path, key) not in order:
             order.append((path, key))
         return _tap_output(out, p)
@@ -216,10 +244,10 @@ def make_probes(module: nn.Module, variables, *args, select=None, mutable=(),
 
     def run(variables):
         with nn.intercept_methods(_interceptor(pred, order, entered)):
-            _, new = module.apply(variables, *args, mutable=["params", *mutable],
+            _, new = module.apply(variables, *args, mutable=["params", TIME, *mutable],
                                   rngs={"params": jax.random.PRNGKey(0)}, method=method,
                                   **kwargs)
-        return new["params"]
+        return {c: new[c] for c in ("params", TIME) if c in new}
 
     shapes = jax.eval_shape(run, variables)
     flat = {k: jnp.zeros(v.shape, v.dtype) for k, v in _flat(shapes).items()
@@ -227,6 +255,19 @@ def make_probes(module: nn.Module, variables, *args, select=None, mutable=(),
     order = sorted(((path, key) for path, key in order if key in flat),
                    key=lambda item: entered.index(item[0]))
     return Probes(flat, tuple(order))
+
+
+def _per_call(g):
+    """Statistics per call from the summed probe gradient ``g`` (..., len(STATS)); NaN where
+    the module's output never reached the loss (calls = 0)."""
+    calls = g[..., STATS.index("calls")]
+    reached = calls > 0
+    per_call = jnp.where(reached, calls, 1.0)
+    entry = {}
+    for i, name in enumerate(STATS):
+        value = g[..., i] if name == "calls" else g[..., i] / per_call
+        entry[name] = value if name == "calls" else jnp.where(reached, value, jnp.nan)
+    return entry
 
 
 def _merge(params, probe_values: dict) -> dict:
@@ -269,8 +310,13 @@ def probe(module: nn.Module, variables, batch, loss_fn: Callable[[Any, Any], jax
     params = variables["params"]
     rest = {k: v for k, v in variables.items() if k != "params"}
 
-    def loss_of(params, probe_values):
-        merged = {**rest, "params": _merge(params, probe_values)}
+    in_params = {k[1:]: v for k, v in probes.values.items() if k[0] == "params"}
+    in_time = {k[1:]: v for k, v in probes.values.items() if k[0] == TIME}
+
+    def loss_of(params, probe_params, probe_time):
+        merged = {**rest, "params": _merge(params, probe_params)}
+        if probe_time:
+            merged[TIME] = traverse_util.unflatten_dict(probe_time)
         with nn.intercept_methods(_interceptor(pred, None)):
             out = module.apply(merged, *args, mutable=list(mutable) or False, method=method,
                                **kwargs)
@@ -281,20 +327,21 @@ def probe(module: nn.Module, variables, batch, loss_fn: Callable[[Any, Any], jax
             raise ConfigError(f"loss_fn: must return a scalar, got shape {jnp.shape(loss)}")
         return loss
 
-    loss, (g_params, g_probes) = jax.value_and_grad(loss_of, argnums=(0, 1))(
-        params, probes.values)
+    loss, (g_params, g_probe_params, g_probe_time) = jax.value_and_grad(
+        loss_of, argnums=(0, 1, 2))(params, in_params, in_time)
+    g_probes = {**{("params",) + k: v for k, v in g_probe_params.items()},
+                **{(TIME,) + k: v for k, v in g_probe_time.items()}}
     modules = {}
     stacked = {}
     for path, key in probes.order:
         g = g_probes[key]
-        stacked[path] = g.shape[:-1]
-        calls = g[..., STATS.index("calls")]
-        reached = calls > 0
-        per_call = jnp.where(reached, calls, 1.0)
-        entry = {}
-        for i, name in enumerate(STATS):
-            value = g[..., i] if name == "calls" else g[..., i] / per_call
-            entry[name] = value if name == "calls" else jnp.where(reached, value, jnp.nan)
+        if key[0] == TIME:  # (time, stats): the entry sums over time, per_step keeps it
+            stacked[path] = ()
+            entry = _per_call(g.sum(axis=0))
+            entry["per_step"] = _per_call(g)
+        else:
+            stacked[path] = g.shape[:-1]
+            entry = _per_call(g)
         modules[path_label(path)] = entry
     flat_grads = _flat(g_params)
     for path, _ in probes.order:

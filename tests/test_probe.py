@@ -208,15 +208,15 @@ class LSTMNet(nn.Module):
         return nn.Dense(2)(nn.RNN(nn.LSTMCell(4))(x)[:, -1])
 
 
-def test_recurrent_cell_gets_per_call_averages():
+def test_recurrent_cell_is_measured_per_time_step():
     """An LSTM cell applied at T = 5 time steps (nn.RNN broadcasts its parameters over
-    time): calls = 5, and ‖∂L/∂output‖ is the mean over steps of the per-step norm of the
-    cell's outputs (carry and output), from an unrolled loop with explicit perturbations."""
+    time): ‖∂L/∂output_t‖ of the cell's outputs (carry and output) at every step, and their
+    mean (calls = 5), against an unrolled loop with explicit perturbations."""
     with jax.enable_x64(False):  # flax's LSTM carry is float32 whatever the inputs
-        _recurrent_cell_gets_per_call_averages()
+        _recurrent_cell_per_time_step()
 
 
-def _recurrent_cell_gets_per_call_averages():
+def _recurrent_cell_per_time_step():
     module = LSTMNet()
     x = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 2))
     t = jax.random.normal(jax.random.PRNGKey(2), (3, 2))
@@ -241,6 +241,12 @@ def _recurrent_cell_gets_per_call_averages():
     per_step = jnp.sqrt(jnp.sum(g**2, axis=(1, 2, 3)))
     assert float(cell_entry["backprop_norm"]) == pytest.approx(float(per_step.mean()),
                                                                rel=1e-5)  # float32
+    # and step by step: nn.RNN runs with the probe collection stacked over its time scan
+    steps = cell_entry["per_step"]
+    np.testing.assert_allclose(steps["backprop_norm"], per_step, rtol=1e-5)
+    np.testing.assert_array_equal(steps["calls"], np.ones(5))
+    gate = out["modules"]["LSTMCell_0/hf"]["per_step"]
+    assert gate["backprop_norm"].shape == (5,) and np.all(gate["calls"] == 1)
 
 
 def test_vmapped_seeds_equal_a_per_seed_loop():
