@@ -116,9 +116,22 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
             param_values.append(value[:, layer])
     data["grad_norm"] = (("seed", "param"), np.stack(param_values, axis=1))
     data["loss"] = (("seed",), np.asarray(result["loss"]))
-    ds = xr.Dataset(data, coords={"seed": np.arange(seeds), "module": labels,
-                                  "path": ("module", paths), "layer": ("module", layers),
-                                  "param_count": ("module", counts), "param": param_labels})
+    coords = {"seed": np.arange(seeds), "module": labels, "path": ("module", paths),
+              "layer": ("module", layers), "param_count": ("module", counts),
+              "param": param_labels}
+    # modules inside an nn.RNN: every time step (the BPTT signal ‖∂L/∂output_t‖)
+    recurrent = [p for p in order if "per_step" in result["modules"][p]]
+    if recurrent:
+        steps = {p: result["modules"][p]["per_step"] for p in recurrent}
+        n_steps = max(np.asarray(v["calls"]).shape[-1] for v in steps.values())
+        for name in ("backprop_norm", "out_q", "calls"):
+            block = np.full((seeds, len(recurrent), n_steps), np.nan)
+            for j, p in enumerate(recurrent):
+                value = np.asarray(steps[p][name]).reshape(seeds, -1)
+                block[:, j, :value.shape[1]] = value
+            data[f"{name}_per_step"] = (("seed", "recurrent_module", "time"), block)
+        coords.update({"recurrent_module": recurrent, "time": np.arange(n_steps)})
+    ds = xr.Dataset(data, coords=coords)
     ds.attrs.update({
         "model": type(module).__name__,
         "description": "gradient flow per probed submodule (gradstudy.diagnose); NaN where "
@@ -196,9 +209,35 @@ def format_table(ds) -> str:
                      f"{ratio(r['backprop_ratio'])}  {num(r['param_grad_norm'])} "
                      f"{ratio(r['param_grad_ratio'])}  {num(r['out_rms'])[1:]}  "
                      f"{r['zero_frac']:5.2f}  {', '.join(r['flags'])}")
+    for line in _through_time_lines(ds):
+        lines.append(line)
     lines.append(f"medians over {ds.sizes['seed']} seeds; ratios to the last module; flags: "
                  f"{ds.attrs['thresholds']}; loss {np.nanmedian(ds.loss.values):.4g}")
     return "\n".join(lines)
+
+
+def outermost_recurrent(ds) -> list[str]:
+    """The recurrent modules (inside an nn.RNN) that are not inside another of them: the
+    cells, whose ‖∂L/∂output_t‖ is the back-propagated signal through time."""
+    if "recurrent_module" not in ds.coords:
+        return []
+    names = [str(m) for m in ds.recurrent_module.values]
+    return [m for m in names if not any(m.startswith(o + "/") for o in names if o != m)]
+
+
+def _through_time_lines(ds) -> list[str]:
+    lines = []
+    for name in outermost_recurrent(ds):
+        with _quiet():
+            med = np.nanmedian(ds.backprop_norm_per_step.sel(recurrent_module=name).values,
+                               axis=0)
+        steps = [0, len(med) // 2, len(med) - 1]
+        ratio = med[0] / med[-1]
+        flag = (" vanishing" if ratio < VANISHING_RATIO else
+                " exploding" if ratio > EXPLODING_RATIO else "")
+        lines.append(f"through time, {name} ‖∂L/∂out_t‖: " + ", ".join(
+            f"t={t}: {med[t]:.3e}" for t in steps) + f"; first/last {ratio:.2g}{flag}")
+    return lines
 
 
 def plot(ds, path: Path | str | None = None, title: str | None = None):
@@ -210,8 +249,14 @@ def plot(ds, path: Path | str | None = None, title: str | None = None):
     from gradstudy import plotting
 
     x = np.arange(ds.sizes["module"])
+    cells = outermost_recurrent(ds)
     with plotting.style():
-        fig, ax = plotting.figure("double", 3.2)
+        if cells:  # a second panel: the signal through time
+            fig, (ax, ax_t) = plotting.figure("double", 3.2, ncols=2,
+                                              gridspec_kw={"width_ratios": [2, 1]})
+            _plot_through_time(ax_t, ds, cells)
+        else:
+            fig, ax = plotting.figure("double", 3.2)
         for name, colour, marker in (("backprop_norm", "C0", "o"),
                                      ("param_grad_norm", "C1", "s")):
             values = ds[name].values
@@ -247,6 +292,26 @@ def plot(ds, path: Path | str | None = None, title: str | None = None):
         if path is not None:
             plotting.save_figure(fig, Path(path).parent, Path(path).stem)
     return fig
+
+
+def _plot_through_time(ax, ds, cells):
+    t = ds.time.values
+    for k, name in enumerate(cells):
+        values = ds.backprop_norm_per_step.sel(recurrent_module=name).values
+        with _quiet():
+            med = np.nanmedian(values, axis=0)
+            lo, hi = (np.nanpercentile(values, q, axis=0) for q in (10, 90))
+        ax.plot(t, med, color=f"C{k + 2}", lw=1.2, label=f"{name} (median)")
+        ax.fill_between(t, lo, hi, color=f"C{k + 2}", alpha=0.25, lw=0)
+        bad = ~np.isfinite(med)
+        if bad.any():
+            ax.plot(t[bad], np.full(bad.sum(), np.nanmin(med[~bad]) if (~bad).any() else 1.0),
+                    "x", color=f"C{k + 2}", label="non-finite")
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel(r"$\|\partial L/\partial \mathrm{output}_t\|$")
+    ax.set_title("through time (10–90 % of seeds)", pad=12)
+    ax.legend(loc="best", fontsize=6)
 
 
 def _short_labels(labels: list[str], width: int = 14):

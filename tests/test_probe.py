@@ -301,3 +301,22 @@ def test_deep_tanh_small_init_vanishes_at_the_mean_field_rate():
     w = np.median(ds.param_grad_norm.values, axis=0)
     assert w[0] / w[4] > 0.8  # flat where ‖∂L/∂output‖ falls by > 5x
     assert bp[:, 4].mean() / bp[:, 0].mean() > 5
+
+
+def test_diagnose_records_the_signal_through_time():
+    """diagnose keeps every time step of modules inside an nn.RNN (dims recurrent_module ×
+    time), equal to the probe's, and its table reports the first/last ratio through time."""
+    with jax.enable_x64(False):
+        module = LSTMNet()
+        x = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 2))
+        batch = {"x": x, "t": jnp.ones((3, 2))}
+        ds = diagnose(module, batch, _mse, seeds=2, call_args=lambda b: (b["x"],))
+        out = probe(module, module.init(jax.random.fold_in(jax.random.PRNGKey(0), 1), x),
+                    batch, _mse, call_args=lambda b: (b["x"],))
+    steps = ds.backprop_norm_per_step.sel(recurrent_module="LSTMCell_0")
+    assert steps.dims == ("seed", "time") and steps.shape == (2, 5)
+    np.testing.assert_allclose(steps.values[1], out["modules"]["LSTMCell_0"]["per_step"][
+        "backprop_norm"], rtol=1e-6)
+    med = np.median(steps.values, axis=0)
+    line = next(x for x in format_table(ds).splitlines() if x.startswith("through time"))
+    assert f"first/last {med[0] / med[-1]:.2g}" in line
