@@ -42,7 +42,8 @@ MODULE_VARS = ("backprop_norm", "param_grad_norm", "out_mean", "out_q", "out_zer
 
 def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variables=None,
              init_fn: Callable[[jax.Array], Any] | None = None, seeds: int = 8,
-             base_seed: int = 0, select=None, call_args=None, **kwargs):
+             base_seed: int = 0, select=None, call_args=None, seed_batch: int | None = None,
+             **kwargs):
     """Gradient flow through ``module`` for ``seeds`` initialisations (or given variables).
 
     Args:
@@ -55,6 +56,9 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         init_fn: ``key -> variables``.
         seeds: number of initialisations, a ``vmap`` axis (ignored with ``variables``).
         base_seed: the seeds' keys are ``fold_in(PRNGKey(base_seed), s)``.
+        seed_batch: seeds evaluated at once (``lax.map`` over batches, ``vmap`` within
+            one); default all of them, except 1 for models with an ``nn.RNN`` on CPU (an
+            intermittent XLA deadlock, see the code).
         select, **kwargs: as :func:`gradstudy.probe.probe`.
 
     Returns:
@@ -86,7 +90,16 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         return {"loss": out["loss"], "modules": out["modules"], "params": out["params"]}
 
     if variables is None:
-        result = jax.jit(jax.vmap(lambda key: one(init(key))))(keys)
+        if seed_batch is None:
+            # XLA's CPU runtime (jax 0.10.2) intermittently deadlocks on a vmapped nn.RNN
+            # program (measured: 3 of 6 runs of examples.models:lstm_classifier with 8
+            # vmapped seeds hung, and 1 of 6 of the same model's plain jax.grad without
+            # gradstudy; with lax.map over seeds, 0 of 16 and 0 of 6), so seeds of
+            # recurrent models run one at a time there
+            seed_batch = 1 if probes.recurrent and jax.default_backend() == "cpu" else seeds
+        seed_batch = _check_seeds(seed_batch, "seed_batch")
+        result = jax.jit(lambda ks: jax.lax.map(lambda key: one(init(key)), ks,
+                                                batch_size=min(seed_batch, seeds)))(keys)
     else:
         result = jax.tree.map(lambda a: a[None], jax.jit(one)(variables))
     result = jax.device_get(result)
@@ -146,10 +159,10 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
     return ds
 
 
-def _check_seeds(seeds) -> int:
+def _check_seeds(seeds, name: str = "seeds") -> int:
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) \
             or not 1 <= seeds <= 4096:
-        raise ConfigError(f"seeds: must be an integer in [1, 4096], got {seeds!r}")
+        raise ConfigError(f"{name}: must be an integer in [1, 4096], got {seeds!r}")
     return int(seeds)
 
 
@@ -276,6 +289,11 @@ def plot(ds, path: Path | str | None = None, title: str | None = None):
                 ax.plot(x[bad], np.full(bad.sum(), np.nanmin(med) if np.isfinite(med).any()
                                         else 1.0), "x", color=colour, ms=6,
                         label=f"{name}: non-finite")
+        with _quiet():
+            last = _last_finite(np.nanmedian(ds.backprop_norm.values, axis=0))
+        if np.isfinite(last):
+            ax.axhline(VANISHING_RATIO * last, color="0.4", ls=":", lw=0.9,
+                       label=f"vanishing flag: {VANISHING_RATIO:g} × last module's")
         ax.set_yscale("log")
         labels, groups = _short_labels([str(m) for m in ds.module.values])
         ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=6)

@@ -181,7 +181,8 @@ def _probe_variable(module: nn.Module, name: str, shape, dtype, in_time: bool):
             ("params", *module.path, name))
 
 
-def _interceptor(select, order: list | None, entered: list | None = None):
+def _interceptor(select, order: list | None, entered: list | None = None,
+                 seen: set | None = None):
     depth = [0]  # > 0 inside an nn.RNN's time scan
 
     def intercept(next_fun, args, kwargs, context):
@@ -192,6 +193,8 @@ def _interceptor(select, order: list | None, entered: list | None = None):
         if isinstance(module, nn.RNN) and context.method_name == "__call__" \
                 and module.scope is not None:
             out = _call_through_time(module, next_fun, args, kwargs, depth)
+            if seen is not None:
+                seen.add("rnn")
         else:
             out = next_fun(*args, **kwargs)
         if context.method_name != "__call__" or module.scope is None:
@@ -230,6 +233,7 @@ class Probes:
 
     values: dict
     order: tuple[tuple[str, ...], ...]
+    recurrent: bool = False  # the model runs an nn.RNN
 
 
 def make_probes(module: nn.Module, variables, *args, select=None, mutable=(),
@@ -241,9 +245,10 @@ def make_probes(module: nn.Module, variables, *args, select=None, mutable=(),
     pred = selection(select)
     order: list = []
     entered: list = []
+    seen: set = set()
 
     def run(variables):
-        with nn.intercept_methods(_interceptor(pred, order, entered)):
+        with nn.intercept_methods(_interceptor(pred, order, entered, seen)):
             _, new = module.apply(variables, *args, mutable=["params", TIME, *mutable],
                                   rngs={"params": jax.random.PRNGKey(0)}, method=method,
                                   **kwargs)
@@ -254,7 +259,7 @@ def make_probes(module: nn.Module, variables, *args, select=None, mutable=(),
             if k[-1].startswith(PROBE)}
     order = sorted(((path, key) for path, key in order if key in flat),
                    key=lambda item: entered.index(item[0]))
-    return Probes(flat, tuple(order))
+    return Probes(flat, tuple(order), "rnn" in seen)
 
 
 def _per_call(g):

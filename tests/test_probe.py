@@ -264,6 +264,11 @@ def test_vmapped_seeds_equal_a_per_seed_loop():
         assert ds.loss.values[s] == pytest.approx(float(out["loss"]), rel=1e-14)
     table = format_table(ds)
     assert table.splitlines()[2].startswith("Conv_0") and "Dense_0" in table
+    one_at_a_time = diagnose(module, batch, _mse, seeds=3, seed_batch=1,
+                             call_args=lambda b: (b["x"],))
+    np.testing.assert_allclose(one_at_a_time.backprop_norm, ds.backprop_norm, rtol=1e-12)
+    with pytest.raises(ConfigError, match=r"^seed_batch: must be an integer"):
+        diagnose(module, batch, _mse, seeds=3, seed_batch=0, call_args=lambda b: (b["x"],))
 
 
 def test_non_scalar_loss_and_bad_seeds_are_one_line_errors():
