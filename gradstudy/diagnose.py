@@ -304,9 +304,11 @@ def plot(ds, path: Path | str | None = None, title: str | None = None):
                 ax.text((start + stop - 1) / 2, 1.0, name, transform=ax.get_xaxis_transform(),
                         ha="center", va="bottom", fontsize=6, color="0.3")
         ax.set_ylabel("gradient norm")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo / 10 ** (0.45 * np.log10(hi / lo)), hi)  # room for the legend below
         ax.set_title(title or f"{ds.attrs.get('model', 'model')}: gradient flow per module "
                               f"(forward order, {ds.sizes['seed']} seeds)", pad=12)
-        ax.legend(loc="best", fontsize=6)
+        ax.legend(loc="lower left", fontsize=6, ncol=2)
         if path is not None:
             plotting.save_figure(fig, Path(path).parent, Path(path).stem)
     return fig
