@@ -6,17 +6,7 @@ import textwrap
 import numpy as np
 import pytest
 import xarray as xr
-
-from gradstudy import cli
-
-
-def _main(args, capsys):
-    try:
-        code = cli.main(args)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from test_cli import _main  # cli.main in-process: (exit code, stdout, stderr)
 
 
 def test_diagnose_example_cnn(tmp_path, capsys):
