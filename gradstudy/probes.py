@@ -40,6 +40,20 @@ from gradstudy.models import (
     zero_perturbation,
 )
 
+# What ``gradient_norms`` returns for one network: name -> (dims, description).  A sweep
+# puts (point, seed) in front; storage takes the dims from here.
+MEASURED = {
+    "weight_grad_norm": (("depth", "layer"), "Frobenius norm of dL/dW_l"),
+    "bias_grad_norm": (("depth", "layer"), "L2 norm of dL/db_l"),
+    "backprop_norm": (("depth", "layer"),
+                      "L2 norm of dL/dh_l over batch and units (back-propagated signal)"),
+    "loss": (("depth",), "loss at initialization"),
+    "input_grad_norm": (("depth",), "L2 norm of dL/dx"),
+    "readout_grad_norm": (("depth",), "L2 norm of the readout parameters' gradient"),
+    "preact_mean": (("layer",), "mean of the pre-activations h_l"),
+    "preact_q": (("layer",), "second moment q_l of the pre-activations h_l"),
+    "backprop": (("depth", "layer", "example", "unit"), "back-propagated signal dL/dh_l"),
+}
 
 def _check_depths(spec: MLPSpec, depths: Sequence[int]) -> tuple[int, ...]:
     depths = tuple(sorted({int(d) for d in depths}))

@@ -1,14 +1,14 @@
-"""Self-describing results: xarray Datasets written atomically as netCDF, cached by config.
+"""Storage: labeled xarray Datasets written atomically as netCDF, cached by description.
 
-A sweep's result opens without gradstudy (``xarray.open_dataset(path)``): named dims
-(point, seed, depth, layer), per-point coordinates (activation, init, σ_w, σ_b, effective
-σ_w², ...), and the sweep description, package versions and backend as attributes.
-
-A cached file is reused only if it opens, its ``sweep`` attribute equals this sweep's full
-description (functions included, by fingerprint: :mod:`gradstudy.fingerprint`) and its
-``checksum`` attribute equals the SHA-256 of its variables; otherwise the sweep is
-recomputed, with one line saying why, and the file rewritten.  A sweep whose functions
-cannot be fingerprinted is computed afresh every time and never stored.
+Storage only stores.  The producer of a result declares the dims of what it returns
+(:func:`labeled_dataset`: a name -> dims table, e.g. ``(point, seed, depth, layer)`` for a
+sweep, a ``step`` axis for training, a ``time`` axis for recurrent nets) and a JSON-able
+description of everything that changes the numbers; :func:`cached` then reuses a file only
+if it opens, its ``description`` attribute (``sweep``, for the sweeps' files) equals this
+description and its ``checksum`` attribute equals the SHA-256 of its variables; otherwise
+it recomputes, with one line saying why, and rewrites the file atomically.  A result whose
+description cannot be trusted (a function without a fingerprint) is computed afresh every
+time and never stored.  Files open without gradstudy (``xarray.open_dataset(path)``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,31 +32,10 @@ import numpy as np
 import xarray as xr
 
 from gradstudy import status
-from gradstudy.activations import get_activation
-from gradstudy.sweep import Sweep, run_sweep_arrays
 
-_DIMS = {
-    "weight_grad_norm": ("point", "seed", "depth", "layer"),
-    "bias_grad_norm": ("point", "seed", "depth", "layer"),
-    "backprop_norm": ("point", "seed", "depth", "layer"),
-    "loss": ("point", "seed", "depth"),
-    "input_grad_norm": ("point", "seed", "depth"),
-    "readout_grad_norm": ("point", "seed", "depth"),
-    "preact_mean": ("point", "seed", "layer"),
-    "preact_q": ("point", "seed", "layer"),
-    "backprop": ("point", "seed", "depth", "layer", "example", "unit"),
-}
-_DESCRIPTIONS = {
-    "weight_grad_norm": "Frobenius norm of dL/dW_l",
-    "bias_grad_norm": "L2 norm of dL/db_l",
-    "backprop_norm": "L2 norm of dL/dh_l over batch and units (back-propagated signal)",
-    "loss": "MSE loss at initialization",
-    "input_grad_norm": "L2 norm of dL/dx",
-    "readout_grad_norm": "L2 norm of the readout parameters' gradient",
-    "preact_mean": "mean of the pre-activations h_l",
-    "preact_q": "second moment q_l of the pre-activations h_l",
-    "backprop": "back-propagated signal dL/dh_l",
-}
+# The attribute holding a result's description (the sweeps' name for it, kept so that
+# existing files stay readable).
+DESCRIPTION_ATTR = "sweep"
 
 
 def versions() -> dict[str, str]:
@@ -85,47 +65,39 @@ def describe_json(description: dict) -> str:
     return json.dumps(description, sort_keys=True, default=str)
 
 
-def to_dataset(sweep: Sweep, arrays: dict, description: dict | None = None) -> xr.Dataset:
-    """The arrays of ``run_sweep_arrays`` with named dims, per-point coordinates and the
-    sweep ``description`` (default ``sweep.describe()``) as attributes."""
+def labeled_dataset(arrays: Mapping[str, np.ndarray], dims: Mapping[str, tuple[str, ...]],
+                    coords: Mapping, attrs: Mapping,
+                    descriptions: Mapping[str, str] | None = None) -> xr.Dataset:
+    """A Dataset of ``arrays`` with the dims their producer declares.
+
+    Args:
+        arrays: name -> array.  ``<name>_status`` arrays (int8 codes of
+            :mod:`gradstudy.status`: why a value of ``<name>`` is not a normal number) take
+            the dims of ``<name>`` and are linked to it by CF ``ancillary_variables``.
+        dims: name -> dims, for every array that is not a status companion.
+        coords: xarray coordinates.
+        attrs: dataset attributes (e.g. the description under ``DESCRIPTION_ATTR``);
+            package versions, backend and creation time are added.
+        descriptions: name -> one-line description (default the name).
+
+    Raises:
+        KeyError: an array whose dims were not declared (a producer's bug).
+    """
+    descriptions = descriptions or {}
     data_vars = {}
     for name, value in arrays.items():
-        if name.endswith("_status"):
-            # why the value of ``name[:-7]`` is not a normal number (gradstudy.status codes)
-            attrs = dict(status.cf_attributes(), long_name=f"status of {name[:-7]}")
-            data_vars[name] = xr.Variable(_DIMS[name[:-7]], value, attrs)
-            continue
-        attrs = {"description": _DESCRIPTIONS.get(name, name)}
-        if name + "_status" in arrays:
-            attrs["ancillary_variables"] = name + "_status"
-        data_vars[name] = xr.Variable(_DIMS[name], value, attrs)
-    pts = sweep.points
-    described = [p.describe() for p in pts]
-    coords = {
-        "point": list(sweep.labels),
-        "seed": np.arange(sweep.seeds),
-        "depth": np.asarray(sweep.depths),
-        "layer": np.arange(1, sweep.max_depth + 1),
-        "activation": ("point", [d["activation"] for d in described]),
-        "init": ("point", [d["init"] for d in described]),
-        "sigma_w": ("point", [float(p.sigma_w) for p in pts]),
-        "sigma_b": ("point", [float(p.sigma_b) for p in pts]),
-        "sigma_w2": ("point", [float(p.sigma_w2()) for p in pts]),
-        "width": ("point", [p.width for p in pts]),
-        "norm": ("point", [p.norm for p in pts]),
-        "residual_alpha": ("point", [np.nan if p.residual_alpha is None else p.residual_alpha
-                                     for p in pts]),
-    }
-    attrs = {
-        "sweep": describe_json(sweep.describe() if description is None else description),
-        "versions": json.dumps(versions(), sort_keys=True),
-        "backend": backend(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "batch": sweep.batch,
-        "input_std": float(sweep.input_std),
-        "notes": "depth-d networks are the first d layers of one max-depth stack per seed; "
-                 "NaN marks layers a depth-d network does not have, or a non-finite result",
-    }
+        measured = name[:-len("_status")] if name.endswith("_status") else name
+        if measured not in dims:
+            raise KeyError(f"no dims declared for {measured!r}; declared: {', '.join(dims)}")
+        if measured != name:
+            attrs_ = dict(status.cf_attributes(), long_name=f"status of {measured}")
+        else:
+            attrs_ = {"description": descriptions.get(name, name)}
+            if name + "_status" in arrays:
+                attrs_["ancillary_variables"] = name + "_status"
+        data_vars[name] = xr.Variable(tuple(dims[measured]), value, attrs_)
+    attrs = {"versions": json.dumps(versions(), sort_keys=True), "backend": backend(),
+             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **attrs}
     return xr.Dataset(data_vars, coords, attrs)
 
 
@@ -196,11 +168,11 @@ def load_verified(path: Path, description: dict) -> xr.Dataset:
         ds = load(path)
     except Exception as e:  # truncated, empty or foreign bytes fail in many ways
         raise UnusableCache(f"unreadable: {type(e).__name__}") from None
-    stored = ds.attrs.get("sweep")
+    stored = ds.attrs.get(DESCRIPTION_ATTR)
     if stored is None:
-        raise UnusableCache("no sweep description")
+        raise UnusableCache("no description")
     if stored != describe_json(description):
-        raise UnusableCache("it holds a different sweep")
+        raise UnusableCache("it holds a different computation")
     checksum = ds.attrs.get(CHECKSUM_ATTR)
     if checksum is None:
         raise UnusableCache("no checksum: written by an older gradstudy")
@@ -345,48 +317,34 @@ def notice(message: str) -> None:
     print(f"gradstudy: {message}", file=sys.stderr, flush=True)
 
 
-def unfingerprintable(sweep: Sweep) -> str | None:
-    """Why ``sweep``'s results cannot be cached (a function without a fingerprint), or None."""
-    from gradstudy.fingerprint import why_initializer_not_fingerprintable, why_not_fingerprintable
+def cached(name: str, description: dict, compute: Callable[[], xr.Dataset],
+           cache_dir: Path | None, not_cacheable: str | None = None) -> xr.Dataset:
+    """``compute()``'s Dataset, or the verified file of an earlier identical computation.
 
-    for label, point in zip(sweep.labels, sweep.points):
-        described = point.describe()
-        if described["activation_fingerprint"] is None:
-            why = why_not_fingerprintable(get_activation(point.activation))
-            return f"point {label!r}: activation {described['activation']} ({why})"
-        if described["init_fingerprint"] is None:
-            why = why_initializer_not_fingerprintable(point.init)
-            return f"point {label!r}: init {described['init']} ({why})"
-    return None
-
-
-def run_cached(sweep: Sweep, cache_dir: Path | None, name: str = "sweep",
-               progress: bool = True, keep_backprop: bool = False,
-               progress_label: str = "sweep") -> xr.Dataset:
-    """Run ``sweep`` or load its verified result: the file name carries a hash of the full
-    description (functions by fingerprint), the file the description and a checksum.
-    ``progress_label`` names the work in the progress bar (e.g. the study)."""
-    desc = dict(sweep.describe(), keep_backprop=keep_backprop)
-
-    def compute() -> xr.Dataset:
-        arrays = run_sweep_arrays(sweep, progress=progress, keep_backprop=keep_backprop,
-                                  desc=progress_label)
-        return to_dataset(sweep, arrays, desc)
-
+    Args:
+        name: file-name stem; the file is ``<cache_dir>/<name>-<hash of description>.nc``.
+        description: JSON-able, everything that changes the result; stored in the file
+            (``DESCRIPTION_ATTR``) and compared on load.
+        compute: makes the Dataset (its ``DESCRIPTION_ATTR`` must be ``description``).
+        cache_dir: None to compute without storing.
+        not_cacheable: why ``description`` cannot key a cache (e.g. an unfingerprintable
+            function), or None: then the result is computed afresh and not stored.
+    """
     if cache_dir is None:
         return compute()
     remove_stale_temporaries(Path(cache_dir))
-    why_not = unfingerprintable(sweep)
-    if why_not is not None:
-        notice(f"{name}: not cached, computed afresh: cannot fingerprint {why_not}")
+    if not_cacheable is not None:
+        notice(f"{name}: not cached, computed afresh: cannot fingerprint {not_cacheable}")
         return compute()
-    path = Path(cache_dir) / f"{name}-{cache_key(desc)}.nc"
+    path = Path(cache_dir) / f"{name}-{cache_key(description)}.nc"
     if os.path.lexists(path):
         try:
-            return load_verified(path, desc)
+            return load_verified(path, description)
         except UnusableCache as e:
             notice(f"cached {path} is unusable ({e}); recomputing")
     ds = compute()
+    if ds.attrs.get(DESCRIPTION_ATTR) != describe_json(description):
+        raise ValueError(f"{name}: the computed Dataset does not carry its description")
     ds.attrs[CHECKSUM_ATTR] = data_checksum(ds)
     write_atomic(ds, path)
     return ds

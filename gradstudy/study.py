@@ -31,8 +31,9 @@ from typing import Any
 from gradstudy import status
 from gradstudy.config import short_repr
 from gradstudy.errors import ConfigError
-from gradstudy.results import backend, run_cached, versions, write_json_atomic
+from gradstudy.results import backend, versions, write_json_atomic
 from gradstudy.stats import finite_median  # noqa: F401  (moved to stats; the old name)
+from gradstudy.sweep import run_cached
 
 SCALES = ("smoke", "paper")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import numbers
-import time
 from dataclasses import dataclass
 
 import jax
@@ -31,7 +30,7 @@ from gradstudy.errors import ConfigError
 from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
 from gradstudy.memory import plan_chunk
 from gradstudy.models import LOSSES, apply_gains, init_params
-from gradstudy.probes import gradient_norms, layer_jacobian_singular_values
+from gradstudy.probes import MEASURED, gradient_norms, layer_jacobian_singular_values
 from gradstudy.status import ABSENT
 
 # Bumped whenever what a sweep measures changes, so that cached results are not reused.
@@ -275,6 +274,77 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
     return results
 
 
+def to_dataset(sweep: Sweep, arrays: dict, description: dict | None = None):
+    """The arrays of ``run_sweep_arrays`` as a Dataset: dims (point, seed) + the probe's
+    declared dims (:data:`gradstudy.probes.MEASURED`), per-point coordinates, and the sweep
+    ``description`` (default ``sweep.describe()``) as attributes."""
+    from gradstudy.results import DESCRIPTION_ATTR, describe_json, labeled_dataset
+
+    pts = sweep.points
+    described = [p.describe() for p in pts]
+    coords = {
+        "point": list(sweep.labels),
+        "seed": np.arange(sweep.seeds),
+        "depth": np.asarray(sweep.depths),
+        "layer": np.arange(1, sweep.max_depth + 1),
+        "activation": ("point", [d["activation"] for d in described]),
+        "init": ("point", [d["init"] for d in described]),
+        "sigma_w": ("point", [float(p.sigma_w) for p in pts]),
+        "sigma_b": ("point", [float(p.sigma_b) for p in pts]),
+        "sigma_w2": ("point", [float(p.sigma_w2()) for p in pts]),
+        "width": ("point", [p.width for p in pts]),
+        "norm": ("point", [p.norm for p in pts]),
+        "residual_alpha": ("point", [np.nan if p.residual_alpha is None else p.residual_alpha
+                                     for p in pts]),
+    }
+    attrs = {
+        DESCRIPTION_ATTR: describe_json(sweep.describe() if description is None
+                                        else description),
+        "batch": sweep.batch,
+        "input_std": float(sweep.input_std),
+        "notes": "depth-d networks are the first d layers of one max-depth stack per seed; "
+                 "NaN marks layers a depth-d network does not have, or a non-finite result",
+    }
+    dims = {name: ("point", "seed") + d for name, (d, _) in MEASURED.items()}
+    descriptions = {name: text for name, (_, text) in MEASURED.items()}
+    descriptions["loss"] = f"{sweep.loss} loss at initialization"
+    return labeled_dataset(arrays, dims, coords, attrs, descriptions)
+
+
+def unfingerprintable(sweep: Sweep) -> str | None:
+    """Why ``sweep``'s results cannot be cached (a function without a fingerprint), or None."""
+    from gradstudy.activations import get_activation
+    from gradstudy.fingerprint import why_initializer_not_fingerprintable, why_not_fingerprintable
+
+    for label, point in zip(sweep.labels, sweep.points):
+        described = point.describe()
+        if described["activation_fingerprint"] is None:
+            why = why_not_fingerprintable(get_activation(point.activation))
+            return f"point {label!r}: activation {described['activation']} ({why})"
+        if described["init_fingerprint"] is None:
+            why = why_initializer_not_fingerprintable(point.init)
+            return f"point {label!r}: init {described['init']} ({why})"
+    return None
+
+
+def run_cached(sweep: Sweep, cache_dir=None, name: str = "sweep", progress: bool = True,
+               keep_backprop: bool = False, progress_label: str = "sweep"):
+    """Run ``sweep`` or load its verified result (:func:`gradstudy.results.cached`): the
+    file name carries a hash of the full description (functions by fingerprint), the file
+    the description and a checksum.  ``progress_label`` names the work in the progress bar
+    (e.g. the study)."""
+    from gradstudy.results import cached
+
+    description = dict(sweep.describe(), keep_backprop=keep_backprop)
+
+    def compute():
+        arrays = run_sweep_arrays(sweep, progress=progress, keep_backprop=keep_backprop,
+                                  desc=progress_label)
+        return to_dataset(sweep, arrays, description)
+
+    return cached(name, description, compute, cache_dir, unfingerprintable(sweep))
+
+
 def release_programs() -> None:
     """Free every compiled program and return the freed memory to the operating system.
 
@@ -301,8 +371,3 @@ def _program_label(spec: MLPSpec) -> str:
     return (f"{activation_name(spec.activation).split('#')[0]}, width {spec.width}, "
             f"depth {spec.depth}, {spec.dtype}")
 
-
-def timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0

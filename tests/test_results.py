@@ -27,11 +27,12 @@ import xarray as xr
 import gradstudy.activations as activations_mod
 import gradstudy.initializers as initializers_mod
 import gradstudy.results
+import gradstudy.sweep
 from gradstudy import MLPSpec, Sweep
 from gradstudy.initializers import unit_normal
-from gradstudy.results import cache_key, run_cached, write_atomic, write_text_atomic
+from gradstudy.results import cache_key, write_atomic, write_text_atomic
 from gradstudy.study import load_summaries
-from gradstudy.sweep import run_sweep_arrays
+from gradstudy.sweep import run_cached, run_sweep_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(width=8, depth=2, out_dim=2)
@@ -71,7 +72,7 @@ def counted(monkeypatch):
         return run_sweep_arrays(sweep, progress=progress, keep_backprop=keep_backprop,
                                 **kwargs)
 
-    monkeypatch.setattr(gradstudy.results, "run_sweep_arrays", counting)
+    monkeypatch.setattr(gradstudy.sweep, "run_sweep_arrays", counting)
     return calls
 
 
@@ -141,7 +142,7 @@ CORRUPTIONS = {
     "random_bytes": (_random_bytes, r"unreadable: \w+"),
     "empty_file": (_empty, r"unreadable: \w+"),
     "directory_in_its_place": (_directory, r"a directory, not a file"),
-    "valid_file_of_another_sweep": (_other_sweep, r"it holds a different sweep"),
+    "valid_file_of_another_sweep": (_other_sweep, r"it holds a different computation"),
     "one_byte_flipped_in_data": (_flip_one_data_byte, r"checksum mismatch"),
     "value_edited_with_h5py": (_edit_value_with_h5py, r"checksum mismatch"),
     "coordinate_edited_with_h5py": (_edit_coordinate_with_h5py, r"checksum mismatch"),
@@ -317,7 +318,7 @@ _SOFTSIGN_SCRIPT = textwrap.dedent("""
     import json, sys
     import jax.numpy as jnp
     from gradstudy import MLPSpec, Sweep, register_activation
-    from gradstudy.results import run_cached
+    from gradstudy.sweep import run_cached
     k = float(sys.argv[2])
     register_activation("softsign", lambda x: k * x / (1 + jnp.abs(x)))
     sweep = Sweep(points=(MLPSpec(width=8, depth=2, out_dim=2, activation="softsign",

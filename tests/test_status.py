@@ -11,8 +11,7 @@ import pytest
 
 from gradstudy import MLPSpec, Sweep, gradient_norms, sample_params, status
 from gradstudy.errors import ConfigError
-from gradstudy.results import run_cached
-from gradstudy.sweep import run_sweep_arrays
+from gradstudy.sweep import run_cached, run_sweep_arrays
 
 GRADS = ("weight_grad_norm", "bias_grad_norm", "backprop_norm")
 
