@@ -127,10 +127,28 @@ def deep_tanh_small_init():
     return DeepTanh(), batch, _cross_entropy, {"call_args": lambda b: (b["x"],)}
 
 
+def deep_tanh_gains():
+    """The same tanh MLP at σ_w² = 0.5, 1 and 2 (ordered, critical and chaotic phases at
+    σ_b = 0), all in one compiled program: the kernels are drawn at unit variance
+    (N(0, 1/fan_in)) and multiplied by σ_w, a traced scalar of ``init_fn``."""
+    batch = _classification_batch((64, 128), 10)
+    module = DeepTanh(sigma_w2=1.0)
+
+    def init_fn(key, sigma_w2):
+        params = module.init(key, batch["x"])
+        return jax.tree_util.tree_map_with_path(
+            lambda path, w: w * jnp.sqrt(sigma_w2) if path[-1].key == "kernel" else w, params)
+
+    return module, batch, _cross_entropy, {"call_args": lambda b: (b["x"],),
+                                           "init_fn": init_fn,
+                                           "variants": {"sigma_w2": [0.5, 1.0, 2.0]}}
+
+
 if __name__ == "__main__":
     from gradstudy.diagnose import diagnose, format_table
 
-    for factory in (cnn1d, lstm_classifier, transformer_block, deep_tanh_small_init):
+    for factory in (cnn1d, lstm_classifier, transformer_block, deep_tanh_small_init,
+                    deep_tanh_gains):
         module, batch, loss_fn, options = factory()
         print(f"\n== {factory.__name__}")
         print(format_table(diagnose(module, batch, loss_fn, seeds=4, **options)))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,9 @@ MODULE_VARS = ("backprop_norm", "param_grad_norm", "out_mean", "out_q", "out_zer
 
 
 def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variables=None,
-             init_fn: Callable[[jax.Array], Any] | None = None, seeds: int = 8,
-             base_seed: int = 0, select=None, call_args=None, seed_batch: int | None = None,
-             **kwargs):
+             init_fn: Callable[..., Any] | None = None, seeds: int = 8,
+             base_seed: int = 0, variants: Mapping[str, Sequence[float]] | None = None,
+             select=None, call_args=None, seed_batch: int | None = None, **kwargs):
     """Gradient flow through ``module`` for ``seeds`` initialisations (or given variables).
 
     Args:
@@ -53,11 +53,16 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         loss_fn: ``loss_fn(outputs, batch) -> scalar``.
         variables: fixed variables (one "seed"); else ``init_fn(key)`` or
             ``module.init(key, *call_args(batch))`` for each seed.
-        init_fn: ``key -> variables``.
+        init_fn: ``key -> variables``; with ``variants``, ``init_fn(key, **scalars)``.
         seeds: number of initialisations, a ``vmap`` axis (ignored with ``variables``).
         base_seed: the seeds' keys are ``fold_in(PRNGKey(base_seed), s)``.
-        seed_batch: seeds evaluated at once (``lax.map`` over batches, ``vmap`` within
-            one); default all of them, except 1 for models with an ``nn.RNN`` on CPU (an
+        variants: points that differ only in scalars, e.g. ``{"sigma_w2": [0.5, 1, 2]}``
+            (every list one value per variant, all of one length): each variant's scalars
+            are passed, traced, to ``init_fn``, so all variants × seeds run in one compiled
+            program (the same seeds for every variant: common random numbers).  Adds a
+            leading ``variant`` dim with the scalars as its coordinates.
+        seed_batch: networks evaluated at once (``lax.map`` over batches, ``vmap`` within
+            one); default ``seeds``, except 1 for models with an ``nn.RNN`` on CPU (an
             intermittent XLA deadlock, see the code).
         select, **kwargs: as :func:`gradstudy.probe.probe`.
 
@@ -71,15 +76,26 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
     import xarray as xr
 
     args = (batch,) if call_args is None else tuple(call_args(batch))
+    scalars = _check_variants(variants, variables, init_fn)
+    n_variants = 1 if scalars is None else len(next(iter(scalars.values())))
     if variables is None:
         seeds = _check_seeds(seeds)
-        init = init_fn if init_fn is not None else (lambda key: module.init(key, *args,
-                                                                            **kwargs))
+        if scalars is not None:
+            init = init_fn
+        else:
+            init = init_fn if init_fn is not None else (lambda key: module.init(key, *args,
+                                                                                **kwargs))
         keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(base_seed), s))(
             jnp.arange(seeds))
     else:
         seeds, keys = 1, None
-    example = variables if variables is not None else jax.eval_shape(init, keys[0])
+    if variables is not None:
+        example = variables
+    elif scalars is None:
+        example = jax.eval_shape(init, keys[0])
+    else:
+        example = jax.eval_shape(lambda key: init(key, **{k: v[0] for k, v in scalars.items()}),
+                                 keys[0])
     probes = make_probes(module, example, *args, select=select, **kwargs)
     if not probes.order:
         raise ConfigError("select: no submodule of the model was selected for probing")
@@ -98,8 +114,23 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
             # recurrent models run one at a time there
             seed_batch = 1 if probes.recurrent and jax.default_backend() == "cpu" else seeds
         seed_batch = _check_seeds(seed_batch, "seed_batch")
-        result = jax.jit(lambda ks: jax.lax.map(lambda key: one(init(key)), ks,
-                                                batch_size=min(seed_batch, seeds)))(keys)
+        n = n_variants * seeds
+        if scalars is None:
+            program = jax.jit(lambda ks: jax.lax.map(lambda key: one(init(key)), ks,
+                                                     batch_size=min(seed_batch, n)))
+            result = program(keys)
+        else:
+            # network v·S + s is variant v with seed s; the scalars are traced: one program
+            flat = {k: jnp.repeat(v, seeds) for k, v in scalars.items()}
+
+            def one_network(args):
+                key, values = args
+                return one(init(key, **values))
+
+            program = jax.jit(lambda ks, sc: jax.lax.map(one_network, (ks, sc),
+                                                         batch_size=min(seed_batch, n)))
+            result = program(jnp.tile(keys, (n_variants,) + (1,) * (keys.ndim - 1)), flat)
+        seeds = n  # networks, split into (variant, seed) below
     else:
         result = jax.tree.map(lambda a: a[None], jax.jit(one)(variables))
     result = jax.device_get(result)
@@ -153,10 +184,69 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         "thresholds": f"vanishing < {VANISHING_RATIO:g}, exploding > {EXPLODING_RATIO:g} "
                       f"(ratio to the last module); dead: zero fraction > {DEAD_FRACTION:g}",
     })
+    if scalars is not None:
+        ds = _split_variants(ds, n_variants, {k: np.asarray(v) for k, v in scalars.items()})
     for name in ("backprop_norm", "param_grad_norm"):
         ds[name].attrs["long_name"] = {"backprop_norm": "‖∂L/∂output‖",
                                        "param_grad_norm": "‖∂L/∂θ‖ (parameters below)"}[name]
     return ds
+
+
+def _check_variants(variants, variables, init_fn) -> dict[str, jax.Array] | None:
+    """The variants' scalars as float arrays of one length, or None; ConfigError else."""
+    if variants is None:
+        return None
+    if variables is not None or init_fn is None:
+        raise ConfigError("variants: need init_fn(key, **scalars) and no fixed variables "
+                          "(the scalars enter through the initialisation)")
+    if not isinstance(variants, Mapping) or not variants:
+        raise ConfigError(f"variants: must be a non-empty dict name -> list of numbers, "
+                          f"got {type(variants).__name__}")
+    out, length = {}, None
+    for name, values in variants.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in ("seed", "variant"):
+            raise ConfigError(f"variants: names must be identifiers other than seed and "
+                              f"variant, got {name!r}")
+        try:
+            array = np.asarray(values, float)
+        except (TypeError, ValueError):
+            array = None
+        if array is None or array.ndim != 1 or not 1 <= array.size <= 4096 \
+                or not np.all(np.isfinite(array)):
+            raise ConfigError(f"variants: {name} must be a list of 1 to 4096 finite numbers, "
+                              f"got {values!r}"[:200])
+        if length is not None and array.size != length:
+            raise ConfigError(f"variants: every list needs one value per variant; "
+                              f"{next(iter(out))} has {length}, {name} has {array.size}")
+        length = array.size
+        out[name] = jnp.asarray(array)
+    return out
+
+
+def _split_variants(ds, n_variants: int, scalars: dict[str, np.ndarray]):
+    """The flat network axis ``seed`` (variant-major) as dims (variant, seed)."""
+    import xarray as xr
+
+    seeds = ds.sizes["seed"] // n_variants
+    data = {}
+    for name, var in ds.data_vars.items():
+        if "seed" in var.dims:
+            values = var.values.reshape((n_variants, seeds) + var.shape[1:])
+            data[name] = (("variant",) + var.dims, values, var.attrs)
+        else:
+            data[name] = var
+    coords = {k: v for k, v in ds.coords.items() if "seed" not in v.dims}
+    coords.update({"variant": np.arange(n_variants), "seed": np.arange(seeds),
+                   **{k: ("variant", v) for k, v in scalars.items()}})
+    out = xr.Dataset(data, coords, ds.attrs)
+    out.attrs["variants"] = ", ".join(scalars)
+    return out
+
+
+def variant_label(ds, k: int) -> str:
+    """``"sigma_w2=0.5"`` for variant ``k`` of a Dataset with a ``variant`` dim."""
+    names = [n.strip() for n in ds.attrs.get("variants", "").split(",") if n.strip()]
+    return ", ".join(f"{n}={float(ds[n].values[k]):g}" for n in names)
 
 
 def _check_seeds(seeds, name: str = "seeds") -> int:
@@ -168,6 +258,8 @@ def _check_seeds(seeds, name: str = "seeds") -> int:
 
 def summary(ds) -> list[dict]:
     """Per module (forward order): medians over seeds, ratios to the last module, flags."""
+    if "variant" in ds.dims:
+        raise ConfigError("ds: has a variant dim; summarise one variant, ds.isel(variant=k)")
     with _quiet():  # all-NaN columns (modules not reached) are NaN, flagged below
         return _summary(ds)
 
@@ -204,7 +296,11 @@ def _last_finite(values) -> float:
 
 
 def format_table(ds) -> str:
-    """The forward-order table printed by ``gradstudy diagnose``."""
+    """The forward-order table printed by ``gradstudy diagnose`` (one per variant)."""
+    if "variant" in ds.dims:
+        return "\n\n".join(f"variant {k}: {variant_label(ds, k)}\n"
+                             + format_table(ds.isel(variant=k))
+                             for k in range(ds.sizes["variant"]))
     rows = summary(ds)
     width = max([len(r["module"]) for r in rows] + [6])
     head = (f"{'module':{width}}  {'params':>9}  {'‖∂L/∂out‖':>10} {'ratio':>8}  "
@@ -224,6 +320,7 @@ def format_table(ds) -> str:
                      f"{r['zero_frac']:5.2f}  {', '.join(r['flags'])}")
     for line in _through_time_lines(ds):
         lines.append(line)
+    lines.extend(_repeated_call_lines(ds))
     lines.append(f"medians over {ds.sizes['seed']} seeds; ratios to the last module; flags: "
                  f"{ds.attrs['thresholds']}; loss {np.nanmedian(ds.loss.values):.4g}")
     return "\n".join(lines)
@@ -253,48 +350,74 @@ def _through_time_lines(ds) -> list[str]:
     return lines
 
 
+def _repeated_call_lines(ds) -> list[str]:
+    """Modules applied several times per forward pass with no per-step record (e.g. a cell
+    in a user-written ``nn.scan`` over time whose parameters are broadcast): their row holds
+    per-call averages, which the table must say."""
+    stepped = set(outermost_recurrent(ds))
+    if "recurrent_module" in ds.coords:
+        stepped |= {str(m) for m in ds.recurrent_module.values}
+    calls = np.nanmax(ds.calls.values, axis=0)
+    repeated = [(str(m), int(c)) for m, p, c in zip(ds.module.values, ds.path.values, calls)
+                if c > 1 and str(p) not in stepped]
+    if not repeated:
+        return []
+    names = ", ".join(f"{m} ({c}×)" for m, c in repeated[:6]) + (" …" if len(repeated) > 6
+                                                                  else "")
+    return [f"applied several times per forward pass, rows are per-call averages: {names}; "
+            "per-step values need the loop written as nn.RNN"]
+
+
 def plot(ds, path: Path | str | None = None, title: str | None = None):
     """Per-module ‖∂L/∂output‖ and ‖∂L/∂θ‖: median and 10–90 % band over seeds, log axis.
 
     Modules whose values are not finite are marked (✕) at the bottom of the axis instead
-    of being left out.
+    of being left out.  With a ``variant`` dim, every variant is drawn in its own colour
+    (‖∂L/∂output‖ solid with its band, ‖∂L/∂θ‖ dashed).
     """
     from gradstudy import plotting
 
-    x = np.arange(ds.sizes["module"])
-    cells = outermost_recurrent(ds)
+    variants = ds.sizes.get("variant", 0)
+    first = ds.isel(variant=0) if variants else ds
+    cells = outermost_recurrent(first)
     with plotting.style():
         if cells:  # a second panel: the signal through time
             fig, (ax, ax_t) = plotting.figure("double", 3.2, ncols=2,
                                               gridspec_kw={"width_ratios": [2, 1]})
-            _plot_through_time(ax_t, ds, cells)
         else:
             fig, ax = plotting.figure("double", 3.2)
-        for name, colour, marker in (("backprop_norm", "C0", "o"),
-                                     ("param_grad_norm", "C1", "s")):
-            values = ds[name].values
-            finite = np.isfinite(values) & (values > 0)
-            with np.errstate(invalid="ignore"), _quiet():
-                med = np.nanmedian(np.where(finite, values, np.nan), axis=0)
-                lo = np.nanpercentile(np.where(finite, values, np.nan), 10, axis=0)
-                hi = np.nanpercentile(np.where(finite, values, np.nan), 90, axis=0)
-            ax.plot(x, med, color=colour, marker=marker, ms=3, lw=1.2,
-                    label=ds[name].attrs["long_name"] + " (median)")
-            ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0,
-                            label="10–90 % of seeds" if name == "backprop_norm" else None)
-            bad = ~np.isfinite(med) & np.any(ds.calls.values > 0, axis=0)
-            if name == "param_grad_norm":  # NaN without parameters below: nothing to mark
-                bad &= ds.param_count.values > 0
-            if bad.any():
-                ax.plot(x[bad], np.full(bad.sum(), np.nanmin(med) if np.isfinite(med).any()
-                                        else 1.0), "x", color=colour, ms=6,
-                        label=f"{name}: non-finite")
-        with _quiet():
-            last = _last_finite(np.nanmedian(ds.backprop_norm.values, axis=0))
-        if np.isfinite(last):
-            ax.axhline(VANISHING_RATIO * last, color="0.4", ls=":", lw=0.9,
-                       label=f"vanishing flag: {VANISHING_RATIO:g} × last module's")
+        if variants:
+            import matplotlib
+
+            cmap = matplotlib.colormaps["viridis"]
+            colours = [cmap(0.85 * k / max(variants - 1, 1)) for k in range(variants)]
+            for k in range(variants):
+                one = ds.isel(variant=k)
+                label = variant_label(ds, k)
+                _draw_norms(ax, one, "backprop_norm", colours[k], "o", "-",
+                            f"‖∂L/∂output‖, {label}", band=True, band_label=k == 0)
+                _draw_norms(ax, one, "param_grad_norm", colours[k], "s", "--", None,
+                            band=False)
+            ax.plot([], [], "k--", lw=1.0, label="‖∂L/∂θ‖ (dashed)")
+            if cells:
+                for k in range(variants):
+                    _plot_through_time(ax_t, ds.isel(variant=k), cells[:1], colours[k],
+                                       variant_label(ds, k))
+        else:
+            for name, colour, marker in (("backprop_norm", "C0", "o"),
+                                         ("param_grad_norm", "C1", "s")):
+                _draw_norms(ax, ds, name, colour, marker, "-",
+                            ds[name].attrs["long_name"] + " (median)",
+                            band=True, band_label=name == "backprop_norm")
+            if cells:
+                _plot_through_time(ax_t, ds, cells)
+            with _quiet():
+                last = _last_finite(np.nanmedian(ds.backprop_norm.values, axis=0))
+            if np.isfinite(last):
+                ax.axhline(VANISHING_RATIO * last, color="0.4", ls=":", lw=0.9,
+                           label=f"vanishing flag: {VANISHING_RATIO:g} × last module's")
         ax.set_yscale("log")
+        x = np.arange(ds.sizes["module"])
         labels, groups = _short_labels([str(m) for m in ds.module.values])
         ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=6)
         for k, (name, start, stop) in enumerate(groups):  # top-level blocks: shaded, named
@@ -306,27 +429,52 @@ def plot(ds, path: Path | str | None = None, title: str | None = None):
         ax.set_ylabel("gradient norm")
         lo, hi = ax.get_ylim()
         ax.set_ylim(lo / 10 ** (0.45 * np.log10(hi / lo)), hi)  # room for the legend below
+        what = f"{ds.sizes['seed']} seeds" + (f" × {variants} variants" if variants else "")
         ax.set_title(title or f"{ds.attrs.get('model', 'model')}: gradient flow per module "
-                              f"(forward order, {ds.sizes['seed']} seeds)", pad=12)
+                              f"(forward order, {what})", pad=12)
         ax.legend(loc="lower left", fontsize=6, ncol=2)
         if path is not None:
             plotting.save_figure(fig, Path(path).parent, Path(path).stem)
     return fig
 
 
-def _plot_through_time(ax, ds, cells):
+def _draw_norms(ax, ds, name, colour, marker, style, label, band, band_label=True):
+    """Median over seeds (and the 10–90 % band) of ``ds[name]`` per module; modules whose
+    median is not finite marked ✕ at the bottom."""
+    x = np.arange(ds.sizes["module"])
+    values = ds[name].values
+    finite = np.isfinite(values) & (values > 0)
+    with np.errstate(invalid="ignore"), _quiet():
+        med = np.nanmedian(np.where(finite, values, np.nan), axis=0)
+        lo = np.nanpercentile(np.where(finite, values, np.nan), 10, axis=0)
+        hi = np.nanpercentile(np.where(finite, values, np.nan), 90, axis=0)
+    ax.plot(x, med, color=colour, marker=marker, ms=3, lw=1.2, ls=style, label=label)
+    if band:
+        ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0,
+                        label="10–90 % of seeds" if band_label else None)
+    bad = ~np.isfinite(med) & np.any(ds.calls.values > 0, axis=0)
+    if name == "param_grad_norm":  # NaN without parameters below: nothing to mark
+        bad &= ds.param_count.values > 0
+    if bad.any():
+        ax.plot(x[bad], np.full(bad.sum(), np.nanmin(med) if np.isfinite(med).any()
+                                else 1.0), "x", color=colour, ms=6,
+                label=f"{name}: non-finite")
+
+
+def _plot_through_time(ax, ds, cells, colour=None, label=None):
     t = ds.time.values
     for k, name in enumerate(cells):
         values = ds.backprop_norm_per_step.sel(recurrent_module=name).values
         with _quiet():
             med = np.nanmedian(values, axis=0)
             lo, hi = (np.nanpercentile(values, q, axis=0) for q in (10, 90))
-        ax.plot(t, med, color=f"C{k + 2}", lw=1.2, label=f"{name} (median)")
-        ax.fill_between(t, lo, hi, color=f"C{k + 2}", alpha=0.25, lw=0)
+        c = colour or f"C{k + 2}"
+        ax.plot(t, med, color=c, lw=1.2, label=f"{label or name} (median)")
+        ax.fill_between(t, lo, hi, color=c, alpha=0.25, lw=0)
         bad = ~np.isfinite(med)
         if bad.any():
             ax.plot(t[bad], np.full(bad.sum(), np.nanmin(med[~bad]) if (~bad).any() else 1.0),
-                    "x", color=f"C{k + 2}", label="non-finite")
+                    "x", color=c, label="non-finite")
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
     ax.set_ylabel(r"$\|\partial L/\partial \mathrm{output}_t\|$")

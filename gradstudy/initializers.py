@@ -46,8 +46,14 @@ class InitFamily(NamedTuple):
         return math.sqrt(self.variance_factor(fan_in, fan_out) / fan_in)
 
 
-def _fans(shape) -> tuple[int, int]:
-    return int(shape[-2]), int(shape[-1])
+def fans(shape) -> tuple[int, int]:
+    """(fan_in, fan_out) of a kernel ``(..., in, out)``: a conv kernel ``(k…, C_in, C_out)``
+    counts its receptive field, fan_in = C_in·∏k and fan_out = C_out·∏k, as flax's
+    ``variance_scaling`` (in_axis=-2, out_axis=-1) does; a dense kernel is ``(in, out)``."""
+    if len(shape) < 2:
+        raise ValueError(f"a kernel needs at least 2 dimensions (in, out), got shape {shape}")
+    receptive = math.prod(int(k) for k in shape[:-2])
+    return int(shape[-2]) * receptive, int(shape[-1]) * receptive
 
 
 def unit_normal(key, shape, dtype=jnp.float32):
@@ -66,7 +72,7 @@ UNIT_SAMPLERS = {"normal": unit_normal, "uniform": unit_uniform}
 def _scaled_family(unit: str, variance_factor: Callable[[int, int], float],
                    doc: str) -> InitFamily:
     def sample(key, shape, dtype=jnp.float32):
-        fan_in, fan_out = _fans(shape)
+        fan_in, fan_out = fans(shape)
         std = math.sqrt(variance_factor(fan_in, fan_out) / fan_in)
         return UNIT_SAMPLERS[unit](key, shape, dtype) * jnp.asarray(std, dtype)
 
@@ -105,7 +111,8 @@ def orthogonal(key, shape, dtype=jnp.float32):
 _INITS: dict[str, InitFamily] = {
     **_SCALED,
     # A semi-orthogonal (fan_in x fan_out) matrix has fan_in * Var W = fan_in / max(fan_in, fan_out)
-    # for its entries; square matrices give 1.
+    # for its entries; square matrices give 1.  A conv kernel (k…, C_in, C_out) is
+    # orthogonalized as the (C_in·∏k, C_out) matrix: its factor is that of those fans.
     "orthogonal": InitFamily(orthogonal, lambda fi, fo: min(fi, fo) / fo),
 }
 # Common aliases, so that a config can say what a paper says.

@@ -72,6 +72,16 @@ def human(n_bytes: float) -> str:
 
 def plan_chunk(spec, depths, batch: int, networks: int, keep_backprop: bool = False,
                budget: int | None = None, most: int | None = None) -> int:
+    """:func:`plan_networks` for ``networks`` MLPs of ``spec`` (the MLP family's estimate)."""
+    what = (f"width {spec.width}, depth {max(depths)}, batch {batch}, {spec.dtype}"
+            + (", raw back-propagated signals kept" if keep_backprop else ""))
+    return plan_networks(network_bytes(spec, depths, batch, keep_backprop),
+                         network_output_bytes(spec, depths, batch, keep_backprop), networks,
+                         what, budget, most)
+
+
+def plan_networks(per_network: int, output_per_network: int, networks: int, what: str,
+                  budget: int | None = None, most: int | None = None) -> int:
     """How many of ``networks`` to evaluate at once so the program fits ``budget`` bytes.
 
     The networks are split into ``ceil(networks / chunk)`` equal chunks; the caller pads the
@@ -80,6 +90,9 @@ def plan_chunk(spec, depths, batch: int, networks: int, keep_backprop: bool = Fa
     compiler's memory (measured: 1.07 GB against 0.73 GB peak for a 32-layer tanh program).
 
     Args:
+        per_network: working bytes of one network (any model family's estimate).
+        output_per_network: bytes of one network's recorded results.
+        what: the shapes, for the refusal message (e.g. "width 256, depth 64, ...").
         most: an upper bound on the chunk besides the budget (e.g. a sweep's gain_chunk).
 
     Raises:
@@ -87,10 +100,7 @@ def plan_chunk(spec, depths, batch: int, networks: int, keep_backprop: bool = Fa
             all of them) fit.
     """
     budget = budget_bytes() if budget is None else budget
-    per_network = network_bytes(spec, depths, batch, keep_backprop)
-    outputs = networks * network_output_bytes(spec, depths, batch, keep_backprop)
-    what = (f"width {spec.width}, depth {max(depths)}, batch {batch}, {spec.dtype}"
-            + (", raw back-propagated signals kept" if keep_backprop else ""))
+    outputs = networks * output_per_network
     if per_network + outputs > budget:
         need = per_network + outputs
         raise ConfigError(

@@ -1,11 +1,12 @@
 """Sweeps: a grid of model specs × depths × seeds, one compiled program per distinct shape.
 
-Points that differ only in their gains (σ_w, σ_b), or only in the scale of a Gaussian or
-uniform init family (Gaussian, Xavier, He, LeCun, standard uniform), share a program: those
-enter as per-point kernel scales on a ``lax.map`` axis (chunked, so memory stays bounded),
-seeds are a ``vmap`` axis, and all depths come out of one pass
-(:func:`gradstudy.probes.gradient_norms`).  Seeds use common random numbers: seed s draws
-the same unit-gain weights and data for every point.
+What a spec means is its model family's business (:mod:`gradstudy.family`; the MLP is
+:mod:`gradstudy.mlp_family`).  Points whose family ``program_key`` is equal share a program:
+what differs between them (for the MLP: gains σ_w, σ_b, or the scale of a Gaussian or uniform
+init family) enters as per-point scalars on a ``lax.map`` axis (chunked, so memory stays
+bounded), seeds are a ``vmap`` axis, and all depths come out of one pass (for the MLP,
+:func:`gradstudy.probes.gradient_norms`).  Seeds use common random numbers: seed s draws the
+same unit-gain weights and data for every point.
 """
 
 from __future__ import annotations
@@ -14,23 +15,19 @@ import dataclasses
 import functools
 import numbers
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradstudy.config import (
-    MLPSpec,
-    check_int,
-    check_real,
-    check_sequence,
-    short_repr,
-)
+from gradstudy.config import MLPSpec, check_int, check_real, check_sequence, short_repr
 from gradstudy.errors import ConfigError
-from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
-from gradstudy.memory import plan_chunk
-from gradstudy.models import LOSSES, apply_gains, init_params
-from gradstudy.probes import MEASURED, gradient_norms, layer_jacobian_singular_values
+from gradstudy.family import ModelFamily, family_of
+from gradstudy.memory import plan_networks
+from gradstudy.mlp_family import init_and_probe, sample_network  # noqa: F401  (their old home)
+from gradstudy.models import LOSSES
+from gradstudy.probes import layer_jacobian_singular_values
 from gradstudy.status import ABSENT
 
 # Bumped whenever what a sweep measures changes, so that cached results are not reused.
@@ -45,7 +42,8 @@ class Sweep:
     """What to measure.
 
     Attributes:
-        points: model specs (their ``depth`` is ignored: each is built ``max(depths)`` deep).
+        points: model specs of one family, e.g. ``MLPSpec`` (their ``depth`` is ignored:
+            each is built ``max(depths)`` deep).
         depths: network depths measured for every point.
         seeds: number of independent initializations (a vmapped axis).
         batch: examples per seed, x ~ N(0, input_std²), targets ~ N(0, 1).
@@ -58,7 +56,7 @@ class Sweep:
             the network, the mean-field assumption; see ``models.linear_loss``).
     """
 
-    points: tuple[MLPSpec, ...]
+    points: tuple[Any, ...]
     depths: tuple[int, ...]
     seeds: int = 16
     batch: int = 128
@@ -74,8 +72,10 @@ class Sweep:
                               f"allowed: {', '.join(LOSSES)}")
         points = check_sequence("points", self.points, max_len=MAX_POINTS)
         for i, p in enumerate(points):
-            if not isinstance(p, MLPSpec):
-                raise ConfigError(f"points: item {i} must be an MLPSpec, got {short_repr(p)}")
+            family = family_of(p, f"points: item {i}")
+            if family is not family_of(points[0]):
+                raise ConfigError(f"points: all of one model family; item 0 is "
+                                  f"{family_of(points[0]).name}, item {i} {family.name}")
         object.__setattr__(self, "points", points)
         depths = [check_int("depths", d) for d in check_sequence("depths", self.depths)]
         object.__setattr__(self, "depths", tuple(sorted(set(depths))))
@@ -108,20 +108,27 @@ class Sweep:
     def max_depth(self) -> int:
         return self.depths[-1]
 
+    @property
+    def family(self) -> ModelFamily:
+        return family_of(self.points[0])
+
     def describe(self) -> dict:
         """JSON-able description; what does not change results (gain_chunk, the points'
         own depth) is left out so it cannot cause cache misses."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.name not in ("points", "gain_chunk")}
-        d["points"] = [p.replace(depth=self.max_depth).describe() for p in self.points]
+        d["points"] = [self.family.at_depth(p, self.max_depth).describe()
+                       for p in self.points]
         d["engine_version"] = ENGINE_VERSION
         return d
 
-    def groups(self) -> dict[MLPSpec, list[int]]:
-        """Point indices by compiled program (spec without gains, built max_depth deep)."""
-        out: dict[MLPSpec, list[int]] = {}
+    def groups(self) -> dict[Any, list[int]]:
+        """Point indices by compiled program (the family's ``program_key`` of each point
+        built max_depth deep: for the MLP, the spec without gains)."""
+        family, out = self.family, {}
         for i, p in enumerate(self.points):
-            out.setdefault(p.replace(depth=self.max_depth).static_key(), []).append(i)
+            out.setdefault(family.program_key(family.at_depth(p, self.max_depth)), []
+                           ).append(i)
         return out
 
 
@@ -132,32 +139,6 @@ def _is_int(value) -> bool:
 def seed_keys(base_seed: int, seeds: int) -> jax.Array:
     return jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(base_seed), s))(
         jnp.arange(seeds))
-
-
-def sample_network(spec: MLPSpec, key: jax.Array, batch: int, input_std: float = 1.0,
-                   kernel_scales=None, sigma_b=None):
-    """Weights, inputs x ~ N(0, input_std²) and targets ~ N(0, 1) drawn from one ``key``.
-
-    Weights are drawn from ``spec.static_key()`` and scaled by ``kernel_scales`` (default
-    ``spec.kernel_scales()``) and σ_b (default the spec's); a sweep passes them, traced.
-    """
-    k_init, k_x, k_t = jax.random.split(key, 3)
-    dtype = jnp.dtype(spec.dtype)
-    kernel_scales = spec.kernel_scales() if kernel_scales is None else kernel_scales
-    sigma_b = spec.sigma_b if sigma_b is None else sigma_b
-    params = apply_gains(init_params(spec.static_key(), k_init), kernel_scales, sigma_b)
-    x = input_std * jax.random.normal(k_x, (batch, spec.input_dim), dtype)
-    targets = jax.random.normal(k_t, (batch, spec.out_dim), dtype)
-    return params, x, targets
-
-
-def init_and_probe(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
-                   key: jax.Array, kernel_scales=None, sigma_b=None,
-                   keep_backprop: bool = False, loss: str = "mse") -> dict:
-    """One network: sample weights and data from ``key``, then ``gradient_norms``."""
-    params, x, targets = sample_network(spec, key, batch, input_std, kernel_scales, sigma_b)
-    return gradient_norms(spec, params, x, targets, depths, keep_backprop=keep_backprop,
-                          loss=loss)
 
 
 def jacobian_mean_singular_values(spec: MLPSpec, seeds: int, batch: int,
@@ -188,80 +169,89 @@ def jacobian_mean_singular_values(spec: MLPSpec, seeds: int, batch: int,
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_program(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
+def compiled_program(spec, depths: tuple[int, ...], batch: int, input_std: float,
                      chunk: int, keep_backprop: bool = False, loss: str = "mse",
                      fingerprint=None):
-    """``(keys (S,), kernel_scales (G, 3), sigma_b (G,)) -> dict of (G, S, ...)``, jitted.
+    """``(keys (S,), *scalars (G, ...)) -> dict of (G, S, ...)``, jitted.
 
-    ``fingerprint`` (of the spec's activation and init, :mod:`gradstudy.fingerprint`) is
-    only part of the cache key: a name registered again, or a callable whose defaults or
-    closure changed, gets a new program.  Call ``compiled_program.__wrapped__`` (no
-    caching) where the functions cannot be fingerprinted.
+    ``spec`` is a family ``program_key`` (for the MLP a ``static_key()``); each of the G
+    points enters as its family ``scalars`` (for the MLP: kernel scales (G, 3), σ_b (G,)).
+    ``fingerprint`` (of the spec's functions, :mod:`gradstudy.fingerprint`) is only part of
+    the cache key: a name registered again, or a callable whose defaults or closure changed,
+    gets a new program.  Call ``compiled_program.__wrapped__`` (no caching) where the
+    functions cannot be fingerprinted.
 
-    ``spec`` is a ``static_key()``; each point's gains enter as its ``kernel_scales()``.
-    The G·S networks (gain point × seed) run ``chunk`` at a time: ``lax.map`` over chunks,
+    The G·S networks (point × seed) run ``chunk`` at a time: ``lax.map`` over chunks,
     ``vmap`` within one, so memory is bounded by the chunk (see :mod:`gradstudy.memory`).
     """
+    measure = family_of(spec).measure
+
     def one_network(args):
-        key, kernel_scales, sigma_b = args
-        return init_and_probe(spec, depths, batch, input_std, key, kernel_scales, sigma_b,
-                              keep_backprop, loss)
+        key, scalars = args
+        return measure(spec, depths, batch, input_std, key, scalars, keep_backprop, loss)
 
     @jax.jit
-    def program(keys, kernel_scales, sigma_b):
-        n_gains, n_seeds = sigma_b.shape[0], keys.shape[0]
-        n = n_gains * n_seeds
-        # network g·S + s is gain point g with seed s (common random numbers across points)
-        networks = (jnp.tile(keys, (n_gains,) + (1,) * (keys.ndim - 1)),
-                    jnp.repeat(kernel_scales, n_seeds, axis=0), jnp.repeat(sigma_b, n_seeds))
+    def program(keys, *scalars):
+        n_points, n_seeds = scalars[0].shape[0], keys.shape[0]
+        n = n_points * n_seeds
+        # network g·S + s is point g with seed s (common random numbers across points)
+        networks = (jnp.tile(keys, (n_points,) + (1,) * (keys.ndim - 1)),
+                    tuple(jnp.repeat(a, n_seeds, axis=0) for a in scalars))
         # pad to whole chunks (repeating network 0; dropped below): a remainder chunk would
-        # compile the whole program a second time (see memory.plan_chunk)
+        # compile the whole program a second time (see memory.plan_networks)
         size = min(chunk, n)
         pad = -n % size
         networks = jax.tree.map(
             lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]), networks)
         out = jax.lax.map(one_network, networks, batch_size=size)
-        return jax.tree.map(lambda a: a[:n].reshape((n_gains, n_seeds) + a.shape[1:]), out)
+        return jax.tree.map(lambda a: a[:n].reshape((n_points, n_seeds) + a.shape[1:]), out)
 
     return program
+
+
+def _stacked_scalars(family: ModelFamily, points, dtype) -> tuple[np.ndarray, ...]:
+    """Each scalar of ``family.scalars`` stacked over ``points`` (leading point axis)."""
+    per_point = [family.scalars(p) for p in points]
+    return tuple(np.asarray([values[k] for values in per_point], dtype)
+                 for k in range(len(per_point[0])))
 
 
 def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = False,
                      desc: str = "sweep") -> dict:
     """Run every program of ``sweep``; arrays with leading (point, seed) axes.
 
-    Each program's chunk size comes from :func:`gradstudy.memory.plan_chunk`; a sweep one of
-    whose networks cannot fit the memory budget is refused (ConfigError) before any program
-    is compiled.
+    Each program's chunk size comes from :func:`gradstudy.memory.plan_networks` and the
+    family's estimate; a sweep one of whose networks cannot fit the memory budget is refused
+    (ConfigError) before any program is compiled.
     """
     from tqdm.auto import tqdm
 
+    family = sweep.family
     keys = seed_keys(sweep.base_seed, sweep.seeds)
     results: dict[str, np.ndarray] = {}
     groups = sweep.groups()
-    if keep_backprop and len({s.width for s in groups}) > 1:
+    if keep_backprop and len({getattr(s, "width", None) for s in groups}) > 1:
         raise ConfigError("points: keep_backprop needs a single width across points")
-    chunks = {spec: plan_chunk(spec, sweep.depths, sweep.batch, len(idx) * sweep.seeds,
-                               keep_backprop, most=sweep.gain_chunk * sweep.seeds)
-              for spec, idx in groups.items()}
+    chunks = {}
+    for spec, idx in groups.items():
+        working, output, what = family.memory(spec, sweep.depths, sweep.batch, keep_backprop)
+        chunks[spec] = plan_networks(working, output, len(idx) * sweep.seeds, what,
+                                     most=sweep.gain_chunk * sweep.seeds)
     # one result dtype for all groups, so float64 points never pass through float32
     out_dtype = np.result_type(*[np.dtype(s.dtype) for s in groups])
     bar = tqdm(total=len(sweep.points), desc=desc, unit="point", disable=not progress,
                leave=False)
     for k, (spec, idx) in enumerate(groups.items()):
-        bar.set_description(f"{desc}: program {k + 1}/{len(groups)} ({_program_label(spec)}, "
+        bar.set_description(f"{desc}: program {k + 1}/{len(groups)} ({family.label(spec)}, "
                             f"{len(idx)} points × {sweep.seeds} seeds, "
                             f"{chunks[spec]} networks at a time)")
-        dtype = np.dtype(spec.dtype)
-        scales = np.asarray([sweep.points[i].kernel_scales() for i in idx], dtype)
-        sigma_b = np.asarray([sweep.points[i].sigma_b for i in idx], dtype)
-        fingerprint = (activation_fingerprint(spec.activation),
-                       initializer_fingerprint(spec.init))
-        build = compiled_program if None not in fingerprint else compiled_program.__wrapped__
+        scalars = _stacked_scalars(family, [sweep.points[i] for i in idx], np.dtype(spec.dtype))
+        fingerprint = family.fingerprint(spec)
+        build = compiled_program if fingerprint is not None else compiled_program.__wrapped__
         program = build(spec, sweep.depths, sweep.batch, float(sweep.input_std),
                         chunks[spec], keep_backprop, sweep.loss, fingerprint)
         with jax.enable_x64(spec.dtype == "float64"):
-            out = jax.device_get(program(keys, scales, sigma_b))
+            out = jax.device_get(program(keys, *scalars))
         for name, value in out.items():
             if name not in results:
                 is_status = name.endswith("_status")
@@ -275,27 +265,19 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
 
 
 def to_dataset(sweep: Sweep, arrays: dict, description: dict | None = None):
-    """The arrays of ``run_sweep_arrays`` as a Dataset: dims (point, seed) + the probe's
-    declared dims (:data:`gradstudy.probes.MEASURED`), per-point coordinates, and the sweep
-    ``description`` (default ``sweep.describe()``) as attributes."""
+    """The arrays of ``run_sweep_arrays`` as a Dataset: dims (point, seed) + the dims the
+    family declares (``measured``; for the MLP :data:`gradstudy.probes.MEASURED`), the
+    family's per-point coordinates, and the sweep ``description`` (default
+    ``sweep.describe()``) as attributes."""
     from gradstudy.results import DESCRIPTION_ATTR, describe_json, labeled_dataset
 
-    pts = sweep.points
-    described = [p.describe() for p in pts]
+    family = sweep.family
     coords = {
         "point": list(sweep.labels),
         "seed": np.arange(sweep.seeds),
         "depth": np.asarray(sweep.depths),
         "layer": np.arange(1, sweep.max_depth + 1),
-        "activation": ("point", [d["activation"] for d in described]),
-        "init": ("point", [d["init"] for d in described]),
-        "sigma_w": ("point", [float(p.sigma_w) for p in pts]),
-        "sigma_b": ("point", [float(p.sigma_b) for p in pts]),
-        "sigma_w2": ("point", [float(p.sigma_w2()) for p in pts]),
-        "width": ("point", [p.width for p in pts]),
-        "norm": ("point", [p.norm for p in pts]),
-        "residual_alpha": ("point", [np.nan if p.residual_alpha is None else p.residual_alpha
-                                     for p in pts]),
+        **{name: ("point", values) for name, values in family.coords(sweep.points).items()},
     }
     attrs = {
         DESCRIPTION_ATTR: describe_json(sweep.describe() if description is None
@@ -305,25 +287,18 @@ def to_dataset(sweep: Sweep, arrays: dict, description: dict | None = None):
         "notes": "depth-d networks are the first d layers of one max-depth stack per seed; "
                  "NaN marks layers a depth-d network does not have, or a non-finite result",
     }
-    dims = {name: ("point", "seed") + d for name, (d, _) in MEASURED.items()}
-    descriptions = {name: text for name, (_, text) in MEASURED.items()}
+    dims = {name: ("point", "seed") + d for name, (d, _) in family.measured.items()}
+    descriptions = {name: text for name, (_, text) in family.measured.items()}
     descriptions["loss"] = f"{sweep.loss} loss at initialization"
     return labeled_dataset(arrays, dims, coords, attrs, descriptions)
 
 
 def unfingerprintable(sweep: Sweep) -> str | None:
     """Why ``sweep``'s results cannot be cached (a function without a fingerprint), or None."""
-    from gradstudy.activations import get_activation
-    from gradstudy.fingerprint import why_initializer_not_fingerprintable, why_not_fingerprintable
-
     for label, point in zip(sweep.labels, sweep.points):
-        described = point.describe()
-        if described["activation_fingerprint"] is None:
-            why = why_not_fingerprintable(get_activation(point.activation))
-            return f"point {label!r}: activation {described['activation']} ({why})"
-        if described["init_fingerprint"] is None:
-            why = why_initializer_not_fingerprintable(point.init)
-            return f"point {label!r}: init {described['init']} ({why})"
+        why = sweep.family.why_unfingerprintable(point)
+        if why is not None:
+            return f"point {label!r}: {why}"
     return None
 
 
@@ -363,11 +338,3 @@ def release_programs() -> None:
         getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", lambda _: 0)(0)
     except OSError:
         pass
-
-
-def _program_label(spec: MLPSpec) -> str:
-    from gradstudy.activations import activation_name
-
-    return (f"{activation_name(spec.activation).split('#')[0]}, width {spec.width}, "
-            f"depth {spec.depth}, {spec.dtype}")
-

@@ -1,0 +1,94 @@
+"""Model families: how a kind of network plugs into sweeps, as data (no class tree).
+
+A sweep measures a grid of specs × depths × seeds.  Everything it needs to know about the
+kind of network is one :class:`ModelFamily` value, registered for the spec's type: which
+specs share a compiled program (``program_key``), which numbers enter that program traced
+(``scalars``: e.g. an MLP's per-layer kernel scales and σ_b, so that a gain grid is one
+program), how one network is sampled and measured (``measure``), the dims of what it
+returns (``measured``, declared once, stored by :mod:`gradstudy.results`), its memory, and
+the per-point coordinates of the stored Dataset.  The MLP is one family
+(:mod:`gradstudy.mlp_family`); a recurrent or convolutional family registers its own spec
+type and functions and the sweep engine, the storage and the probe core stay unchanged.
+
+The pattern is optax's ``GradientTransformation``: a NamedTuple of pure functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from gradstudy.config import short_repr
+from gradstudy.errors import ConfigError
+
+
+class ModelFamily(NamedTuple):
+    """A kind of network, for the sweep engine.
+
+    Attributes:
+        name: e.g. "mlp".
+        spec_type: the frozen dataclass of its specs (hashable; ``describe() -> dict``).
+        at_depth: ``(spec, depth) -> spec`` built ``depth`` deep (a sweep builds every
+            point ``max(depths)`` deep).
+        program_key: ``spec -> hashable spec``: specs with equal keys share one compiled
+            program; the key is the spec the program is built from.
+        scalars: ``spec -> tuple of numbers or 1-D tuples``: what enters that program
+            traced, per point (stacked over the points of one program).
+        measure: ``(key_spec, depths, batch, input_std, prng_key, scalars, keep_backprop,
+            loss) -> dict of arrays`` for one network (sampled from ``prng_key``).
+        measured: name -> (dims, description) of what ``measure`` returns for one network
+            (``<name>_status`` companions take the dims of ``<name>``).
+        memory: ``(key_spec, depths, batch, keep_backprop) -> (working, output)`` bytes of
+            one network (working memory of ``measure``, and its recorded results).
+        coords: ``points -> dict`` of per-point coordinates (name -> values).
+        fingerprint: ``key_spec -> tuple | None``: the hash of the functions the program
+            runs (a re-registered name gets a new program); None where they cannot be
+            fingerprinted (the program is then never reused).
+        why_unfingerprintable: ``spec -> str | None``: why a point's results cannot be
+            cached (its description does not pin down its functions), or None.
+        label: ``key_spec -> str`` for progress messages.
+    """
+
+    name: str
+    spec_type: type
+    at_depth: Callable[[Any, int], Any]
+    program_key: Callable[[Any], Hashable]
+    scalars: Callable[[Any], tuple]
+    measure: Callable[..., dict]
+    measured: Mapping[str, tuple[tuple[str, ...], str]]
+    memory: Callable[..., tuple[int, int]]
+    coords: Callable[[Sequence[Any]], dict]
+    fingerprint: Callable[[Any], tuple | None]
+    why_unfingerprintable: Callable[[Any], str | None]
+    label: Callable[[Any], str]
+
+
+_FAMILIES: dict[type, ModelFamily] = {}
+
+
+def register_family(family: ModelFamily) -> None:
+    """Make sweeps accept specs of ``family.spec_type``."""
+    if not isinstance(family, ModelFamily):
+        raise TypeError(f"register_family needs a ModelFamily, got {type(family).__name__}")
+    _FAMILIES[family.spec_type] = family
+
+
+def family_of(spec, field: str = "points") -> ModelFamily:
+    """The family of ``spec``; ConfigError (one line, naming ``field``) for a value that is
+    no registered spec type."""
+    _load_builtin_families()
+    family = _FAMILIES.get(type(spec))
+    if family is None:
+        allowed = ", ".join(sorted(t.__name__ for t in _FAMILIES))
+        raise ConfigError(f"{field}: must be a model spec ({allowed}), got {short_repr(spec)}")
+    return family
+
+
+def families() -> list[ModelFamily]:
+    _load_builtin_families()
+    return list(_FAMILIES.values())
+
+
+def _load_builtin_families() -> None:
+    # imported on first use: the MLP family imports the models and the probes
+    import gradstudy.mlp_family  # noqa: F401

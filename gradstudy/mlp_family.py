@@ -1,0 +1,118 @@
+"""The fully connected family: ``MLPSpec`` networks in sweeps (:mod:`gradstudy.family`).
+
+Points that differ only in their gains (σ_w, σ_b), or only in the scale of a Gaussian or
+uniform init family (Gaussian, Xavier, He, LeCun, standard uniform), share a program: their
+``static_key()`` is equal and the per-layer kernel scales and σ_b enter traced.  One network
+is measured by the nested-depth fast path :func:`gradstudy.probes.gradient_norms` (all
+depths from one forward pass), whose per-network dims are :data:`gradstudy.probes.MEASURED`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradstudy.config import MLPSpec
+from gradstudy.family import ModelFamily, register_family
+from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
+from gradstudy.memory import network_bytes, network_output_bytes
+from gradstudy.models import apply_gains, init_params
+from gradstudy.probes import MEASURED, gradient_norms
+
+
+def sample_network(spec: MLPSpec, key: jax.Array, batch: int, input_std: float = 1.0,
+                   kernel_scales=None, sigma_b=None):
+    """Weights, inputs x ~ N(0, input_std²) and targets ~ N(0, 1) drawn from one ``key``.
+
+    Weights are drawn from ``spec.static_key()`` and scaled by ``kernel_scales`` (default
+    ``spec.kernel_scales()``) and σ_b (default the spec's); a sweep passes them, traced.
+    """
+    k_init, k_x, k_t = jax.random.split(key, 3)
+    dtype = jnp.dtype(spec.dtype)
+    kernel_scales = spec.kernel_scales() if kernel_scales is None else kernel_scales
+    sigma_b = spec.sigma_b if sigma_b is None else sigma_b
+    params = apply_gains(init_params(spec.static_key(), k_init), kernel_scales, sigma_b)
+    x = input_std * jax.random.normal(k_x, (batch, spec.input_dim), dtype)
+    targets = jax.random.normal(k_t, (batch, spec.out_dim), dtype)
+    return params, x, targets
+
+
+def init_and_probe(spec: MLPSpec, depths: tuple[int, ...], batch: int, input_std: float,
+                   key: jax.Array, kernel_scales=None, sigma_b=None,
+                   keep_backprop: bool = False, loss: str = "mse") -> dict:
+    """One network: sample weights and data from ``key``, then ``gradient_norms``."""
+    params, x, targets = sample_network(spec, key, batch, input_std, kernel_scales, sigma_b)
+    return gradient_norms(spec, params, x, targets, depths, keep_backprop=keep_backprop,
+                          loss=loss)
+
+
+def _measure(spec, depths, batch, input_std, key, scalars, keep_backprop, loss):
+    kernel_scales, sigma_b = scalars
+    return init_and_probe(spec, depths, batch, input_std, key, kernel_scales, sigma_b,
+                          keep_backprop, loss)
+
+
+def _memory(spec, depths, batch, keep_backprop):
+    what = (f"width {spec.width}, depth {max(depths)}, batch {batch}, {spec.dtype}"
+            + (", raw back-propagated signals kept" if keep_backprop else ""))
+    return (network_bytes(spec, depths, batch, keep_backprop),
+            network_output_bytes(spec, depths, batch, keep_backprop), what)
+
+
+def _coords(points) -> dict:
+    described = [p.describe() for p in points]
+    return {
+        "activation": [d["activation"] for d in described],
+        "init": [d["init"] for d in described],
+        "sigma_w": [float(p.sigma_w) for p in points],
+        "sigma_b": [float(p.sigma_b) for p in points],
+        "sigma_w2": [float(p.sigma_w2()) for p in points],
+        "width": [p.width for p in points],
+        "norm": [p.norm for p in points],
+        "residual_alpha": [np.nan if p.residual_alpha is None else p.residual_alpha
+                           for p in points],
+    }
+
+
+def _fingerprint(spec):
+    prints = (activation_fingerprint(spec.activation), initializer_fingerprint(spec.init))
+    return None if None in prints else prints
+
+
+def _why_unfingerprintable(spec) -> str | None:
+    from gradstudy.activations import get_activation
+    from gradstudy.fingerprint import why_initializer_not_fingerprintable, why_not_fingerprintable
+
+    described = spec.describe()
+    if described["activation_fingerprint"] is None:
+        why = why_not_fingerprintable(get_activation(spec.activation))
+        return f"activation {described['activation']} ({why})"
+    if described["init_fingerprint"] is None:
+        why = why_initializer_not_fingerprintable(spec.init)
+        return f"init {described['init']} ({why})"
+    return None
+
+
+def _label(spec) -> str:
+    from gradstudy.activations import activation_name
+
+    return (f"{activation_name(spec.activation).split('#')[0]}, width {spec.width}, "
+            f"depth {spec.depth}, {spec.dtype}")
+
+
+MLP_FAMILY = ModelFamily(
+    name="mlp",
+    spec_type=MLPSpec,
+    at_depth=lambda spec, depth: spec.replace(depth=depth),
+    program_key=MLPSpec.static_key,
+    scalars=lambda spec: (spec.kernel_scales(), spec.sigma_b),
+    measure=_measure,
+    measured=MEASURED,
+    memory=_memory,
+    coords=_coords,
+    fingerprint=_fingerprint,
+    why_unfingerprintable=_why_unfingerprintable,
+    label=_label,
+)
+register_family(MLP_FAMILY)
