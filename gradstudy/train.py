@@ -1,0 +1,518 @@
+"""Training many networks at once with Optax: points × learning rates × seeds in one program.
+
+``train(Training(...), data)`` trains every run of a grid — MLP specs (their gains enter
+traced, as in sweeps, where the shapes agree), learning rates (traced) and seeds (init keys
+and minibatch order) — as one ``vmap`` axis inside a jitted ``lax.scan`` over steps.  The
+steps run in chunks of ``eval_every``: after each chunk the test set is evaluated, the
+progress bar moves and the whole state (parameters, optimizer and monitor state, records)
+is checkpointed atomically, so a killed run resumes from its last chunk with bit-identical
+results.
+
+Recorded per run: the minibatch loss and accuracy every step; the global gradient norm
+**before** clipping and whether clipping fired; per-layer gradient norms and relative
+updates ‖ΔW_l‖/‖W_l‖ every ``record_every`` steps (:func:`gradstudy.monitor.monitor`
+wrapping the optimizer); test (and full training-set) loss and accuracy at every chunk
+boundary; the first step whose loss is not finite (``diverged_at``, −1 if none).  A diverged
+run's records after its divergence are NaN; the other runs of its batch are computed
+independently and are not affected.
+
+References:
+    Glorot & Bengio (2010); He et al. (2015); Schoenholz et al. (2017): the studies that
+    train with this engine cite their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gradstudy.config import MLPSpec, check_choice, check_int, check_real, check_sequence
+from gradstudy.data import Dataset
+from gradstudy.errors import ConfigError
+from gradstudy.models import MLP, apply_gains, init_params
+from gradstudy.monitor import find_state, monitor
+from gradstudy.optim import OptimizerSpec, build, clip_fired
+
+TRAIN_VERSION = 1  # bumped whenever what training records changes
+LOSSES = ("cross_entropy", "mse")
+
+
+def _is_stacked(path: str, leaf=None) -> bool:
+    return path.startswith("hidden/")
+
+
+def _is_output(path: str) -> bool:
+    return path.startswith("readout/")
+
+
+@dataclass(frozen=True)
+class Training:
+    """A grid of training runs.
+
+    Attributes:
+        points: MLP specs (``in_dim``/``out_dim`` must match the data); points whose
+            ``static_key()`` agrees share one program (their gains are traced).
+        optimizer: what they are trained with.
+        steps: optimizer steps per run.
+        learning_rates: one run per rate (default the optimizer's own).
+        seeds: initialisations (and minibatch orders) per point and rate.
+        batch_size: minibatch size (examples drawn uniformly with replacement per step).
+        loss: "cross_entropy" (integer labels) or "mse" (½‖y − t‖², batch mean).
+        record_every: per-layer gradient norms and ‖ΔW_l‖/‖W_l‖ every this many steps.
+        eval_every: test-set evaluation and checkpoint every this many steps.
+        base_seed: PRNG seed the runs' keys are folded from.
+        labels: a name per point (default "p0", "p1", ...).
+    """
+
+    points: tuple[MLPSpec, ...]
+    optimizer: OptimizerSpec
+    steps: int = 1000
+    learning_rates: tuple[float, ...] | None = None
+    seeds: int = 8
+    batch_size: int = 128
+    loss: str = "cross_entropy"
+    record_every: int = 10
+    eval_every: int = 100
+    base_seed: int = 0
+    labels: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        points = check_sequence("points", self.points, max_len=10**4)
+        for i, p in enumerate(points):
+            if not isinstance(p, MLPSpec):
+                raise ConfigError(f"points: item {i} must be an MLPSpec, got {type(p).__name__}")
+        if len({p.depth for p in points}) > 1:
+            raise ConfigError("points: must share one depth (the records' layer axis)")
+        object.__setattr__(self, "points", points)
+        if not isinstance(self.optimizer, OptimizerSpec):
+            raise ConfigError(f"optimizer: must be an OptimizerSpec, got "
+                              f"{type(self.optimizer).__name__}")
+        rates = (self.optimizer.learning_rate,) if self.learning_rates is None else \
+            check_sequence("learning_rates", self.learning_rates, max_len=10**4)
+        object.__setattr__(self, "learning_rates",
+                           tuple(check_real("learning_rates", r, 0.0, 1e6) for r in rates))
+        object.__setattr__(self, "steps", check_int("steps", self.steps, 1, 10**8))
+        object.__setattr__(self, "seeds", check_int("seeds", self.seeds, 1, 10**5))
+        object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size, 1,
+                                                         10**6))
+        check_choice("loss", self.loss, LOSSES)
+        object.__setattr__(self, "record_every", check_int("record_every", self.record_every,
+                                                           1, 10**8))
+        object.__setattr__(self, "eval_every", check_int("eval_every", self.eval_every, 1,
+                                                         10**8))
+        object.__setattr__(self, "base_seed", check_int("base_seed", self.base_seed, 0,
+                                                        2**32 - 1))
+        labels = tuple(f"p{i}" for i in range(len(points))) if self.labels is None \
+            else tuple(str(x) for x in check_sequence("labels", self.labels))
+        if len(labels) != len(points) or len(set(labels)) != len(labels):
+            raise ConfigError(f"labels: need {len(points)} distinct labels, got {labels!r}"
+                              [:200])
+        object.__setattr__(self, "labels", labels)
+
+    @property
+    def runs_per_point(self) -> int:
+        return len(self.learning_rates) * self.seeds
+
+    def describe(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in ("points", "optimizer", "eval_every")}
+        d["points"] = [p.describe() for p in self.points]
+        d["optimizer"] = self.optimizer.describe()
+        d["eval_every"] = self.eval_every  # evaluation steps are part of the result
+        d["train_version"] = TRAIN_VERSION
+        return d
+
+
+# ------------------------------------------------------------------------------ one run
+def _loss_fn(spec: MLPSpec, loss: str):
+    model = MLP(spec)
+
+    def fn(params, x, y):
+        out = model.apply({"params": params}, x)[0]
+        if loss == "cross_entropy":
+            value = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+            accuracy = jnp.mean(jnp.argmax(out, -1) == y)
+        else:
+            value = 0.5 * jnp.mean(jnp.sum((out - y) ** 2, axis=-1))
+            accuracy = jnp.asarray(jnp.nan, value.dtype)
+        return value, accuracy
+
+    return fn
+
+
+def _capacity(training: Training) -> int:
+    return -(-training.steps // training.record_every)
+
+
+def _transform(training: Training, learning_rate):
+    inner = build(training.optimizer, learning_rate, output_layer=_is_output,
+                  stacked=_is_stacked)
+    return monitor(training.record_every, _capacity(training), stacked=_is_stacked,
+                   inner=inner)
+
+
+def _init_run(spec, training, key, kernel_scales, sigma_b, learning_rate):
+    k_init, k_data = jax.random.split(key)
+    params = apply_gains(init_params(spec, k_init), kernel_scales, sigma_b)
+    opt_state = _transform(training, learning_rate).init(params)
+    return {"params": params, "opt_state": opt_state, "data_key": k_data,
+            "diverged_at": jnp.asarray(-1, jnp.int32)}
+
+
+def _chunk_program(spec: MLPSpec, training: Training, chunk: int):
+    """``(state, lr, start, x, y) -> (state, records (chunk,))`` for one run; vmapped."""
+    loss_fn = _loss_fn(spec, training.loss)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    opt = training.optimizer
+
+    def run(state, learning_rate, start, x, y):
+        tx = _transform(training, learning_rate)
+
+        def step(state, t):
+            idx = jax.random.randint(jax.random.fold_in(state["data_key"], t),
+                                     (training.batch_size,), 0, x.shape[0])
+            params = state["params"]
+            (value, accuracy), grads = grad_fn(params, x[idx], y[idx])
+            grad_norm = optax.tree.norm(grads)
+            fired = clip_fired(opt, grads, params, _is_output, _is_stacked)
+            updates, opt_state = tx.update(grads, state["opt_state"], params)
+            active = t < training.steps  # the padded tail of the last chunk does nothing
+            diverged = state["diverged_at"] >= 0
+            now = active & ~diverged & ~jnp.isfinite(value)
+            new = {"params": optax.apply_updates(params, updates), "opt_state": opt_state,
+                   "data_key": state["data_key"],
+                   "diverged_at": jnp.where(now, t, state["diverged_at"]).astype(jnp.int32)}
+            state = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
+            keep = active & ~diverged
+            nan = jnp.asarray(jnp.nan, value.dtype)
+            record = {"loss": jnp.where(keep, value, nan),
+                      "accuracy": jnp.where(keep, accuracy, nan),
+                      "grad_norm": jnp.where(keep, grad_norm, nan),
+                      "clip_fired": jnp.where(keep, fired, False)}
+            return state, record
+
+        return jax.lax.scan(step, state, start + jnp.arange(chunk))
+
+    return run
+
+
+EVAL_TRAIN_EXAMPLES = 1000  # training-set metrics on the first this many examples
+EVAL_MEMORY_BYTES = 2**28  # runs evaluated together: their activations within this
+
+
+def _evaluate_program(spec: MLPSpec, training: Training, runs: int, examples: int):
+    """``(states, x, y, x_test, y_test) -> metrics (runs,)``: ``lax.map`` over the runs in
+    batches whose forward activations fit ``EVAL_MEMORY_BYTES``."""
+    loss_fn = _loss_fn(spec, training.loss)
+    per_run = 4 * examples * max(spec.width, spec.input_dim) * (spec.depth + 2)
+    batch = int(max(1, min(runs, EVAL_MEMORY_BYTES // per_run)))
+
+    def evaluate_all(states, x, y, x_test, y_test):
+        return jax.lax.map(lambda st: evaluate(st, x, y, x_test, y_test), states,
+                           batch_size=batch)
+
+    def evaluate(state, x, y, x_test, y_test):
+        diverged = state["diverged_at"] >= 0
+        out = {}
+        for name, (xs, ys) in (("train", (x, y)), ("test", (x_test, y_test))):
+            value, accuracy = loss_fn(state["params"], xs, ys)
+            nan = jnp.asarray(jnp.nan, value.dtype)
+            out[f"{name}_loss"] = jnp.where(diverged, nan, value)
+            out[f"{name}_accuracy"] = jnp.where(diverged, nan, accuracy)
+        return out
+
+    return evaluate_all
+
+
+# ------------------------------------------------------------------------------ the grid
+def train(training: Training, data: Dataset, cache_dir: Path | str | None = None,
+          name: str = "train", progress: bool = True, progress_label: str = "train"):
+    """Train every run of ``training`` on ``data``; a labeled xarray Dataset.
+
+    With ``cache_dir``, the finished result is stored there (:func:`gradstudy.results.cached`,
+    keyed by the training description and a hash of the data) and a checkpoint after every
+    chunk lets a killed run resume where it stopped.
+
+    Returns:
+        Dataset with dims ``point``, ``learning_rate``, ``seed`` and ``step`` (``loss``,
+        ``accuracy``, ``grad_norm`` before clipping, ``clip_fired``), ``eval_step``
+        (``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy`` on the whole
+        sets, after that many steps), ``record`` × ``layer`` (``layer_grad_norm``,
+        ``layer_update_ratio`` of the kernels, layer 1 = input layer, depth + 1 = readout)
+        and ``diverged_at`` (first step with a non-finite loss, −1 if none).
+    """
+    from gradstudy.results import cached
+
+    _check_data(training, data)
+    description = dict(training.describe(), data=data_fingerprint(data))
+
+    def compute():
+        return _compute(training, data, description, cache_dir, name, progress,
+                        progress_label)
+
+    cache = None if cache_dir is None else Path(cache_dir)
+    return cached(name, description, compute, cache, _not_cacheable(training))
+
+
+def _not_cacheable(training: Training) -> str | None:
+    from gradstudy.mlp_family import MLP_FAMILY
+
+    for label, point in zip(training.labels, training.points):
+        why = MLP_FAMILY.why_unfingerprintable(point)
+        if why is not None:
+            return f"point {label!r}: {why}"
+    return None
+
+
+def _check_data(training: Training, data: Dataset) -> None:
+    if not isinstance(data, Dataset):
+        raise ConfigError(f"data: must be a gradstudy.data.Dataset, got {type(data).__name__}")
+    for i, p in enumerate(training.points):
+        if p.input_dim != data.features or p.out_dim != data.outputs:
+            raise ConfigError(f"points: item {i} has in_dim {p.input_dim}, out_dim "
+                              f"{p.out_dim}; the data need {data.features} and {data.outputs}")
+    if training.loss == "cross_entropy" and not data.classes:
+        raise ConfigError("loss: cross_entropy needs class labels; this data is a "
+                          "regression task: use loss='mse'")
+    if training.loss == "mse" and data.classes:
+        raise ConfigError("loss: mse needs regression targets; this data has class labels: "
+                          "use loss='cross_entropy'")
+
+
+def data_fingerprint(data: Dataset) -> str:
+    digest = hashlib.sha256()
+    for a in (data.x, data.y, data.x_test, data.y_test):
+        a = np.ascontiguousarray(a)
+        digest.update(json.dumps([a.dtype.str, a.shape]).encode())
+        digest.update(a.tobytes())
+    digest.update(str(data.classes).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def run_keys(training: Training) -> jax.Array:
+    """Keys of the runs of one point, (learning rate, seed) flattened rate-major; seed s
+    has the same key at every rate and point (common random numbers)."""
+    seeds = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(training.base_seed),
+                                                  s))(jnp.arange(training.seeds))
+    return jnp.tile(seeds, (len(training.learning_rates), 1))
+
+
+def _compute(training, data, description, cache_dir, name, progress, progress_label):
+    from tqdm.auto import tqdm
+
+    from gradstudy.results import DESCRIPTION_ATTR, describe_json
+
+    n_rates, n_seeds = len(training.learning_rates), training.seeds
+    per_point = n_rates * n_seeds
+    chunk = min(training.eval_every, training.steps)
+    n_chunks = -(-training.steps // chunk)
+    groups: dict[MLPSpec, list[int]] = {}
+    for i, p in enumerate(training.points):
+        groups.setdefault(p.static_key(), []).append(i)
+    x_dev = [jnp.asarray(a) for a in (data.x, data.y, data.x_test, data.y_test)]
+    eval_data = [x_dev[0][:EVAL_TRAIN_EXAMPLES], x_dev[1][:EVAL_TRAIN_EXAMPLES],
+                 x_dev[2], x_dev[3]]
+    bar = tqdm(total=len(groups) * n_chunks, desc=progress_label, unit="chunk",
+               disable=not progress, leave=False)
+    results = {}
+    for spec, idx in groups.items():
+        scales = np.repeat(np.asarray([training.points[i].kernel_scales() for i in idx],
+                                      np.float32), per_point, axis=0)
+        sigma_b = np.repeat(np.asarray([training.points[i].sigma_b for i in idx],
+                                       np.float32), per_point)
+        rates = np.tile(np.repeat(np.asarray(training.learning_rates, np.float32), n_seeds),
+                        len(idx))
+        keys = jnp.tile(run_keys(training), (len(idx), 1))
+        init = jax.jit(jax.vmap(lambda k, ks, sb, lr: _init_run(spec, training, k, ks, sb,
+                                                                lr)))
+        run = jax.jit(jax.vmap(_chunk_program(spec, training, chunk),
+                               in_axes=(0, 0, None, None, None)))
+        runs = len(idx) * per_point
+        evaluate = jax.jit(_evaluate_program(spec, training, runs,
+                                             max(len(eval_data[0]), len(eval_data[2]))))
+        ckpt = None if cache_dir is None else _checkpoint_path(cache_dir, name, description,
+                                                               idx)
+        state = init(keys, scales, sigma_b, rates)
+        records, evals, done = [], [evaluate(state, *eval_data)], 0
+        if ckpt is not None and ckpt.exists():
+            loaded = _load_checkpoint(ckpt, state)
+            if loaded is not None:
+                state, records, evals, done = loaded
+                bar.update(done)
+        for c in range(done, n_chunks):
+            state, rec = run(state, jnp.asarray(rates), jnp.asarray(c * chunk, jnp.int32),
+                             x_dev[0], x_dev[1])
+            records.append(jax.device_get(rec))
+            evals.append(evaluate(state, *eval_data))
+            if ckpt is not None:
+                _save_checkpoint(ckpt, state, records, evals, c + 1)
+            bar.update(1)
+        results[tuple(idx)] = _assemble_group(training, state, records, evals)
+        if ckpt is not None:
+            ckpt.unlink(missing_ok=True)
+    bar.close()
+    arrays = _merge_groups(training, results)
+    ds = _to_dataset(training, arrays, n_chunks, chunk)
+    ds.attrs[DESCRIPTION_ATTR] = describe_json(description)
+    return ds
+
+
+def _assemble_group(training, state, records, evals) -> dict:
+    rec = {k: np.concatenate([np.asarray(r[k]) for r in records], axis=1)[:, :training.steps]
+           for k in records[0]}
+    ev = {k: np.stack([np.asarray(e[k]) for e in jax.device_get(evals)], axis=1)
+          for k in evals[0]}
+    mon = jax.device_get(find_state(state["opt_state"]))
+    names = [n for n, _ in _kernel_leaves(state["params"])]
+    leaves = dict(zip(_leaf_names(state["params"]), range(len(mon.grad_norm))))
+    per_layer = {}
+    for field in ("grad_norm", "update_ratio"):
+        cols = []
+        for leaf in names:
+            buf = np.asarray(getattr(mon, field)[leaves[leaf]])  # (runs, capacity[, layers])
+            cols.append(buf if buf.ndim == 3 else buf[..., None])
+        per_layer[f"layer_{field}"] = np.concatenate(cols, axis=2)
+    steps = np.asarray(mon.step)[0]
+    out = {**rec, **ev, **per_layer, "diverged_at": np.asarray(state["diverged_at"]),
+           "record_step": steps}
+    return out
+
+
+def _leaf_names(params) -> list[str]:
+    from gradstudy.monitor import leaf_names
+
+    return leaf_names(params)
+
+
+def _kernel_leaves(params) -> list[tuple[str, Any]]:
+    """The kernels in layer order: input layer, hidden stack, readout."""
+    names = _leaf_names(params)
+    leaves = jax.tree.leaves(params)
+    order = ("input_layer/dense/kernel", "hidden/dense/kernel", "readout/dense/kernel")
+    return [(n, leaves[names.index(n)]) for n in order if n in names]
+
+
+def _merge_groups(training, results) -> dict:
+    n_points, n_rates, n_seeds = len(training.points), len(training.learning_rates), \
+        training.seeds
+    merged = {}
+    record_step = None
+    for idx, arrays in results.items():
+        record_step = arrays.pop("record_step")
+        for k, v in arrays.items():
+            v = v.reshape((len(idx), n_rates, n_seeds) + v.shape[1:])
+            if k not in merged:
+                merged[k] = np.empty((n_points,) + v.shape[1:], v.dtype)
+            merged[k][list(idx)] = v
+    merged["record_step"] = record_step
+    return merged
+
+
+_TRAIN_DIMS = {
+    "loss": (("step",), "minibatch loss"),
+    "accuracy": (("step",), "minibatch accuracy (NaN for regression)"),
+    "grad_norm": (("step",), "global gradient norm before clipping"),
+    "clip_fired": (("step",), "clipping changed the gradient at this step"),
+    "train_loss": (("eval_step",), f"loss on the first {EVAL_TRAIN_EXAMPLES} training "
+                                   "examples"),
+    "train_accuracy": (("eval_step",), f"accuracy on the first {EVAL_TRAIN_EXAMPLES} "
+                                       "training examples"),
+    "test_loss": (("eval_step",), "loss on the test set"),
+    "test_accuracy": (("eval_step",), "accuracy on the test set"),
+    "layer_grad_norm": (("record", "layer"), "Frobenius norm of dL/dW_l before clipping"),
+    "layer_update_ratio": (("record", "layer"), "||ΔW_l|| / ||W_l|| of the step taken"),
+    "diverged_at": ((), "first step with a non-finite loss (-1: none)"),
+}
+
+
+def _to_dataset(training, arrays, n_chunks, chunk):
+    from gradstudy.results import labeled_dataset
+
+    record_step = arrays.pop("record_step")
+    dims = {k: ("point", "learning_rate", "seed") + d for k, (d, _) in _TRAIN_DIMS.items()}
+    descriptions = {k: text for k, (_, text) in _TRAIN_DIMS.items()}
+    eval_steps = np.minimum(np.arange(n_chunks + 1) * chunk, training.steps)
+    coords = {
+        "point": list(training.labels),
+        "learning_rate": np.asarray(training.learning_rates),
+        "seed": np.arange(training.seeds),
+        "step": np.arange(training.steps),
+        "eval_step": eval_steps,
+        "record": np.arange(arrays["layer_grad_norm"].shape[3]),
+        "record_step": ("record", np.asarray(record_step, np.int64)),
+        "layer": np.arange(1, arrays["layer_grad_norm"].shape[4] + 1),
+        "activation": ("point", [p.describe()["activation"] for p in training.points]),
+        "init": ("point", [p.describe()["init"] for p in training.points]),
+        "sigma_w": ("point", [float(p.sigma_w) for p in training.points]),
+        "norm": ("point", [p.norm for p in training.points]),
+        "depth": ("point", [p.depth for p in training.points]),
+    }
+    attrs = {"optimizer": json.dumps(training.optimizer.describe(), sort_keys=True),
+             "notes": "records after a run's divergence are NaN; eval_step e holds the "
+                      "metrics after e optimizer steps"}
+    return labeled_dataset(arrays, dims, coords, attrs, descriptions)
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _checkpoint_path(cache_dir, name, description, idx) -> Path:
+    from gradstudy.results import cache_key
+
+    return Path(cache_dir) / f"{name}-{cache_key(description)}-g{idx[0]}.ckpt.npz"
+
+
+def _save_checkpoint(path: Path, state, records, evals, done: int) -> None:
+    """State, records so far and the chunk count, written atomically (temp + rename)."""
+    leaves = jax.tree.leaves(jax.device_get(state))
+    payload = {f"state_{i}": np.asarray(a) for i, a in enumerate(leaves)}
+    for c, rec in enumerate(records):
+        payload.update({f"rec_{c}_{k}": np.asarray(v) for k, v in rec.items()})
+    for c, ev in enumerate(jax.device_get(evals)):
+        payload.update({f"eval_{c}_{k}": np.asarray(v) for k, v in ev.items()})
+    payload["done"] = np.asarray(done)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **payload)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _load_checkpoint(path: Path, template):
+    """(state, records, evals, done) from ``path``, or None (one line) if unusable."""
+    from gradstudy.results import notice
+
+    try:
+        with np.load(path) as z:
+            files = dict(z)
+        treedef = jax.tree.structure(template)
+        leaves = jax.tree.leaves(template)
+        state_leaves = [files[f"state_{i}"] for i in range(len(leaves))]
+        for got, want in zip(state_leaves, leaves):
+            if got.shape != want.shape or got.dtype != want.dtype:
+                raise ValueError("shapes differ")
+        done = int(files["done"])
+        rec_keys = sorted({k.split("_", 2)[2] for k in files if k.startswith("rec_")})
+        ev_keys = sorted({k.split("_", 2)[2] for k in files if k.startswith("eval_")})
+        records = [{k: files[f"rec_{c}_{k}"] for k in rec_keys} for c in range(done)]
+        evals = [{k: files[f"eval_{c}_{k}"] for k in ev_keys} for c in range(done + 1)]
+    except Exception as e:  # noqa: BLE001 -- a damaged checkpoint: start again
+        notice(f"checkpoint {path} is unusable ({type(e).__name__}); starting afresh")
+        return None
+    notice(f"resuming from {path} after {done} chunks")
+    state = jax.tree.unflatten(treedef, [jnp.asarray(a) for a in state_leaves])
+    return state, records, evals, done

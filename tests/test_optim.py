@@ -1,0 +1,158 @@
+"""Optimizer specs and clipping against their formulas (numpy, written out here)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gradstudy.errors import ConfigError
+from gradstudy.optim import OptimizerSpec, build, clip_fired, clipping
+
+
+def _tree(seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    tree = {"input_layer": {"dense": {"kernel": scale * rng.normal(size=(3, 4)),
+                                      "bias": scale * rng.normal(size=(4,))}},
+            "hidden": {"dense": {"kernel": scale * rng.normal(size=(2, 4, 4)),
+                                 "bias": scale * rng.normal(size=(2, 4))}},
+            "readout": {"dense": {"kernel": scale * rng.normal(size=(4, 2)),
+                                  "bias": scale * rng.normal(size=(2,))}}}
+    return jax.tree.map(lambda a: a.astype(np.float32), tree)
+
+
+def _is_out(path):
+    return path.startswith("readout/")
+
+
+def _is_stacked(path):
+    return path.startswith("hidden/")
+
+
+def _apply(spec, grads, params):
+    tx = clipping(spec, _is_out, _is_stacked)
+    out, _ = tx.update(jax.tree.map(jnp.asarray, grads), tx.init(params),
+                       jax.tree.map(jnp.asarray, params))
+    return jax.tree.map(np.asarray, out)
+
+
+def test_clip_by_value_formula():
+    grads, params = _tree(1, 3.0), _tree(2)
+    out = _apply(OptimizerSpec(clip="value", clip_threshold=1.5), grads, params)
+    jax.tree.map(lambda o, g: np.testing.assert_allclose(o, np.clip(g, -1.5, 1.5)), out, grads)
+
+
+def test_clip_by_global_norm_formula():
+    grads, params = _tree(1, 3.0), _tree(2)
+    norm = np.sqrt(sum(np.sum(g**2) for g in jax.tree.leaves(grads)))
+    out = _apply(OptimizerSpec(clip="global_norm", clip_threshold=2.0), grads, params)
+    jax.tree.map(lambda o, g: np.testing.assert_allclose(o, g * 2.0 / norm, rtol=1e-6), out,
+                 grads)
+    assert bool(clip_fired(OptimizerSpec(clip="global_norm", clip_threshold=2.0), grads,
+                           params))
+    assert not bool(clip_fired(OptimizerSpec(clip="global_norm", clip_threshold=1.1 * norm),
+                               grads, params))
+
+
+def _agc_reference(g, w, lam, eps=1e-3):
+    """Brock et al.'s unit-wise rule: units are output units (norm over the input axis) of
+    a matrix, the whole vector of a bias."""
+    if g.ndim == 1:
+        gn, wn = np.linalg.norm(g), np.linalg.norm(w)
+        return g if gn <= lam * max(wn, eps) else g * lam * max(wn, eps) / gn
+    gn = np.linalg.norm(g, axis=0, keepdims=True)
+    wn = np.maximum(np.linalg.norm(w, axis=0, keepdims=True), eps)
+    return np.where(gn <= lam * wn, g, g * lam * wn / gn)
+
+
+def test_adaptive_clipping_is_unitwise_per_layer_and_spares_the_output_layer():
+    grads, params = _tree(1, 3.0), _tree(2)
+    lam = 0.5
+    out = _apply(OptimizerSpec(clip="adaptive", clip_threshold=lam), grads, params)
+    for layer in ("input_layer",):
+        for leaf in ("kernel", "bias"):
+            np.testing.assert_allclose(out[layer]["dense"][leaf],
+                                       _agc_reference(grads[layer]["dense"][leaf],
+                                                      params[layer]["dense"][leaf], lam),
+                                       rtol=1e-6)
+    for leaf in ("kernel", "bias"):  # stacked: each layer its own units
+        for layer in range(2):
+            np.testing.assert_allclose(out["hidden"]["dense"][leaf][layer],
+                                       _agc_reference(grads["hidden"]["dense"][leaf][layer],
+                                                      params["hidden"]["dense"][leaf][layer],
+                                                      lam), rtol=1e-6)
+    # the output layer is not clipped (Brock et al. 2021)
+    jax.tree.map(np.testing.assert_array_equal, out["readout"], grads["readout"])
+    # and something was clipped elsewhere
+    assert not np.allclose(out["input_layer"]["dense"]["kernel"],
+                           grads["input_layer"]["dense"]["kernel"])
+    spec = OptimizerSpec(clip="adaptive", clip_threshold=lam)
+    assert bool(clip_fired(spec, grads, params, _is_out, _is_stacked))
+    small = jax.tree.map(lambda g: 1e-6 * g, grads)
+    assert not bool(clip_fired(spec, small, params, _is_out, _is_stacked))
+
+
+def test_first_steps_are_the_textbook_formulas():
+    g = np.array([0.3, -2.0, 1e-3, 0.0])
+    params = jnp.zeros(4)
+
+    def first_update(spec):
+        tx = build(spec)
+        return np.asarray(tx.update(jnp.asarray(g), tx.init(params), params)[0])
+
+    lr = 0.1
+    np.testing.assert_allclose(first_update(OptimizerSpec("sgd", lr)), -lr * g, rtol=1e-6)
+    np.testing.assert_allclose(first_update(OptimizerSpec("momentum", lr)), -lr * g,
+                               rtol=1e-6)
+    # Adam: bias-corrected m̂ = g, v̂ = g²: the step is lr·g/(|g| + ε)
+    eps = 1e-8
+    np.testing.assert_allclose(first_update(OptimizerSpec("adam", lr, eps=eps)),
+                               -lr * g / (np.abs(g) + eps), rtol=1e-5)
+    # RMSProp: ν = (1 − ρ)g², step lr·g/√(ν + ε)
+    rho = 0.9
+    np.testing.assert_allclose(first_update(OptimizerSpec("rmsprop", lr, decay=rho, eps=eps)),
+                               -lr * g / np.sqrt((1 - rho) * g**2 + eps), rtol=1e-5)
+    # Nesterov: the first step looks ahead: lr·(1 + β)·g
+    np.testing.assert_allclose(first_update(OptimizerSpec("nesterov", lr, momentum=0.9)),
+                               -lr * 1.9 * g, rtol=1e-6)
+
+
+def test_warmup_cosine_schedule():
+    spec = OptimizerSpec("sgd", 1.0, schedule="warmup_cosine", warmup_steps=10,
+                         decay_steps=110)
+    tx = build(spec)
+    params = jnp.zeros(1)
+    state = tx.init(params)
+    steps = []
+    for _ in range(111):
+        u, state = tx.update(jnp.ones(1), state, params)
+        steps.append(-float(u[0]))
+    assert steps[0] == 0.0 and steps[5] == pytest.approx(0.5) and steps[10] == pytest.approx(1)
+    assert steps[60] == pytest.approx(0.5, abs=1e-6)  # half-way through the cosine
+    assert steps[110] == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"name": "adamw"}, r"^name: unknown value 'adamw'; allowed: sgd, momentum, nesterov, "
+                        r"rmsprop, adam$"),
+    ({"clip": "norm"}, r"^clip: unknown value 'norm'; allowed: none, value, global_norm, "
+                       r"adaptive$"),
+    ({"learning_rate": -1.0}, r"^learning_rate: must be a finite number"),
+    ({"learning_rate": float("nan")}, r"^learning_rate: must be a finite number"),
+    ({"momentum": 1.0}, r"^momentum: must be a number in \[0, 1\), got 1.0$"),
+    ({"clip": "value", "clip_threshold": 0.0}, r"^clip_threshold: must be a number > 0"),
+    ({"schedule": "warmup_cosine", "warmup_steps": 100, "decay_steps": 50},
+     r"^warmup_steps: must be fewer than decay_steps \(50\), got 100$"),
+    ({"schedule": "cosine"}, r"^schedule: unknown value 'cosine'"),
+])
+def test_bad_optimizer_specs_are_one_line(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        OptimizerSpec(**kwargs)
+
+
+def test_optax_clip_by_global_norm_is_what_we_call():
+    # guard: the spec maps to optax's own transforms (no re-implementation drift)
+    grads = {"a": jnp.asarray([3.0, 4.0])}
+    got, _ = clipping(OptimizerSpec(clip="global_norm", clip_threshold=1.0)).update(
+        grads, optax.EmptyState())
+    np.testing.assert_allclose(got["a"], [0.6, 0.8], rtol=1e-6)

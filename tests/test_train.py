@@ -1,0 +1,189 @@
+"""The training engine against a per-run loop written the way users write it (a jitted step
+called from Python, plain optax), divergence isolation, bit-identical resume after a kill,
+learning on MNIST-1D, and one-line errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradstudy.train as train_mod
+from gradstudy import MLPSpec, sample_params
+from gradstudy.data import Dataset, mnist1d, teacher_student
+from gradstudy.errors import ConfigError
+from gradstudy.models import MLP
+from gradstudy.optim import OptimizerSpec
+from gradstudy.train import Training, run_keys, train
+
+DATA = teacher_student(features=6, outputs=2, train=64, test=32, seed=3)
+SPEC = MLPSpec(width=8, depth=3, in_dim=6, out_dim=2, activation="tanh", init="glorot_normal")
+
+
+def _training(**kw):
+    base = dict(points=(SPEC, SPEC.replace(sigma_w=1.5)),
+                optimizer=OptimizerSpec("adam", 1e-2, clip="global_norm", clip_threshold=0.5),
+                steps=12, learning_rates=(1e-2, 3e-2), seeds=2, batch_size=8, loss="mse",
+                record_every=4, eval_every=5)
+    base.update(kw)
+    return Training(**base)
+
+
+def _loop_reference(training, point, rate_index, seed):
+    """One run as a user would write it: plain optax objects, a jitted step in a Python
+    loop, the engine's keys."""
+    spec = training.points[point]
+    key = run_keys(training)[rate_index * training.seeds + seed]
+    k_init, k_data = jax.random.split(key)
+    params = sample_params(spec, k_init)
+    lr = np.float32(training.learning_rates[rate_index])
+    tx = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(lr))
+    state = tx.init(params)
+    model = MLP(spec)
+    x, y = jnp.asarray(DATA.x), jnp.asarray(DATA.y)
+
+    def loss_fn(p, xb, yb):
+        return 0.5 * jnp.mean(jnp.sum((model.apply({"params": p}, xb)[0] - yb) ** 2, -1))
+
+    @jax.jit
+    def step(params, state, t):
+        idx = jax.random.randint(jax.random.fold_in(k_data, t), (training.batch_size,), 0,
+                                 x.shape[0])
+        value, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
+        updates, state = tx.update(grads, state, params)
+        norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
+        return optax.apply_updates(params, updates), state, value, norm
+
+    losses, norms, tests = [], [], [float(loss_fn(params, DATA.x_test, DATA.y_test))]
+    for t in range(training.steps):
+        params, state, value, norm = step(params, state, t)
+        losses.append(float(value))
+        norms.append(float(norm))
+        if (t + 1) % training.eval_every == 0 or t + 1 == training.steps:
+            tests.append(float(loss_fn(params, DATA.x_test, DATA.y_test)))
+    return np.asarray(losses), np.asarray(norms), np.asarray(tests)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    training = _training()
+    return training, train(training, DATA, progress=False)
+
+
+def test_vmapped_training_equals_a_per_run_loop(trained):
+    training, ds = trained
+    assert ds.loss.dims == ("point", "learning_rate", "seed", "step")
+    assert list(ds.eval_step.values) == [0, 5, 10, 12]
+    for point in range(2):
+        for rate in range(2):
+            for seed in range(2):
+                losses, norms, tests = _loop_reference(training, point, rate, seed)
+                run = dict(point=point, learning_rate=rate, seed=seed)
+                np.testing.assert_allclose(ds.loss.isel(run).values, losses, rtol=2e-4)
+                np.testing.assert_allclose(ds.grad_norm.isel(run).values, norms, rtol=2e-4)
+                np.testing.assert_allclose(ds.test_loss.isel(run).values, tests, rtol=2e-4)
+                # clipping fired exactly where the pre-clip norm exceeded the threshold
+                np.testing.assert_array_equal(ds.clip_fired.isel(run).values, norms > 0.5)
+
+
+def test_per_layer_records_match_the_gradients(trained):
+    training, ds = trained
+    assert ds.layer_grad_norm.sizes["layer"] == SPEC.depth + 1  # input, hidden, readout
+    assert list(ds.record_step.values) == [0, 4, 8]
+    # at step 0 the per-layer kernel gradient norms make up the global norm with the biases
+    per_layer = ds.layer_grad_norm.isel(record=0).values
+    total = ds.grad_norm.isel(step=0).values
+    assert np.all(np.sqrt(np.sum(per_layer**2, axis=-1)) <= total * (1 + 1e-5))
+    assert np.all(np.sqrt(np.sum(per_layer**2, axis=-1)) >= 0.5 * total)
+
+
+def test_a_diverging_run_leaves_its_batch_bit_identical():
+    calm = train(_training(learning_rates=(1e-2, 2e-2), optimizer=OptimizerSpec("sgd", 1e-2),
+                           points=(SPEC.replace(sigma_w=3.0),)), DATA, progress=False)
+    wild = train(_training(learning_rates=(1e-2, 1e4), optimizer=OptimizerSpec("sgd", 1e-2),
+                           points=(SPEC.replace(sigma_w=3.0),)), DATA, progress=False)
+    diverged = wild.diverged_at.isel(point=0, learning_rate=1).values
+    assert np.all(diverged >= 0), "the large learning rate should diverge"
+    for name in ("loss", "grad_norm", "test_loss", "layer_update_ratio"):
+        np.testing.assert_array_equal(wild[name].isel(learning_rate=0).values,
+                                      calm[name].isel(learning_rate=0).values)
+    # the diverged run keeps its record up to divergence (the non-finite loss itself
+    # included: inf says it overflowed), NaN after
+    loss = wild.loss.isel(point=0, learning_rate=1, seed=0).values
+    first = int(diverged[0])
+    assert np.all(np.isfinite(loss[:first])) and not np.isfinite(loss[first])
+    assert np.all(np.isnan(loss[first + 1:]))
+
+
+def test_resume_after_a_kill_is_bit_identical(tmp_path, monkeypatch):
+    training = _training(steps=15)
+    reference = train(training, DATA, progress=False)
+    saves = []
+    real_save = train_mod._save_checkpoint
+
+    def save_then_die(*args):
+        real_save(*args)
+        saves.append(args[-1])
+        if len(saves) == 2:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(training, DATA, cache_dir=tmp_path, progress=False)
+    assert list(tmp_path.glob("*.ckpt.npz")), "a checkpoint should be left behind"
+    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
+    resumed = train(training, DATA, cache_dir=tmp_path, progress=False)
+    assert saves == [1, 2]
+    for name in reference.data_vars:
+        np.testing.assert_array_equal(resumed[name].values, reference[name].values, name)
+    assert not list(tmp_path.glob("*.ckpt.npz"))  # removed once the result is stored
+    again = train(training, DATA, cache_dir=tmp_path, progress=False)  # from the cache
+    np.testing.assert_array_equal(again.loss.values, reference.loss.values)
+
+
+def test_learns_mnist1d(tmp_path):
+    data = mnist1d(tmp_path)
+    assert data.x.shape == (4000, 40) and data.x_test.shape == (1000, 40)
+    spec = MLPSpec(width=64, depth=2, in_dim=40, out_dim=10, activation="relu",
+                   init="he_normal")
+    ds = train(Training(points=(spec,), optimizer=OptimizerSpec("adam", 3e-3), steps=400,
+                        seeds=2, batch_size=64, eval_every=200), data, progress=False)
+    start = ds.train_loss.isel(eval_step=0).values
+    end = ds.train_loss.isel(eval_step=-1).values
+    assert np.all(end < 0.6 * start)
+    # MNIST-1D: logistic regression 32 %, MLP 68 % (Greydanus 2020); chance 10 %
+    accuracy = ds.test_accuracy.isel(eval_step=-1).values
+    assert np.all(accuracy > 0.4), accuracy
+
+
+def test_mnist1d_is_cached_and_leaves_numpy_random_alone(tmp_path):
+    np.random.seed(123)
+    expected = np.random.random()
+    np.random.seed(123)
+    first = mnist1d(tmp_path)
+    assert np.random.random() == expected
+    second = mnist1d(tmp_path)  # loaded from the verified file
+    np.testing.assert_array_equal(first.x, second.x)
+    np.testing.assert_array_equal(first.y_test, second.y_test)
+    assert len(list(tmp_path.glob("mnist1d-*.nc"))) == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"steps": 0}, r"^steps: must be an integer in \[1, 100000000\], got 0$"),
+    ({"learning_rates": (1e-2, -1.0)}, r"^learning_rates: must be a finite number"),
+    ({"loss": "hinge"}, r"^loss: unknown value 'hinge'; allowed: cross_entropy, mse$"),
+    ({"optimizer": "adam"}, r"^optimizer: must be an OptimizerSpec, got str$"),
+    ({"points": (SPEC, SPEC.replace(depth=4))}, r"^points: must share one depth"),
+    ({"points": (SPEC.replace(in_dim=5),)}, r"^points: item 0 has in_dim 5, out_dim 2; the "
+                                            r"data need 6 and 2$"),
+    ({"loss": "cross_entropy"}, r"^loss: cross_entropy needs class labels"),
+])
+def test_bad_training_configs_are_one_line(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        train(_training(**kwargs), DATA, progress=False)
+
+
+def test_bad_data_is_one_line():
+    with pytest.raises(ConfigError, match=r"^data: must be a gradstudy.data.Dataset"):
+        train(_training(), {"x": DATA.x}, progress=False)
+    assert isinstance(DATA, Dataset)
