@@ -229,3 +229,21 @@ def clip_fired(spec: OptimizerSpec, grads, params,
 
 def path_string(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def trajectory(loss, start, spec: OptimizerSpec, steps: int):
+    """The path of ``spec``'s optimizer on ``loss`` (a function of one parameter vector)
+    from ``start``: positions (steps + 1, dim), gradients and updates (steps, dim), one
+    ``lax.scan``.  Full-batch, deterministic; float64 when ``start`` is (under x64)."""
+    steps = check_int("steps", steps, 1, MAX_STEPS)
+    tx = build(spec)
+    start = jnp.asarray(start)
+
+    def step(carry, _):
+        w, state = carry
+        g = jax.grad(loss)(w)
+        update, state = tx.update(g, state, w)
+        return (optax.apply_updates(w, update), state), (w, g, update)
+
+    (last, _), (ws, gs, us) = jax.lax.scan(step, (start, tx.init(start)), None, length=steps)
+    return jnp.concatenate([ws, last[None]]), gs, us

@@ -111,6 +111,20 @@ class Context:
         return ds
 
 
+    def train(self, training, data, tag: str = "train"):
+        """Train (or load) ``training`` on ``data`` (:func:`gradstudy.train.train`), with a
+        checkpoint after every chunk in this study's results folder; diverged runs are
+        counted for the summary."""
+        from gradstudy.train import train
+
+        ds = train(training, data, cache_dir=self.results_dir, name=tag,
+                   progress=self.progress, progress_label=f"{self.name} [{tag}]")
+        diverged = int((ds.diverged_at.values >= 0).sum())
+        if diverged:
+            self.extra.setdefault("diverged_runs", {})[tag] = diverged
+        return ds
+
+
 def experiments_dir() -> Path:
     """``$GRADSTUDY_EXPERIMENTS``, else ``experiments/`` beside the package, else in cwd.
 
