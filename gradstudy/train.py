@@ -67,12 +67,16 @@ class Training:
         steps: optimizer steps per run.
         learning_rates: one run per rate (default the optimizer's own).
         seeds: initialisations (and minibatch orders) per point and rate.
-        batch_size: minibatch size (examples drawn uniformly with replacement per step).
+        batch_size: minibatch size (examples drawn uniformly with replacement per step);
+            None for full-batch gradient descent (every example at every step).
         loss: "cross_entropy" (integer labels) or "mse" (½‖y − t‖², batch mean).
         record_every: per-layer gradient norms and ‖ΔW_l‖/‖W_l‖ every this many steps.
         eval_every: test-set evaluation and checkpoint every this many steps.
         base_seed: PRNG seed the runs' keys are folded from.
         labels: a name per point (default "p0", "p1", ...).
+        seed_lr_scale: optional, one factor per seed multiplying every learning rate of
+            that seed (e.g. 1/λ_max of each seed's initial Hessian, so that the rates are
+            multiples of each network's own 2/λ_max).
     """
 
     points: tuple[MLPSpec, ...]
@@ -80,12 +84,13 @@ class Training:
     steps: int = 1000
     learning_rates: tuple[float, ...] | None = None
     seeds: int = 8
-    batch_size: int = 128
+    batch_size: int | None = 128
     loss: str = "cross_entropy"
     record_every: int = 10
     eval_every: int = 100
     base_seed: int = 0
     labels: tuple[str, ...] | None = None
+    seed_lr_scale: tuple[float, ...] | None = None
 
     def __post_init__(self):
         points = check_sequence("points", self.points, max_len=10**4)
@@ -104,8 +109,9 @@ class Training:
                            tuple(check_real("learning_rates", r, 0.0, 1e6) for r in rates))
         object.__setattr__(self, "steps", check_int("steps", self.steps, 1, 10**8))
         object.__setattr__(self, "seeds", check_int("seeds", self.seeds, 1, 10**5))
-        object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size, 1,
-                                                         10**6))
+        if self.batch_size is not None:
+            object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size,
+                                                             1, 10**6))
         check_choice("loss", self.loss, LOSSES)
         object.__setattr__(self, "record_every", check_int("record_every", self.record_every,
                                                            1, 10**8))
@@ -119,6 +125,13 @@ class Training:
             raise ConfigError(f"labels: need {len(points)} distinct labels, got {labels!r}"
                               [:200])
         object.__setattr__(self, "labels", labels)
+        if self.seed_lr_scale is not None:
+            scale = tuple(check_real("seed_lr_scale", v, 0.0, 1e12)
+                          for v in check_sequence("seed_lr_scale", self.seed_lr_scale))
+            if len(scale) != self.seeds:
+                raise ConfigError(f"seed_lr_scale: need one factor per seed ({self.seeds}), "
+                                  f"got {len(scale)}")
+            object.__setattr__(self, "seed_lr_scale", scale)
 
     @property
     def runs_per_point(self) -> int:
@@ -180,10 +193,14 @@ def _chunk_program(spec: MLPSpec, training: Training, chunk: int):
         tx = _transform(training, learning_rate)
 
         def step(state, t):
-            idx = jax.random.randint(jax.random.fold_in(state["data_key"], t),
-                                     (training.batch_size,), 0, x.shape[0])
             params = state["params"]
-            (value, accuracy), grads = grad_fn(params, x[idx], y[idx])
+            if training.batch_size is None:  # full batch: plain gradient descent
+                xb, yb = x, y
+            else:
+                idx = jax.random.randint(jax.random.fold_in(state["data_key"], t),
+                                         (training.batch_size,), 0, x.shape[0])
+                xb, yb = x[idx], y[idx]
+            (value, accuracy), grads = grad_fn(params, xb, yb)
             grad_norm = optax.tree.norm(grads)
             fired = clip_fired(opt, grads, params, _is_output, _is_stacked)
             updates, opt_state = tx.update(grads, state["opt_state"], params)
@@ -300,6 +317,15 @@ def data_fingerprint(data: Dataset) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def initial_params(training: Training, point: int, seed: int):
+    """The parameters run (point, any rate, seed) starts from, as :func:`train` draws them."""
+    key = run_keys(training)[seed]
+    k_init, _ = jax.random.split(key)
+    spec = training.points[point]
+    return apply_gains(init_params(spec.static_key(), k_init), spec.kernel_scales(),
+                       spec.sigma_b)
+
+
 def run_keys(training: Training) -> jax.Array:
     """Keys of the runs of one point, (learning rate, seed) flattened rate-major; seed s
     has the same key at every rate and point (common random numbers)."""
@@ -331,8 +357,10 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
                                       np.float32), per_point, axis=0)
         sigma_b = np.repeat(np.asarray([training.points[i].sigma_b for i in idx],
                                        np.float32), per_point)
-        rates = np.tile(np.repeat(np.asarray(training.learning_rates, np.float32), n_seeds),
-                        len(idx))
+        per_seed = np.ones(n_seeds) if training.seed_lr_scale is None else \
+            np.asarray(training.seed_lr_scale)
+        rates = np.tile((np.asarray(training.learning_rates)[:, None] * per_seed[None, :]
+                         ).reshape(-1).astype(np.float32), len(idx))
         keys = jnp.tile(run_keys(training), (len(idx), 1))
         init = jax.jit(jax.vmap(lambda k, ks, sb, lr: _init_run(spec, training, k, ks, sb,
                                                                 lr)))
@@ -447,6 +475,8 @@ def _to_dataset(training, arrays, n_chunks, chunk):
         "point": list(training.labels),
         "learning_rate": np.asarray(training.learning_rates),
         "seed": np.arange(training.seeds),
+        "seed_lr_scale": ("seed", np.ones(training.seeds) if training.seed_lr_scale is None
+                          else np.asarray(training.seed_lr_scale)),
         "step": np.arange(training.steps),
         "eval_step": eval_steps,
         "record": np.arange(arrays["layer_grad_norm"].shape[3]),

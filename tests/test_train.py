@@ -187,3 +187,49 @@ def test_bad_data_is_one_line():
     with pytest.raises(ConfigError, match=r"^data: must be a gradstudy.data.Dataset"):
         train(_training(), {"x": DATA.x}, progress=False)
     assert isinstance(DATA, Dataset)
+
+
+def test_seed_lr_scale_and_initial_params():
+    training = _training(points=(SPEC,), learning_rates=(1e-2,), seed_lr_scale=(1.0, 3.0),
+                         optimizer=OptimizerSpec("sgd", 1e-2), steps=3)
+    ds = train(training, DATA, progress=False)
+    # seed 1 at rate 1e-2 × 3 equals seed 1 of a run at rate 3e-2 without scaling
+    plain = train(_training(points=(SPEC,), learning_rates=(3e-2,),
+                            optimizer=OptimizerSpec("sgd", 1e-2), steps=3), DATA,
+                  progress=False)
+    np.testing.assert_allclose(ds.loss.isel(seed=1).values, plain.loss.isel(seed=1).values,
+                               rtol=1e-6)
+    assert not np.allclose(ds.loss.isel(seed=1).values[..., 1:],
+                           train(_training(points=(SPEC,), learning_rates=(1e-2,),
+                                           optimizer=OptimizerSpec("sgd", 1e-2), steps=3),
+                                 DATA, progress=False).loss.isel(seed=1).values[..., 1:])
+    # initial_params is where training starts: its loss is the recorded first loss
+    from gradstudy.train import initial_params
+    params = initial_params(training, 0, 1)
+    k = run_keys(training)[1]
+    idx = jax.random.randint(jax.random.fold_in(jax.random.split(k)[1], 0), (8,), 0, 64)
+    out = MLP(SPEC).apply({"params": params}, jnp.asarray(DATA.x)[idx])[0]
+    first = 0.5 * jnp.mean(jnp.sum((out - jnp.asarray(DATA.y)[idx]) ** 2, -1))
+    np.testing.assert_allclose(float(first), float(ds.loss.isel(point=0, learning_rate=0,
+                                                                 seed=1, step=0)), rtol=1e-6)
+    with pytest.raises(ConfigError, match=r"^seed_lr_scale: need one factor per seed \(2\)"):
+        _training(seed_lr_scale=(1.0,))
+
+
+def test_full_batch_is_gradient_descent():
+    training = _training(points=(SPEC,), learning_rates=(1e-2,), batch_size=None, steps=4,
+                         optimizer=OptimizerSpec("sgd", 1e-2))
+    ds = train(training, DATA, progress=False)
+    from gradstudy.train import initial_params
+    params = initial_params(training, 0, 0)
+    model = MLP(SPEC)
+
+    def loss(p):
+        return 0.5 * jnp.mean(jnp.sum((model.apply({"params": p}, jnp.asarray(DATA.x))[0]
+                                       - jnp.asarray(DATA.y)) ** 2, -1))
+
+    for t in range(4):
+        np.testing.assert_allclose(float(loss(params)),
+                                   float(ds.loss.isel(point=0, learning_rate=0, seed=0,
+                                                      step=t)), rtol=1e-5)
+        params = jax.tree.map(lambda w, g: w - 1e-2 * g, params, jax.grad(loss)(params))
