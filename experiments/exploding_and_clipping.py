@@ -1,0 +1,243 @@
+"""Exploding gradients in training, and gradient clipping.
+
+(a) Full-batch gradient descent against the quadratic model.  Expectation: on the quadratic
+model of the loss at init, a step η multiplies the component along the top Hessian
+eigenvector by (1 − ηλ_max), so the loss decreases monotonically for η < 2/λ_max and the
+top component grows for η > 2/λ_max.  A network is not its quadratic model: just above
+2/λ_max it is expected to "catapult" (the loss rises, the curvature falls, training goes on;
+Lewkowycz et al. 2020) and to diverge only well above.  λ_max is measured per network by
+power iteration on Hessian-vector products; learning rates are multiples c of each
+network's own 2/λ_max.
+
+(b) A deep ReLU MLP initialised too large (He × σ_w = 1.4: χ = 1.96 per layer) trained with
+SGD on MNIST-1D: expected to diverge (non-finite loss) in most runs without clipping, in the
+first steps; clipping by value, by global norm or adaptively (unit-wise, not the output
+layer) bounds every step, so no run is expected to diverge at the tightest threshold.
+Recorded: the fraction of runs diverged and when, the fraction of steps where clipping
+fired, and the gradient norm before clipping over time.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradstudy import MLPSpec, plotting
+from gradstudy.curvature import top_hessian_eigenvalue
+from gradstudy.data import mnist1d, teacher_student
+from gradstudy.models import MLP
+from gradstudy.optim import OptimizerSpec
+from gradstudy.study import Claim, require
+from gradstudy.train import Training, initial_params
+
+NAME = "exploding_and_clipping"
+DESCRIPTION = "GD vs 2/λ_max of the Hessian; exploding ReLU MLP without and with clipping"
+SCALES = {
+    "smoke": {"gd_seeds": 4, "gd_steps": 60, "multiples": [0.5, 0.9, 1.5, 2.0, 30.0],
+              "seeds": 4, "steps": 100, "gain": 1.4, "lr": 0.05,
+              "thresholds": {"value": [1.0], "global_norm": [10.0], "adaptive": [0.1]}},
+    "paper": {"gd_seeds": 16, "gd_steps": 200,
+              "multiples": [0.5, 0.9, 1.1, 1.5, 2.0, 4.0, 10.0, 30.0],
+              "seeds": 16, "steps": 300, "gain": 1.4, "lr": 0.05,
+              "thresholds": {"value": [0.1, 1.0, 10.0], "global_norm": [1.0, 10.0, 100.0],
+                             "adaptive": [0.01, 0.1, 1.0]}},
+}
+LIMITS = {"gd_seeds": (2, 256), "gd_steps": (20, 100_000),
+          "multiples": {"range": (1e-3, 1e3), "len": (2, 16), "distinct": True,
+                        "increasing": True},
+          "seeds": (2, 256), "steps": (20, 100_000), "gain": (0.1, 10.0), "lr": (1e-5, 10.0)}
+METHODS = {"value": "by value", "global_norm": "by global norm", "adaptive": "adaptive (AGC)"}
+EARLY = 10  # steps over which the quadratic model's (non-)monotone loss is checked
+SOURCE_GD = ("quadratic model: LeCun et al. 1993; catapult: Lewkowycz et al. 2020; "
+             "edge of stability: Cohen et al. 2021")
+SOURCE_CLIP = "Pascanu et al. 2013 (clipping); Brock et al. 2021 (AGC)"
+
+
+def validate(p):
+    th = p["thresholds"]
+    require(isinstance(th, dict) and set(th) == set(METHODS) and all(
+        isinstance(v, list) and v and all(isinstance(x, (int, float)) and x > 0 for x in v)
+        for v in th.values()), "thresholds",
+        f"must map each of {', '.join(METHODS)} to a list of positive numbers")
+
+
+def run(ctx, p):
+    gd, lam = _gradient_descent(ctx, p)
+    clipped = _clipping_runs(ctx, p)
+    claims = _gd_claims(p, gd) + _clip_claims(p, clipped)
+    _draw(ctx, p, gd, lam, clipped)
+    return claims
+
+
+# ----------------------------------------------------------------- (a) GD against 2/λ_max
+GD_SPEC = MLPSpec(width=64, depth=4, in_dim=16, out_dim=1, activation="relu",
+                  init="he_normal")
+
+
+def _gradient_descent(ctx, p):
+    data = teacher_student(features=16, outputs=1, train=256, test=64, seed=1)
+    base = Training(points=(GD_SPEC,), optimizer=OptimizerSpec("sgd", 0.1),
+                    steps=p["gd_steps"], seeds=p["gd_seeds"], batch_size=None, loss="mse",
+                    eval_every=p["gd_steps"], record_every=p["gd_steps"])
+    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+    model = MLP(GD_SPEC)
+
+    def loss(params):
+        return 0.5 * jnp.mean(jnp.sum((model.apply({"params": params}, x)[0] - y) ** 2, -1))
+
+    params = [initial_params(base, 0, s) for s in range(p["gd_seeds"])]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *params)
+    lam, residual = jax.jit(jax.vmap(lambda w: top_hessian_eigenvalue(
+        loss, w, jax.random.PRNGKey(0), 300)))(stacked)
+    lam = np.asarray(lam, float)
+    ctx.extra["lambda_max_relative_residual"] = float(np.max(np.asarray(residual) / lam))
+    training = Training(points=(GD_SPEC,), optimizer=OptimizerSpec("sgd", 0.1),
+                        steps=p["gd_steps"], seeds=p["gd_seeds"], batch_size=None,
+                        loss="mse", learning_rates=tuple(2.0 * c for c in p["multiples"]),
+                        seed_lr_scale=tuple(1.0 / lam), eval_every=p["gd_steps"],
+                        record_every=p["gd_steps"])
+    return ctx.train(training, data, tag="gd"), lam
+
+
+def _gd_claims(p, ds):
+    c = np.asarray(p["multiples"])
+    loss = ds.loss.isel(point=0).values  # (multiple, seed, step)
+    with np.errstate(invalid="ignore"):
+        steps = np.diff(loss[:, :, :EARLY + 1], axis=-1)
+    monotone = np.all(steps < 0, axis=-1)  # (multiple, seed)
+    diverged = ds.diverged_at.isel(point=0).values >= 0
+    below, above = c < 1, c > 1
+    claims = [
+        Claim("gd_monotone_below", f"η < 2/λ_max (c = {', '.join(f'{v:g}' for v in c[below])}): "
+              f"the loss decreases at each of the first {EARLY} steps (fraction of runs)",
+              float(monotone[below].mean()), 1.0, 0.0, SOURCE_GD),
+        Claim("gd_not_monotone_above",
+              f"η > 2/λ_max (c = {', '.join(f'{v:g}' for v in c[above])}): the loss rises at "
+              f"some step of the first {EARLY} (fraction of runs)",
+              float((~monotone[above]).mean()), 1.0, 0.0, SOURCE_GD),
+        Claim("gd_no_divergence_below", "η < 2/λ_max: no run diverges (fraction diverged)",
+              float(diverged[below].mean()), 0.0, 0.0, SOURCE_GD),
+        Claim("gd_diverges_far_above",
+              f"η = {c[-1]:g} × 2/λ_max: every run diverges (fraction diverged)",
+              float(diverged[-1].mean()), 1.0, 0.0, SOURCE_GD),
+    ]
+    return claims
+
+
+# -------------------------------------------------------------------- (b) clipping
+def _clip_spec(p):
+    return MLPSpec(width=64, depth=10, in_dim=40, out_dim=10, activation="relu",
+                   init="he_normal", sigma_w=p["gain"])
+
+
+def _clipping_runs(ctx, p):
+    data = mnist1d(ctx.results_dir.parent / "data")
+    runs = {}
+    settings = [("none", None)] + [(m, t) for m in METHODS for t in p["thresholds"][m]]
+    for method, threshold in settings:
+        opt = OptimizerSpec("sgd", p["lr"]) if method == "none" else \
+            OptimizerSpec("sgd", p["lr"], clip=method, clip_threshold=threshold)
+        runs[(method, threshold)] = ctx.train(
+            Training(points=(_clip_spec(p),), optimizer=opt, steps=p["steps"],
+                     seeds=p["seeds"], batch_size=64, eval_every=p["steps"],
+                     record_every=max(1, p["steps"] // 10)),
+            data, tag=f"clip-{method}" + ("" if threshold is None else f"-{threshold:g}"))
+    return runs
+
+
+def _diverged(ds):
+    return ds.diverged_at.values.ravel()
+
+
+def _clip_claims(p, runs):
+    none = _diverged(runs[("none", None)])
+    claims = [
+        Claim("explodes_without_clipping", f"He × σ_w = {p['gain']:g}, SGD lr {p['lr']:g}, "
+              "no clipping: more than half of the runs diverge (fraction)",
+              float((none >= 0).mean()), 0.5, 0.0, SOURCE_CLIP, kind="greater"),
+        Claim("diverges_early", "runs that diverge without clipping do so within the first "
+              "20 steps (median step of divergence)",
+              float(np.median(none[none >= 0])) if (none >= 0).any() else float("nan"),
+              20.0, 0.0, SOURCE_CLIP, kind="less"),
+    ]
+    for method, label in METHODS.items():
+        tight = min(p["thresholds"][method])
+        claims.append(Claim(
+            f"no_divergence_{method}", f"clipping {label} at {tight:g}: no run diverges "
+            "(fraction)", float((_diverged(runs[(method, tight)]) >= 0).mean()), 0.0, 0.0,
+            SOURCE_CLIP))
+    return claims
+
+
+# -------------------------------------------------------------------------- figure
+def _draw(ctx, p, gd, lam, runs):
+    c = np.asarray(p["multiples"])
+    with plotting.style():
+        fig, axes = plotting.figure("double", 5.4, nrows=2, ncols=2,
+                                    gridspec_kw={"hspace": 0.55, "wspace": 0.35})
+        ax = axes[0, 0]
+        loss = gd.loss.isel(point=0).values  # (multiple, seed, step)
+        colors = plotting.diverging_colors(c, center=1.0)
+        for k, mult in enumerate(c):
+            med = np.nanmedian(loss[k] / loss[k][:, :1], axis=0)
+            ax.plot(np.arange(med.size), med, color=colors[k], label=f"c = {mult:g}")
+            div = gd.diverged_at.isel(point=0, learning_rate=k).values
+            if (div >= 0).any():
+                ax.plot(np.median(div[div >= 0]), 1e3, "x", color=colors[k], ms=6)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-3, 3e3)
+        ax.set_xlabel("full-batch GD step")
+        ax.set_ylabel("loss / initial loss (median)")
+        ax.set_title(f"(a) η = c · 2/λ_max per network (λ_max {np.min(lam):.0f}–"
+                     f"{np.max(lam):.0f}); ✕ diverged", fontsize=7)
+        ax.legend(fontsize=5.5, ncol=2, loc="lower left")
+
+        ax = axes[0, 1]
+        none = (_diverged(runs[("none", None)]) >= 0).mean()
+        for k, (method, label) in enumerate(METHODS.items()):
+            th = np.asarray(p["thresholds"][method])
+            frac = [(_diverged(runs[(method, t)]) >= 0).mean() for t in th]
+            fired = [runs[(method, t)].clip_fired.values.mean() for t in th]
+            ax.plot(th, frac, "o-", color=plotting.OKABE_ITO[k], label=f"{label}: diverged")
+            ax.plot(th, fired, "s:", color=plotting.OKABE_ITO[k], ms=3,
+                    label=f"{label}: steps clipped")
+        ax.axhline(none, color="0.3", ls="--", lw=0.9, label="no clipping: diverged")
+        ax.set_xscale("log")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("clipping threshold")
+        ax.set_ylabel("fraction")
+        ax.set_title(f"(b) {p['seeds']} seeds: runs diverged, steps clipped", fontsize=7)
+        ax.legend(fontsize=5, loc="center right")
+
+        ax = axes[1, 0]
+        for k, (key, ds) in enumerate([(("none", None), runs[("none", None)])] + [
+                ((m, min(p["thresholds"][m])), runs[(m, min(p["thresholds"][m]))])
+                for m in METHODS]):
+            norm = ds.grad_norm.isel(point=0, learning_rate=0).values  # (seed, step)
+            label = "no clipping" if key[0] == "none" else f"{METHODS[key[0]]} {key[1]:g}"
+            color = "0.3" if key[0] == "none" else plotting.OKABE_ITO[k - 1]
+            plotting.median_band(ax, np.arange(norm.shape[1]), norm, color, label=label)
+            div = ds.diverged_at.values.ravel()
+            if (div >= 0).any():
+                ax.plot(div[div >= 0], np.full((div >= 0).sum(), 1e5), "x", color=color,
+                        ms=4)
+        ax.set_yscale("log")
+        ax.set_xlabel("SGD step")
+        ax.set_ylabel("‖g‖ before clipping (median, 10–90 %)")
+        ax.set_title("(b) gradient norm before clipping; ✕ a run diverged", fontsize=7)
+        ax.legend(fontsize=5.5)
+
+        ax = axes[1, 1]
+        for k, method in enumerate(METHODS):
+            tight = min(p["thresholds"][method])
+            ds = runs[(method, tight)]
+            loss = ds.loss.isel(point=0, learning_rate=0).values
+            plotting.median_band(ax, np.arange(loss.shape[1]), loss, plotting.OKABE_ITO[k],
+                                 label=f"{METHODS[method]} {tight:g}")
+        ax.axhline(np.log(10), color="0.4", ls=":", lw=0.9, label="ln 10")
+        ax.set_yscale("log")
+        ax.set_xlabel("SGD step")
+        ax.set_ylabel("training loss (minibatch; median, 10–90 %)")
+        ax.set_title("(b) with clipping (tightest threshold), the same networks train",
+                     fontsize=7)
+        ax.legend(fontsize=5.5)
+        plotting.save_figure(fig, ctx.figures_dir, NAME)
