@@ -44,7 +44,7 @@ from gradstudy.models import MLP, apply_gains, init_params
 from gradstudy.monitor import find_state, monitor
 from gradstudy.optim import OptimizerSpec, build, clip_fired
 
-TRAIN_VERSION = 1  # bumped whenever what training records changes
+TRAIN_VERSION = 2  # bumped whenever what training records changes (2: update norms)
 LOSSES = ("cross_entropy", "mse")
 
 
@@ -405,7 +405,7 @@ def _assemble_group(training, state, records, evals) -> dict:
     names = [n for n, _ in _kernel_leaves(state["params"])]
     leaves = dict(zip(_leaf_names(state["params"]), range(len(mon.grad_norm))))
     per_layer = {}
-    for field in ("grad_norm", "update_ratio"):
+    for field in ("grad_norm", "update_norm", "update_ratio"):
         cols = []
         for leaf in names:
             buf = np.asarray(getattr(mon, field)[leaves[leaf]])  # (runs, capacity[, layers])
@@ -459,6 +459,7 @@ _TRAIN_DIMS = {
     "test_loss": (("eval_step",), "loss on the test set"),
     "test_accuracy": (("eval_step",), "accuracy on the test set"),
     "layer_grad_norm": (("record", "layer"), "Frobenius norm of dL/dW_l before clipping"),
+    "layer_update_norm": (("record", "layer"), "||ΔW_l|| of the step taken"),
     "layer_update_ratio": (("record", "layer"), "||ΔW_l|| / ||W_l|| of the step taken"),
     "diverged_at": ((), "first step with a non-finite loss (-1: none)"),
 }
