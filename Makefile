@@ -19,7 +19,7 @@ help:
 	@echo "  make figures    run all studies at paper scale -> figures/, results/, figures/claims.tex"
 	@echo "  make smoke      run all studies at smoke scale (fast; writes figures/smoke/)"
 	@echo "  make test       ruff check + pytest (PYTEST_ARGS='...' to pass options)"
-	@echo "  make bench      run benchmarks/bench_sweep.py"
+	@echo "  make bench      run benchmarks/bench_sweep.py and benchmarks/bench_train.py"
 	@echo "  make paper      build paper/paper.pdf with latexmk (after make figures)"
 	@echo "  make check      paper-scale run; exit 1 if any claim fails"
 	@echo "  make clean      remove results/ and figures/smoke/ (keeps committed figures/)"
@@ -50,6 +50,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_train.py
 
 # latexmk is checked before the (long) paper-scale run, so that a missing TeX fails at once.
 paper:
