@@ -233,3 +233,29 @@ def test_full_batch_is_gradient_descent():
                                    float(ds.loss.isel(point=0, learning_rate=0, seed=0,
                                                       step=t)), rtol=1e-5)
         params = jax.tree.map(lambda w, g: w - 1e-2 * g, params, jax.grad(loss)(params))
+
+
+def test_orthogonal_init_runs_do_not_deadlock():
+    """XLA's CPU runtime deadlocked on the vmapped initialisation of 4 orthogonal-init
+    20-layer runs (every time); the engine initialises runs with lax.map.  Run in a child
+    process so that a regression fails on its timeout instead of hanging the suite."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        from gradstudy import MLPSpec
+        from gradstudy.data import teacher_student
+        from gradstudy.optim import OptimizerSpec
+        from gradstudy.train import Training, train
+        data = teacher_student(features=40, outputs=10, train=64, test=16)
+        spec = MLPSpec(width=64, depth=20, in_dim=40, out_dim=10, activation="sigmoid",
+                       init="orthogonal")
+        ds = train(Training(points=(spec,), optimizer=OptimizerSpec("sgd", 0.1), steps=1,
+                            seeds=4, batch_size=8, loss="mse", eval_every=1,
+                            record_every=1), data, progress=False)
+        print("ok", ds.loss.shape)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]

@@ -1,0 +1,123 @@
+"""Schoenholz et al. (2017), scaled down: which (σ_w², depth) tanh networks train at all.
+
+Expectation, stated before measuring: signals propagate through about ξ_c layers (the depth
+scale of the correlation map, mean field), so after a fixed budget of SGD steps on
+MNIST-1D, networks deeper than 6ξ_c are untrainable (training accuracy at chance) and
+networks shallower than ξ_c train (Schoenholz et al. 2017, Fig. 5: the trainable region is
+depth ≲ 6ξ_c).  One-sided claims: ≥ 90 % of the cells deeper than 6ξ_c are untrainable and
+≥ 90 % of the cells shallower than ξ_c are trainable, where "trainable" is a training
+accuracy (median over seeds) above chance + 0.1.  All σ_w² of one depth are one compiled
+program (gains are traced).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradstudy import MLPSpec, plotting, theory
+from gradstudy.data import mnist1d
+from gradstudy.optim import OptimizerSpec
+from gradstudy.study import Claim, require
+from gradstudy.train import Training
+
+NAME = "trainability"
+DESCRIPTION = "training accuracy over (σ_w², depth) for tanh MLPs vs ξ_c and 6ξ_c"
+SCALES = {
+    "smoke": {"width": 32, "depths": [2, 8, 32], "sigma_w2": [0.25, 1.0, 1.76, 4.0],
+              "seeds": 1, "steps": 300, "lr": 0.05},
+    "paper": {"width": 64, "depths": [2, 4, 8, 16, 32, 64],
+              "sigma_w2": [0.25, 0.5, 0.8, 1.0, 1.4, 1.76, 2.3, 3.0, 4.0],
+              "seeds": 2, "steps": 600, "lr": 0.05},
+}
+LIMITS = {"width": (8, 1024), "depths": {"range": (1, 256), "len": (2, 12), "distinct": True,
+                                         "increasing": True},
+          "sigma_w2": {"range": (0.05, 16.0), "len": (2, 16), "distinct": True,
+                       "increasing": True},
+          "seeds": (1, 64), "steps": (20, 100_000), "lr": (1e-5, 10.0)}
+SIGMA_B2 = 0.05
+CHANCE = 0.1
+MARGIN = 0.1  # trainable: training accuracy above chance + this
+FRACTION = 0.9
+SOURCE = "Schoenholz et al. 2017 (depth ≲ 6ξ_c trains); ξ_c from mean field, theory.py"
+
+
+def validate(p):
+    require(len(p["depths"]) >= 2, "depths", "need at least 2")
+
+
+def run(ctx, p):
+    data = mnist1d(ctx.results_dir.parent / "data")
+    s2w = np.asarray(p["sigma_w2"], float)
+    accuracy = np.full((len(s2w), len(p["depths"])), np.nan)
+    diverged = np.zeros_like(accuracy, bool)
+    for j, depth in enumerate(p["depths"]):
+        points = tuple(MLPSpec(width=p["width"], depth=depth, in_dim=40, out_dim=10,
+                               activation="tanh", init="gaussian", sigma_w=float(np.sqrt(v)),
+                               sigma_b=float(np.sqrt(SIGMA_B2))) for v in s2w)
+        ds = ctx.train(Training(points=points, labels=tuple(f"{v:g}" for v in s2w),
+                                optimizer=OptimizerSpec("sgd", p["lr"]), steps=p["steps"],
+                                seeds=p["seeds"], batch_size=64, eval_every=p["steps"],
+                                record_every=p["steps"]), data, tag=f"depth{depth}")
+        final = ds.train_accuracy.isel(learning_rate=0, eval_step=-1).values  # (point, seed)
+        # a diverged run has not learned: NaN accuracy counts as chance
+        accuracy[:, j] = np.median(np.where(np.isfinite(final), final, CHANCE), axis=1)
+        diverged[:, j] = np.any(ds.diverged_at.isel(learning_rate=0).values >= 0, axis=1)
+    with jax.enable_x64(True):
+        xi = np.asarray(theory.mean_field(jnp.tanh, jnp.asarray(s2w), SIGMA_B2).xi_c)
+    claims = _claims(p, s2w, accuracy, xi)
+    _draw(ctx, p, s2w, accuracy, diverged)
+    return claims
+
+
+def _claims(p, s2w, accuracy, xi):
+    depths = np.asarray(p["depths"], float)
+    trainable = accuracy > CHANCE + MARGIN
+    deep = depths[None, :] > 6 * xi[:, None]
+    shallow = depths[None, :] < xi[:, None]
+    claims = []
+    for cid, cells, want, text in (
+            ("deep_untrainable", deep, False, "deeper than 6ξ_c are untrainable"),
+            ("shallow_trainable", shallow, True, "shallower than ξ_c are trainable")):
+        n = int(cells.sum())
+        frac = float(np.mean(trainable[cells] == want)) if n else float("nan")
+        claims.append(Claim(
+            cid, f"at least {FRACTION:.0%} of the {n} cells {text} (training accuracy "
+            f"{'≤' if not want else '>'} chance + {MARGIN:g} after {p['steps']} SGD steps)",
+            frac, FRACTION, 0.0, SOURCE, kind="range", upper=1.0))
+    return claims
+
+
+def _edges(values):
+    v = np.asarray(values, float)
+    mid = (v[1:] + v[:-1]) / 2
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def _draw(ctx, p, s2w, accuracy, diverged):
+    depths = np.asarray(p["depths"])
+    with plotting.style():
+        fig, ax = plotting.figure("single", 2.9)
+        y = np.log2(depths)
+        mesh = ax.pcolormesh(_edges(s2w), _edges(y), accuracy.T, cmap="viridis",
+                             vmin=0.0, vmax=max(0.5, float(np.nanmax(accuracy))))
+        fig.colorbar(mesh, ax=ax, label="training accuracy (median over seeds)")
+        bad = np.argwhere(diverged)
+        if bad.size:
+            ax.scatter(s2w[bad[:, 0]], y[bad[:, 1]], marker="x", color="w", s=14,
+                       label="a seed diverged")
+        fine = np.linspace(s2w[0], s2w[-1], 400)
+        with jax.enable_x64(True):
+            xi = np.asarray(theory.mean_field(jnp.tanh, jnp.asarray(fine), SIGMA_B2).xi_c)
+            crit = float(theory.critical_sigma_w2(jnp.tanh, SIGMA_B2, 0.5, 4.0))
+        for mult, ls in ((1, ":"), (6, "--")):
+            ax.plot(fine, np.log2(mult * xi), color="w", ls=ls, lw=1.1,
+                    label=rf"depth = {mult if mult > 1 else ''}$\xi_c$")
+        ax.axvline(crit, color="0.8", lw=0.6)
+        ax.set_ylim(_edges(y)[0], _edges(y)[-1])
+        ax.set_yticks(y, [str(d) for d in depths])
+        ax.set_xlabel(r"$\sigma_w^2$ ($\sigma_b^2$ = 0.05)")
+        ax.set_ylabel("depth")
+        ax.set_title(f"tanh, width {p['width']}, {p['steps']} SGD steps", fontsize=7)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3,
+                  handlelength=2.5, facecolor="0.35", labelcolor="w", frameon=True)
+        plotting.save_figure(fig, ctx.figures_dir, NAME)
