@@ -184,7 +184,7 @@ def _draw(ctx, p, rows):
                 ax.barh(y[ok] + off, values[ok], height=0.35, color=color,
                         label=setting if key == "diverged" else None)
                 for i in np.flatnonzero(~ok):  # all runs diverged: no value, marked
-                    ax.plot(0, y[i] + off, "x", color=color, ms=5)
+                    ax.plot(0, y[i] + off, "x", color=color, ms=5, clip_on=False)
                 ax.set_xlabel(xlabel, fontsize=7)
         axes[1].axvline(LN10, color="0.4", ls=":", lw=0.9)
         axes[1].text(LN10, len(labels) - 0.4, "ln 10", fontsize=6, ha="center")
@@ -193,7 +193,7 @@ def _draw(ctx, p, rows):
         axes[3].set_xlim(0, 1.05)
         axes[0].set_yticks(y, labels)
         axes[0].invert_yaxis()
-        axes[3].legend(fontsize=6, loc="lower right")
+        axes[3].legend(fontsize=6, loc="center right")
         fig.suptitle(f"one change at a time, {p['seeds']} seeds, {p['steps']} SGD steps "
                      "(✕: every run diverged)", fontsize=8)
         plotting.save_figure(fig, ctx.figures_dir, NAME)

@@ -93,7 +93,7 @@ def _claims(p, ds):
     frozen = float(np.nanmedian(np.nanmax(last[:, :, 1] / last[:, :, L - 1], axis=1)))
     claims.append(Claim(
         "early_layers_stay_frozen",
-        "sigmoid + Xavier: over the whole run, layer 2 moves at most 10⁻³ as fast as layer L "
+        "sigmoid + Xavier: over the whole run, layer 2 moves at most 1e-3 as fast as layer L "
         "(largest ratio of relative updates over the records, median over seeds)",
         frozen, 1e-3, 0.0, SOURCE, kind="less"))
     end = float(np.nanmedian(ds.train_loss.sel(point="ReLU + He").isel(

@@ -520,6 +520,8 @@ def run_study(module: ModuleType, scale: str = "smoke", out: Path = Path("."),
         "figures": sorted(str(p.relative_to(out)) for p in figures_dir.glob("*.png")),
         # values that are not normal numbers, by variable and reason (gradstudy.status)
         "nonfinite": ctx.extra.get("nonfinite", {}),
+        # training runs whose loss became non-finite, per training (gradstudy.train)
+        "diverged_runs": ctx.extra.get("diverged_runs", {}),
     }
     write_json_atomic(summary, results_dir / "summary.json")
     return summary
