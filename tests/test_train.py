@@ -259,3 +259,23 @@ def test_orthogonal_init_runs_do_not_deadlock():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_teacher_student_targets_and_input_transforms():
+    from gradstudy.data import standardize, transform_inputs
+
+    data = teacher_student(features=32, outputs=4, train=20000, test=100, teacher_width=512,
+                           seed=5)
+    assert data.x.shape == (20000, 32) and data.y.shape == (20000, 4) and data.classes == 0
+    # y = W₂ tanh(W₁x/√f)/√n: per output Var y = E[tanh(u)²], u ~ N(0, ‖x‖²/f) ≈ N(0, 1)
+    z = np.random.default_rng(0).standard_normal(2_000_000)
+    expected = np.mean(np.tanh(z) ** 2)  # 0.394
+    assert np.var(data.y) == pytest.approx(expected, rel=0.1)
+    moved = transform_inputs(data, scale=5.0, shift=2.0)
+    np.testing.assert_allclose(moved.x, 5.0 * data.x + 2.0, rtol=1e-6)
+    np.testing.assert_allclose(moved.x_test, 5.0 * data.x_test + 2.0, rtol=1e-6)
+    back = standardize(moved)
+    np.testing.assert_allclose(back.x.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(back.x.std(axis=0), 1.0, rtol=1e-4)
+    with pytest.raises(ConfigError, match=r"^scale: must be a finite number"):
+        transform_inputs(data, scale=float("inf"))
