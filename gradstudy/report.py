@@ -63,7 +63,7 @@ _MATH = {"σ": r"\sigma", "χ": r"\chi", "ξ": r"\xi", "φ": r"\phi", "α": r"\a
          "<": "<", ">": ">", "=": "=", "{": r"\{", "}": r"\}", "&": r"\&", "#": r"\#",
          "$": r"\$", "~": r"\sim ", "…": r"\dots ", "½": r"\tfrac12 ", "ρ": r"\rho ",
          "⟨": r"\langle ", "⟩": r"\rangle ", "η": r"\eta ", "ε": r"\epsilon ",
-         "Δ": r"\Delta ", "∇": r"\nabla ", "β": r"\beta ", "λ": r"\lambda ",
+         "Δ": r"\Delta ", "∇": r"\nabla ", "β": r"\beta ",
          "≪": r"\ll ", "≫": r"\gg ", "³": "^3", "⁻": "^-", "₂": "_2", "∏": r"\prod "}
 _MATH_MARKERS = set("σχξφαδλμπγρ½⟨⟩‖∂²₁≤≥±≈−→√_=<>^·×ηεΔ∇β≪≫³⁻₂∏")
 # identifiers such as leaky_relu_0.2 or max_depth: code, not subscripts

@@ -139,10 +139,9 @@ class Training:
 
     def describe(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in ("points", "optimizer", "eval_every")}
+             if f.name not in ("points", "optimizer")}  # eval_every too: it sets eval_step
         d["points"] = [p.describe() for p in self.points]
         d["optimizer"] = self.optimizer.describe()
-        d["eval_every"] = self.eval_every  # evaluation steps are part of the result
         d["train_version"] = TRAIN_VERSION
         return d
 
