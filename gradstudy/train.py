@@ -97,6 +97,10 @@ class Training:
         for i, p in enumerate(points):
             if not isinstance(p, MLPSpec):
                 raise ConfigError(f"points: item {i} must be an MLPSpec, got {type(p).__name__}")
+        for i, p in enumerate(points):
+            if p.dtype != "float32":
+                raise ConfigError(f"points: item {i} has dtype {p.dtype}; training runs in "
+                                  "float32 only")
         if len({p.depth for p in points}) > 1:
             raise ConfigError("points: must share one depth (the records' layer axis)")
         object.__setattr__(self, "points", points)
@@ -352,6 +356,8 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
                disable=not progress, leave=False)
     results = {}
     for spec, idx in groups.items():
+        _check_memory(spec, training, len(idx) * per_point, data)
+    for spec, idx in groups.items():
         scales = np.repeat(np.asarray([training.points[i].kernel_scales() for i in idx],
                                       np.float32), per_point, axis=0)
         sigma_b = np.repeat(np.asarray([training.points[i].sigma_b for i in idx],
@@ -396,6 +402,32 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
     ds = _to_dataset(training, arrays, n_chunks, chunk)
     ds.attrs[DESCRIPTION_ATTR] = describe_json(description)
     return ds
+
+
+def training_bytes(spec: MLPSpec, training: Training, runs: int, data: Dataset) -> int:
+    """Estimated memory of one training program (bytes): per run the parameters with
+    their gradients, updates and optimizer state (≈ 6 copies), the activations a
+    minibatch step keeps for the backward pass (≈ 4 per unit and layer), the monitor's
+    buffers; plus the data and the per-step records of all runs."""
+    from gradstudy.memory import param_count
+
+    params = param_count(spec, spec.depth)
+    batch = data.x.shape[0] if training.batch_size is None else training.batch_size
+    activations = 4 * batch * max(spec.width, spec.input_dim) * (spec.depth + 2)
+    monitor = 4 * _capacity(training) * (spec.depth + 2) * 5
+    per_run = 4 * (6 * params + activations) + monitor + 13 * training.steps
+    return runs * per_run + 4 * (data.x.size + data.x_test.size + 2 * data.y.size)
+
+
+def _check_memory(spec, training, runs, data) -> None:
+    from gradstudy.memory import BUDGET_ENV, budget_bytes, human
+
+    need, budget = training_bytes(spec, training, runs, data), budget_bytes()
+    if need > budget:
+        raise ConfigError(f"memory: this training needs ≈ {human(need)} ({runs} runs of width "
+                          f"{spec.width}, depth {spec.depth}, batch {training.batch_size}) but "
+                          f"the budget is {human(budget)}; use fewer seeds, rates or points, "
+                          f"a smaller network or batch, or raise {BUDGET_ENV}")
 
 
 def _assemble_group(training, state, records, evals) -> dict:

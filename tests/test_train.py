@@ -279,3 +279,13 @@ def test_teacher_student_targets_and_input_transforms():
     np.testing.assert_allclose(back.x.std(axis=0), 1.0, rtol=1e-4)
     with pytest.raises(ConfigError, match=r"^scale: must be a finite number"):
         transform_inputs(data, scale=float("inf"))
+
+
+def test_training_that_cannot_fit_is_refused_before_allocating(monkeypatch):
+    monkeypatch.setenv("GRADSTUDY_MEMORY_GB", "1e-5")  # 10 kB: this tiny grid needs more
+    with pytest.raises(ConfigError,
+                       match=r"^memory: this training needs ≈ .* GRADSTUDY_MEMORY_GB$"):
+        train(_training(seeds=64, learning_rates=(1e-2,) * 1), DATA, progress=False)
+    with pytest.raises(ConfigError, match=r"^points: item 0 has dtype float64; training runs "
+                                          r"in float32 only$"):
+        _training(points=(SPEC.replace(dtype="float64"),))
