@@ -15,7 +15,13 @@ from gradstudy import MLPSpec, Sweep, plotting
 from gradstudy.data import mnist1d
 from gradstudy.optim import OptimizerSpec
 from gradstudy.predictions import backprop_profile
-from gradstudy.stats import K_SE, first_last_log10_ratio, log_mean_square_excess, tolerance
+from gradstudy.stats import (
+    K_SE,
+    first_last_log10_ratio,
+    log_mean_square_excess,
+    moving_average,
+    tolerance,
+)
 from gradstudy.study import Claim, require
 from gradstudy.train import Training
 
@@ -95,7 +101,7 @@ def _smoothed_median(ds, label):
     loss = ds.loss.sel(point=label).isel(learning_rate=0).values  # (seed, step)
     window = max(1, loss.shape[-1] // 20)
     median = np.nanmedian(loss, axis=0)
-    return np.convolve(median, np.ones(window) / window, "valid"), window
+    return moving_average(median, window), window
 
 
 def _first_below(ds, label, threshold):

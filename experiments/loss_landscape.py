@@ -113,6 +113,6 @@ def _draw(ctx, xs, ys, surface, paths, path_losses):
         ax.legend(loc="lower left", fontsize=6, ncol=2)
         ax_loss.set_yscale("log")
         ax_loss.set_xlabel("step")
-        ax_loss.set_ylabel("loss − lowest loss any path reached")
+        ax_loss.set_ylabel("loss − lowest loss any path reached (+10⁻⁹)")
         ax_loss.set_title("loss along each path")
         plotting.save_figure(fig, ctx.figures_dir, NAME)

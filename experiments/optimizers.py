@@ -17,6 +17,7 @@ import numpy as np
 from gradstudy import MLPSpec, plotting
 from gradstudy.data import mnist1d
 from gradstudy.optim import OptimizerSpec
+from gradstudy.stats import moving_average
 from gradstudy.study import Claim, require
 from gradstudy.train import Training
 
@@ -136,7 +137,7 @@ def _draw(ctx, p, runs):
             color, ls = styles[label]
             med = np.nanmedian(loss, axis=0)
             window = max(1, med.size // 20)
-            smooth = np.convolve(med, np.ones(window) / window, "valid")
+            smooth = moving_average(med, window)
             ax.plot(np.arange(window - 1, med.size), smooth, color=color, ls=ls, label=label)
         ax.axhline(LN10, color="0.4", ls=":", lw=0.9, label="ln 10")
         ax.set_xlabel("step")

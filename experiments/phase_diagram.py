@@ -83,7 +83,8 @@ def run(ctx, p):
         axes = np.atleast_1d(axes)
         vmax = 6.0  # decades; the colour bar extends beyond, so the transition stays readable
         for k, (ax, b2) in enumerate(zip(axes, s2b)):
-            mesh = ax.pcolormesh(_edges(s2w), _edges(np.log2(depths)), med_h[k].T,
+            mesh = ax.pcolormesh(plotting.cell_edges(s2w),
+                                 plotting.cell_edges(np.log2(depths)), med_h[k].T,
                                  cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="flat")
             bad = np.argwhere(nonfinite[k])
             if bad.size:
@@ -155,7 +156,3 @@ def _claims(b2, s2w, depths, log_ratio, med, predicted, asymptotic):
     return claims
 
 
-def _edges(centers):
-    c = np.asarray(centers, float)
-    mid = (c[1:] + c[:-1]) / 2
-    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])

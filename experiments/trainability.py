@@ -87,19 +87,13 @@ def _claims(p, s2w, accuracy, xi):
     return claims
 
 
-def _edges(values):
-    v = np.asarray(values, float)
-    mid = (v[1:] + v[:-1]) / 2
-    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
-
-
 def _draw(ctx, p, s2w, accuracy, diverged):
     depths = np.asarray(p["depths"])
     with plotting.style():
         fig, ax = plotting.figure("single", 2.9)
         y = np.log2(depths)
-        mesh = ax.pcolormesh(_edges(s2w), _edges(y), accuracy.T, cmap="viridis",
-                             vmin=0.0, vmax=max(0.5, float(np.nanmax(accuracy))))
+        mesh = ax.pcolormesh(plotting.cell_edges(s2w), plotting.cell_edges(y), accuracy.T,
+                             cmap="viridis", vmin=0.0, vmax=max(0.5, float(np.nanmax(accuracy))))
         fig.colorbar(mesh, ax=ax, label="training accuracy (median over seeds)")
         bad = np.argwhere(diverged)
         if bad.size:
@@ -113,7 +107,7 @@ def _draw(ctx, p, s2w, accuracy, diverged):
             ax.plot(fine, np.log2(mult * xi), color="w", ls=ls, lw=1.1,
                     label=rf"depth = {mult if mult > 1 else ''}$\xi_c$")
         ax.axvline(crit, color="0.8", lw=0.6)
-        ax.set_ylim(_edges(y)[0], _edges(y)[-1])
+        ax.set_ylim(plotting.cell_edges(y)[0], plotting.cell_edges(y)[-1])
         ax.set_yticks(y, [str(d) for d in depths])
         ax.set_xlabel(r"$\sigma_w^2$ ($\sigma_b^2$ = 0.05)")
         ax.set_ylabel("depth")

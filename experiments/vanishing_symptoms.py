@@ -17,7 +17,7 @@ from gradstudy import MLPSpec, plotting
 from gradstudy.data import mnist1d
 from gradstudy.optim import OptimizerSpec
 from gradstudy.predictions import weight_grad_profile
-from gradstudy.stats import K_SE, median_se, tolerance
+from gradstudy.stats import K_SE, median_se, moving_average, tolerance
 from gradstudy.study import Claim, require
 from gradstudy.train import Training
 
@@ -65,7 +65,7 @@ def run(ctx, p):
 def _smoothed(ds, label):
     loss = np.nanmedian(ds.loss.sel(point=label).isel(learning_rate=0).values, axis=0)
     window = max(1, loss.size // 20)
-    return np.convolve(loss, np.ones(window) / window, "valid")
+    return moving_average(loss, window)
 
 
 def _claims(p, ds):

@@ -226,3 +226,11 @@ def sequential_colors(n: int, cmap: str = "plasma", lo: float = 0.0, hi: float =
 
     m = colormaps[cmap]
     return [matplotlib.colors.to_hex(m(x)) for x in np.linspace(lo, hi, n)]
+
+
+def cell_edges(centers) -> np.ndarray:
+    """Edges of the cells around sorted ``centers`` (for ``pcolormesh``): midpoints inside,
+    the first and last cells mirrored outside."""
+    c = np.asarray(centers, float)
+    mid = (c[1:] + c[:-1]) / 2
+    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])

@@ -300,3 +300,10 @@ def fraction_beyond(values, limit: float) -> float:
     """Fraction of ``values`` with ``|value| > limit`` (those :func:`clipped_histogram`
     puts in its end bins for edges on [−limit, limit])."""
     return float(np.mean(np.abs(values) > limit))
+
+
+def moving_average(values, window: int) -> np.ndarray:
+    """Mean over each run of ``window`` consecutive values ("valid" part only: the result
+    has ``len(values) − window + 1`` entries, entry i averaging values[i : i + window])."""
+    window = max(1, int(window))
+    return np.convolve(np.asarray(values, float), np.ones(window) / window, "valid")

@@ -198,3 +198,14 @@ def test_jacobian_mean_singular_values_match_numpy_svd():
         assert got[s] == pytest.approx(np.mean(svals), rel=1e-5)
     # another base seed draws other networks
     assert not np.allclose(jacobian_mean_singular_values(spec, seeds, batch), got)
+
+
+def test_moving_average_and_cell_edges_against_loops():
+    from gradstudy.plotting import cell_edges
+    from gradstudy.stats import moving_average
+
+    x = np.random.default_rng(3).normal(size=50)
+    for w in (1, 4, 7):
+        loop = [np.mean(x[i:i + w]) for i in range(len(x) - w + 1)]
+        np.testing.assert_allclose(moving_average(x, w), loop, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(cell_edges([1.0, 2.0, 4.0]), [0.5, 1.5, 3.0, 5.0])
