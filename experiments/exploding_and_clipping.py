@@ -85,8 +85,7 @@ def _gradient_descent(ctx, p):
     def loss(params):
         return 0.5 * jnp.mean(jnp.sum((model.apply({"params": params}, x)[0] - y) ** 2, -1))
 
-    params = [initial_params(base, 0, s) for s in range(p["gd_seeds"])]
-    stacked = jax.tree.map(lambda *a: jnp.stack(a), *params)
+    stacked = initial_params(base, 0, range(p["gd_seeds"]))
     lam, residual = jax.jit(jax.vmap(lambda w: top_hessian_eigenvalue(
         loss, w, jax.random.PRNGKey(0), 300)))(stacked)
     lam = np.asarray(lam, float)
@@ -147,18 +146,20 @@ def _clip_spec(p):
 
 
 def _clipping_runs(ctx, p):
+    """Every clipping method and threshold (and none) on the same network: one training,
+    one compiled program (the optimizers are per-point, selected per run)."""
     data = mnist1d(ctx.results_dir.parent / "data")
-    runs = {}
     settings = [("none", None)] + [(m, t) for m in METHODS for t in _thresholds(p, m)]
-    for method, threshold in settings:
-        opt = OptimizerSpec("sgd", p["lr"]) if method == "none" else \
-            OptimizerSpec("sgd", p["lr"], clip=method, clip_threshold=threshold)
-        runs[(method, threshold)] = ctx.train(
-            Training(points=(_clip_spec(p),), optimizer=opt, steps=p["steps"],
-                     seeds=p["seeds"], batch_size=64, eval_every=p["steps"],
-                     record_every=max(1, p["steps"] // 10)),
-            data, tag=f"clip-{method}" + ("" if threshold is None else f"-{threshold:g}"))
-    return runs
+    optimizers = tuple(OptimizerSpec("sgd", p["lr"]) if method == "none" else
+                       OptimizerSpec("sgd", p["lr"], clip=method, clip_threshold=threshold)
+                       for method, threshold in settings)
+    labels = tuple(method if threshold is None else f"{method}-{threshold:g}"
+                   for method, threshold in settings)
+    ds = ctx.train(Training(points=(_clip_spec(p),) * len(settings), optimizer=optimizers,
+                            labels=labels, steps=p["steps"], seeds=p["seeds"], batch_size=64,
+                            eval_every=p["steps"], record_every=max(1, p["steps"] // 10)),
+                   data, tag="clip")
+    return {setting: ds.isel(point=[k]) for k, setting in enumerate(settings)}
 
 
 def _diverged(ds):

@@ -57,21 +57,23 @@ def _spec(p, depth, init):
 
 def run(ctx, p):
     data = mnist1d(ctx.results_dir.parent / "data")
-    claims, runs, sweeps = [], {}, {}
+    claims, runs = [], {}
+    # both depths at init in one sweep (one program: every depth in one pass)
+    sweep = ctx.sweep(Sweep(points=tuple(_spec(p, max(p["depths"]), init)
+                                         for init in INITS.values()),
+                            depths=tuple(p["depths"]), seeds=p["init_seeds"], batch=64,
+                            labels=tuple(INITS), loss="linear"), tag="init")
     for depth in p["depths"]:
         points = tuple(_spec(p, depth, init) for init in INITS.values())
-        sweeps[depth] = ctx.sweep(Sweep(points=points, depths=(depth,), seeds=p["init_seeds"],
-                                        batch=64, labels=tuple(INITS), loss="linear"),
-                                  tag=f"init-d{depth}")
         runs[depth] = ctx.train(Training(points=points, labels=tuple(INITS),
                                          optimizer=OptimizerSpec("momentum", p["lr"]),
                                          steps=p["steps"], seeds=p["seeds"],
                                          batch_size=p["batch"], eval_every=p["steps"] // 4,
                                          record_every=max(1, p["steps"] // 20)),
                                 data, tag=f"train-d{depth}")
-        claims += _init_claims(p, depth, sweeps[depth])
+        claims += _init_claims(p, depth, sweep)
     claims += _training_claims(p, runs)
-    _draw(ctx, p, runs, sweeps)
+    _draw(ctx, p, runs, sweep)
     return claims
 
 
@@ -80,7 +82,8 @@ def _init_claims(p, depth, ds):
     for k, (label, init) in enumerate(INITS.items()):
         spec = _spec(p, depth, init)
         predicted = float(np.log10(backprop_profile(spec, 1.0, depth)[0]))
-        log_ratio = first_last_log10_ratio(ds.backprop_norm.values[k], [depth])[:, 0]
+        log_ratio = first_last_log10_ratio(ds.backprop_norm.values[k], p["depths"])[
+            :, p["depths"].index(depth)]
         excess, se = log_mean_square_excess(log_ratio, predicted)
         power = round(2 * predicted / math.log10(2))
         claims.append(Claim(
@@ -139,7 +142,7 @@ def _training_claims(p, runs):
     return claims
 
 
-def _draw(ctx, p, runs, sweeps):
+def _draw(ctx, p, runs, sweep):
     colors = {"Xavier": plotting.OKABE_ITO[0], "He": plotting.OKABE_ITO[1]}
     with plotting.style():
         fig, axes = plotting.figure("double", 2.8, ncols=3,
@@ -147,8 +150,8 @@ def _draw(ctx, p, runs, sweeps):
                                                  "wspace": 0.4})
         ax = axes[0]
         for k, label in enumerate(INITS):
-            for depth, ls in zip(p["depths"], ("-", "--")):
-                bp = sweeps[depth].backprop_norm.values[k, :, 0, :depth]  # (seed, layer)
+            for j, (depth, ls) in enumerate(zip(p["depths"], ("-", "--"))):
+                bp = sweep.backprop_norm.values[k, :, j, :depth]  # (seed, layer)
                 sq = np.nanmean(bp**2, axis=0)
                 ax.plot(np.arange(1, depth + 1), sq / sq[-1], color=colors[label], ls=ls,
                         label=f"{label}, L={depth}")

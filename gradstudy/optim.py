@@ -120,7 +120,8 @@ def schedule(spec: OptimizerSpec, learning_rate=None) -> Callable | jax.Array:
 
 
 def clipping(spec: OptimizerSpec, output_layer: Callable[[str], bool] | None = None,
-             stacked: Callable[[str], bool] | None = None) -> optax.GradientTransformation:
+             stacked: Callable[[str], bool] | None = None,
+             threshold=None) -> optax.GradientTransformation:
     """The clipping transform of ``spec`` (identity for "none").
 
     Args:
@@ -128,8 +129,10 @@ def clipping(spec: OptimizerSpec, output_layer: Callable[[str], bool] | None = N
             clipping leaves alone (Brock et al. 2021 do not clip the final layer).
         stacked: ``path -> bool``: leaves whose leading axis is a layer axis (``nn.scan``
             stacks); adaptive clipping takes its units layer by layer there.
+        threshold: replaces ``spec.clip_threshold``; may be a traced scalar, so that runs
+            clipped at different thresholds share one compiled program.
     """
-    t = spec.clip_threshold
+    t = spec.clip_threshold if threshold is None else threshold
     if spec.clip == "none":
         return optax.identity()
     if spec.clip == "value":
@@ -194,16 +197,64 @@ def optimizer(spec: OptimizerSpec, learning_rate=None) -> optax.GradientTransfor
 
 def build(spec: OptimizerSpec, learning_rate=None,
           output_layer: Callable[[str], bool] | None = None,
-          stacked: Callable[[str], bool] | None = None) -> optax.GradientTransformation:
-    """``optax.chain(clipping, optimizer)`` of ``spec`` (arguments as :func:`clipping`)."""
-    return optax.chain(clipping(spec, output_layer, stacked), optimizer(spec, learning_rate))
+          stacked: Callable[[str], bool] | None = None,
+          clip_threshold=None) -> optax.GradientTransformation:
+    """``optax.chain(clipping, optimizer)`` of ``spec``; ``learning_rate`` and
+    ``clip_threshold`` override the spec's and may be traced (other arguments as
+    :func:`clipping`)."""
+    return optax.chain(clipping(spec, output_layer, stacked, clip_threshold),
+                       optimizer(spec, learning_rate))
+
+
+def program_key(spec: OptimizerSpec) -> OptimizerSpec:
+    """The part of ``spec`` a compiled program is built from: the learning rate and the
+    clipping threshold removed (they enter traced), so that specs differing only in those
+    share one program."""
+    return spec.replace(learning_rate=0.0, clip_threshold=1.0)
+
+
+def select(index, trees: list):
+    """``trees[index]`` leaf by leaf, for a (traced, possibly vmapped) integer ``index``;
+    every tree is computed, the others' values (NaN included) do not reach the result."""
+    def pick(*leaves):
+        out = leaves[0]
+        for i, leaf in enumerate(leaves[1:], 1):
+            out = jnp.where(index == i, leaf, out)
+        return out
+
+    return jax.tree.map(pick, *trees)
+
+
+def switch(transforms: list[optax.GradientTransformation], index
+           ) -> optax.GradientTransformation:
+    """One transformation that applies ``transforms[index]``, ``index`` a traced integer.
+
+    Runs with different optimizers (or clipping methods) then share one compiled program: a
+    ``vmap`` over runs with per-run indices computes every transform at every step and
+    keeps each run's own (the cost is the elementwise work of the others, small next to the
+    network's matmuls).  The state holds every transform's state; only the selected one is
+    meaningful.  With one transform it is that transform.
+    """
+    if len(transforms) == 1:
+        return transforms[0]
+
+    def init_fn(params):
+        return tuple(t.init(params) for t in transforms)
+
+    def update_fn(updates, state, params=None):
+        outs = [t.update(updates, s, params) for t, s in zip(transforms, state)]
+        return select(index, [u for u, _ in outs]), tuple(s for _, s in outs)
+
+    return optax.GradientTransformation(init_fn, update_fn)
 
 
 def clip_fired(spec: OptimizerSpec, grads, params,
                output_layer: Callable[[str], bool] | None = None,
-               stacked: Callable[[str], bool] | None = None) -> jax.Array:
-    """Whether ``spec``'s clipping changes ``grads`` at this step (bool scalar)."""
-    t = spec.clip_threshold
+               stacked: Callable[[str], bool] | None = None,
+               threshold=None) -> jax.Array:
+    """Whether ``spec``'s clipping changes ``grads`` at this step (bool scalar);
+    ``threshold`` (possibly traced) replaces ``spec.clip_threshold``."""
+    t = spec.clip_threshold if threshold is None else threshold
     if spec.clip == "none":
         return jnp.zeros((), bool)
     if spec.clip == "value":

@@ -24,13 +24,14 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,9 +43,10 @@ from gradstudy.data import Dataset
 from gradstudy.errors import ConfigError
 from gradstudy.models import MLP, apply_gains, init_params
 from gradstudy.monitor import find_state, monitor
-from gradstudy.optim import OptimizerSpec, build, clip_fired
+from gradstudy.optim import OptimizerSpec, build, clip_fired, program_key, select, switch
 
-TRAIN_VERSION = 2  # bumped whenever what training records changes (2: update norms)
+TRAIN_VERSION = 3  # bumped whenever what training records changes (2: update norms,
+#                   3: per-point optimizers and their coordinates)
 LOSSES = ("cross_entropy", "mse")
 
 
@@ -63,9 +65,16 @@ class Training:
     Attributes:
         points: MLP specs (``in_dim``/``out_dim`` must match the data); points whose
             ``static_key()`` agrees share one program (their gains are traced).
-        optimizer: what they are trained with.
+        optimizer: what they are trained with: one spec for every point, or a tuple with
+            one per point.  Points whose networks share a program share it whatever their
+            optimizers (:func:`gradstudy.optim.switch`; learning rate and clipping
+            threshold traced), so a grid over optimizers or clipping methods is one
+            compiled program.
         steps: optimizer steps per run.
-        learning_rates: one run per rate (default the optimizer's own).
+        learning_rates: one run per rate, for every point.  Default: each point's own
+            optimizer's rate (the ``learning_rate`` dim then has one entry, whose
+            coordinate is that rate, or NaN where the points' rates differ; the
+            ``optimizer_learning_rate`` coordinate has each point's).
         seeds: initialisations (and minibatch orders) per point and rate.
         batch_size: minibatch size (examples drawn uniformly with replacement per step);
             None for full-batch gradient descent (every example at every step).
@@ -80,7 +89,7 @@ class Training:
     """
 
     points: tuple[MLPSpec, ...]
-    optimizer: OptimizerSpec
+    optimizer: OptimizerSpec | tuple[OptimizerSpec, ...]
     steps: int = 1000
     learning_rates: tuple[float, ...] | None = None
     seeds: int = 8
@@ -104,13 +113,27 @@ class Training:
         if len({p.depth for p in points}) > 1:
             raise ConfigError("points: must share one depth (the records' layer axis)")
         object.__setattr__(self, "points", points)
-        if not isinstance(self.optimizer, OptimizerSpec):
-            raise ConfigError(f"optimizer: must be an OptimizerSpec, got "
+        if isinstance(self.optimizer, (tuple, list)):
+            optimizers = tuple(self.optimizer)
+            for i, o in enumerate(optimizers):
+                if not isinstance(o, OptimizerSpec):
+                    raise ConfigError(f"optimizer: item {i} must be an OptimizerSpec, got "
+                                      f"{type(o).__name__}")
+            if len(optimizers) != len(points):
+                raise ConfigError(f"optimizer: need one OptimizerSpec per point "
+                                  f"({len(points)}), got {len(optimizers)}")
+            object.__setattr__(self, "optimizer", optimizers)
+        elif not isinstance(self.optimizer, OptimizerSpec):
+            raise ConfigError(f"optimizer: must be an OptimizerSpec (or one per point), got "
                               f"{type(self.optimizer).__name__}")
-        rates = (self.optimizer.learning_rate,) if self.learning_rates is None else \
-            check_sequence("learning_rates", self.learning_rates, max_len=10**4)
-        object.__setattr__(self, "learning_rates",
-                           tuple(check_real("learning_rates", r, 0.0, 1e6) for r in rates))
+        if self.learning_rates is not None:
+            rates = check_sequence("learning_rates", self.learning_rates, max_len=10**4)
+            object.__setattr__(self, "learning_rates",
+                               tuple(check_real("learning_rates", r, 0.0, 1e6) for r in rates))
+        else:
+            own = {o.learning_rate for o in self.optimizers}
+            if len(own) == 1:
+                object.__setattr__(self, "learning_rates", (own.pop(),))
         object.__setattr__(self, "steps", check_int("steps", self.steps, 1, 10**8))
         object.__setattr__(self, "seeds", check_int("seeds", self.seeds, 1, 10**5))
         if self.batch_size is not None:
@@ -138,14 +161,35 @@ class Training:
             object.__setattr__(self, "seed_lr_scale", scale)
 
     @property
+    def optimizers(self) -> tuple[OptimizerSpec, ...]:
+        """One optimizer per point."""
+        if isinstance(self.optimizer, OptimizerSpec):
+            return (self.optimizer,) * len(self.points)
+        return self.optimizer
+
+    @property
+    def rate_axis(self) -> tuple[float, ...]:
+        """The ``learning_rate`` coordinate: the rates, or (NaN,) for "each point's own"."""
+        return (float("nan"),) if self.learning_rates is None else self.learning_rates
+
+    def point_rates(self, point: int) -> tuple[float, ...]:
+        """The learning rates point ``point`` is trained at, along the ``learning_rate``
+        dim (before ``seed_lr_scale``)."""
+        if self.learning_rates is None:
+            return (self.optimizers[point].learning_rate,)
+        return self.learning_rates
+
+    @property
     def runs_per_point(self) -> int:
-        return len(self.learning_rates) * self.seeds
+        return len(self.rate_axis) * self.seeds
 
     def describe(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.name not in ("points", "optimizer")}  # eval_every too: it sets eval_step
         d["points"] = [p.describe() for p in self.points]
-        d["optimizer"] = self.optimizer.describe()
+        d["optimizer"] = self.optimizer.describe() if isinstance(self.optimizer,
+                                                                OptimizerSpec) \
+            else [o.describe() for o in self.optimizer]
         d["train_version"] = TRAIN_VERSION
         return d
 
@@ -167,78 +211,125 @@ def _loss_fn(spec: MLPSpec, loss: str):
     return fn
 
 
-def _capacity(training: Training) -> int:
-    return -(-training.steps // training.record_every)
+class Program(NamedTuple):
+    """What one compiled training program is built from; everything else (gains, learning
+    rates, clipping thresholds, which optimizer, the data) enters it traced, so trainings
+    with equal programs share the compiled code (:func:`programs`)."""
+
+    spec: MLPSpec  # a static_key()
+    branches: tuple[OptimizerSpec, ...]  # optim.program_key of each optimizer of the group
+    steps: int
+    batch_size: int | None
+    loss: str
+    record_every: int
+    chunk: int
 
 
-def _transform(training: Training, learning_rate):
-    inner = build(training.optimizer, learning_rate, output_layer=_is_output,
-                  stacked=_is_stacked)
-    return monitor(training.record_every, _capacity(training), stacked=_is_stacked,
-                   inner=inner)
+def _capacity(prog: Program) -> int:
+    return -(-prog.steps // prog.record_every)
 
 
-def _init_run(spec, training, key, kernel_scales, sigma_b, learning_rate):
+def _transform(prog: Program, hyper):
+    inner = switch([build(b, hyper["learning_rate"], output_layer=_is_output,
+                          stacked=_is_stacked, clip_threshold=hyper["clip_threshold"])
+                    for b in prog.branches], hyper["branch"])
+    return monitor(prog.record_every, _capacity(prog), stacked=_is_stacked, inner=inner)
+
+
+def _clip_fired(prog: Program, hyper, grads, params):
+    return select(hyper["branch"], [clip_fired(b, grads, params, _is_output, _is_stacked,
+                                               hyper["clip_threshold"])
+                                    for b in prog.branches])
+
+
+def _init_run(prog: Program, key, kernel_scales, sigma_b, hyper):
     k_init, k_data = jax.random.split(key)
-    params = apply_gains(init_params(spec, k_init), kernel_scales, sigma_b)
-    opt_state = _transform(training, learning_rate).init(params)
+    params = apply_gains(init_params(prog.spec, k_init), kernel_scales, sigma_b)
+    opt_state = _transform(prog, hyper).init(params)
     return {"params": params, "opt_state": opt_state, "data_key": k_data,
             "diverged_at": jnp.asarray(-1, jnp.int32)}
 
 
-def _chunk_program(spec: MLPSpec, training: Training, chunk: int):
-    """``(state, lr, start, x, y) -> (state, records (chunk,))`` for one run; vmapped."""
-    loss_fn = _loss_fn(spec, training.loss)
+def _chunk_program(prog: Program):
+    """``(state, hyper, start, x, y) -> (state, records (chunk,))`` for one run; vmapped."""
+    loss_fn = _loss_fn(prog.spec, prog.loss)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    opt = training.optimizer
+    # only a last chunk that runs past ``steps`` needs its tail masked (a select over the
+    # whole state at every step: left out of the program when the chunks divide the steps)
+    padded = prog.steps % prog.chunk != 0
 
-    def run(state, learning_rate, start, x, y):
-        tx = _transform(training, learning_rate)
+    def run(state, hyper, start, x, y):
+        tx = _transform(prog, hyper)
 
         def step(state, t):
             params = state["params"]
-            if training.batch_size is None:  # full batch: plain gradient descent
+            if prog.batch_size is None:  # full batch: plain gradient descent
                 xb, yb = x, y
             else:
                 idx = jax.random.randint(jax.random.fold_in(state["data_key"], t),
-                                         (training.batch_size,), 0, x.shape[0])
+                                         (prog.batch_size,), 0, x.shape[0])
                 xb, yb = x[idx], y[idx]
             (value, accuracy), grads = grad_fn(params, xb, yb)
             grad_norm = optax.tree.norm(grads)
-            fired = clip_fired(opt, grads, params, _is_output, _is_stacked)
-            updates, opt_state = tx.update(grads, state["opt_state"], params)
-            active = t < training.steps  # the padded tail of the last chunk does nothing
+            fired = _clip_fired(prog, hyper, grads, params)
+            updates, opt_state = tx.update(grads, state["opt_state"], params, at_step=t)
+            active = t < prog.steps  # the padded tail of the last chunk does nothing
             diverged = state["diverged_at"] >= 0
             now = active & ~diverged & ~jnp.isfinite(value)
             new = {"params": optax.apply_updates(params, updates), "opt_state": opt_state,
                    "data_key": state["data_key"],
                    "diverged_at": jnp.where(now, t, state["diverged_at"]).astype(jnp.int32)}
-            state = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
+            if padded:
+                new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
             keep = active & ~diverged
             nan = jnp.asarray(jnp.nan, value.dtype)
             record = {"loss": jnp.where(keep, value, nan),
                       "accuracy": jnp.where(keep, accuracy, nan),
                       "grad_norm": jnp.where(keep, grad_norm, nan),
                       "clip_fired": jnp.where(keep, fired, False)}
-            return state, record
+            return new, record
 
-        return jax.lax.scan(step, state, start + jnp.arange(chunk))
+        return jax.lax.scan(step, state, start + jnp.arange(prog.chunk))
 
     return run
+
+
+@functools.lru_cache(maxsize=32)
+def programs(prog: Program, fingerprint=None):
+    """``(init, run, evaluate)``, jitted, for ``prog``; cached, so that trainings with the
+    same program (in one process) compile it once.  ``fingerprint`` (of the network's
+    functions) is only part of the cache key; call ``programs.__wrapped__`` where the
+    functions have none."""
+    # runs are initialised one after another (lax.map), not vmapped: XLA's CPU runtime
+    # (jax 0.10.2) deadlocks on the vmapped initialisation of orthogonal-init networks
+    # (measured: 20 layers, width 64, ≥ 4 runs, every time; 2 runs or lax.map: never)
+    init = jax.jit(lambda keys, scales, sigma_b, hyper: jax.lax.map(
+        lambda a: _init_run(prog, *a), (keys, scales, sigma_b, hyper)))
+    run = jax.jit(jax.vmap(_chunk_program(prog), in_axes=(0, 0, None, None, None)))
+    return init, run, jax.jit(_evaluate_program(prog))
+
+
+def _program_for(prog: Program):
+    fingerprint = _fingerprint(prog.spec)
+    return programs(prog, fingerprint) if fingerprint is not None else \
+        programs.__wrapped__(prog, None)
 
 
 EVAL_TRAIN_EXAMPLES = 1000  # training-set metrics on the first this many examples
 EVAL_MEMORY_BYTES = 2**28  # runs evaluated together: their activations within this
 
 
-def _evaluate_program(spec: MLPSpec, training: Training, runs: int, examples: int):
+def _evaluate_program(prog: Program):
     """``(states, x, y, x_test, y_test) -> metrics (runs,)``: ``lax.map`` over the runs in
     batches whose forward activations fit ``EVAL_MEMORY_BYTES``."""
-    loss_fn = _loss_fn(spec, training.loss)
-    per_run = 4 * examples * max(spec.width, spec.input_dim) * (spec.depth + 2)
-    batch = int(max(1, min(runs, EVAL_MEMORY_BYTES // per_run)))
+    spec = prog.spec
+    loss_fn = _loss_fn(spec, prog.loss)
 
     def evaluate_all(states, x, y, x_test, y_test):
+        runs = jax.tree.leaves(states)[0].shape[0]
+        examples = max(x.shape[0], x_test.shape[0])
+        per_run = 4 * examples * max(spec.width, spec.input_dim) * (spec.depth + 2)
+        batch = int(max(1, min(runs, EVAL_MEMORY_BYTES // per_run)))
         return jax.lax.map(lambda st: evaluate(st, x, y, x_test, y_test), states,
                            batch_size=batch)
 
@@ -320,13 +411,35 @@ def data_fingerprint(data: Dataset) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def initial_params(training: Training, point: int, seed: int):
-    """The parameters run (point, any rate, seed) starts from, as :func:`train` draws them."""
-    key = run_keys(training)[seed]
-    k_init, _ = jax.random.split(key)
+def initial_params(training: Training, point: int, seed):
+    """The parameters run (point, any rate, seed) starts from, as :func:`train` draws them;
+    ``seed`` an int, or a sequence of seeds (then stacked along a leading seed axis, drawn
+    in one compiled program)."""
     spec = training.points[point]
-    return apply_gains(init_params(spec.static_key(), k_init), spec.kernel_scales(),
-                       spec.sigma_b)
+    seeds = np.atleast_1d(np.asarray(seed, int))
+    keys = run_keys(training)[seeds]
+    static = spec.static_key()
+    draw = _initial_params_program(static) if _fingerprint(static) is not None \
+        else _initial_params_program.__wrapped__(static)
+    params = draw(keys, jnp.asarray(spec.kernel_scales(), jnp.float32),
+                  jnp.asarray(spec.sigma_b, jnp.float32))
+    return jax.tree.map(lambda a: a[0], params) if np.ndim(seed) == 0 else params
+
+
+@functools.lru_cache(maxsize=16)
+def _initial_params_program(static: MLPSpec):
+    def one(key, scales, sigma_b):
+        k_init, _ = jax.random.split(key)
+        return apply_gains(init_params(static, k_init), scales, sigma_b)
+
+    return jax.jit(lambda keys, scales, sigma_b: jax.lax.map(
+        lambda k: one(k, scales, sigma_b), keys))
+
+
+def _fingerprint(spec):
+    from gradstudy.mlp_family import MLP_FAMILY
+
+    return MLP_FAMILY.fingerprint(spec)
 
 
 def run_keys(training: Training) -> jax.Array:
@@ -334,7 +447,43 @@ def run_keys(training: Training) -> jax.Array:
     has the same key at every rate and point (common random numbers)."""
     seeds = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(training.base_seed),
                                                   s))(jnp.arange(training.seeds))
-    return jnp.tile(seeds, (len(training.learning_rates), 1))
+    return jnp.tile(seeds, (len(training.rate_axis), 1))
+
+
+def _group_inputs(training: Training, idx: list[int], branches) -> tuple:
+    """Per-run (point-major, then rate, then seed) kernel scales, σ_b and the traced
+    optimizer settings of the points ``idx``."""
+    per_point = training.runs_per_point
+    per_seed = np.ones(training.seeds) if training.seed_lr_scale is None else \
+        np.asarray(training.seed_lr_scale)
+    scales = np.repeat(np.asarray([training.points[i].kernel_scales() for i in idx],
+                                  np.float32), per_point, axis=0)
+    sigma_b = np.repeat(np.asarray([training.points[i].sigma_b for i in idx], np.float32),
+                        per_point)
+    rates = np.concatenate([(np.asarray(training.point_rates(i))[:, None] * per_seed[None, :]
+                             ).reshape(-1) for i in idx]).astype(np.float32)
+    opts = [training.optimizers[i] for i in idx]
+    hyper = {"learning_rate": rates,
+             "clip_threshold": np.repeat(np.asarray([o.clip_threshold for o in opts],
+                                                    np.float32), per_point),
+             "branch": np.repeat(np.asarray([branches.index(program_key(o)) for o in opts],
+                                            np.int32), per_point)}
+    keys = jnp.tile(run_keys(training), (len(idx), 1))
+    return keys, scales, sigma_b, hyper
+
+
+def _groups(training: Training, chunk: int) -> dict[Program, list[int]]:
+    """Points by the program they are trained with (network structure; the optimizers of
+    the points sharing a network become the program's branches)."""
+    by_spec: dict[MLPSpec, list[int]] = {}
+    for i, p in enumerate(training.points):
+        by_spec.setdefault(p.static_key(), []).append(i)
+    groups = {}
+    for spec, idx in by_spec.items():
+        branches = tuple(dict.fromkeys(program_key(training.optimizers[i]) for i in idx))
+        groups[Program(spec, branches, training.steps, training.batch_size, training.loss,
+                       training.record_every, chunk)] = idx
+    return groups
 
 
 def _compute(training, data, description, cache_dir, name, progress, progress_label):
@@ -342,44 +491,23 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
 
     from gradstudy.results import DESCRIPTION_ATTR, describe_json
 
-    n_rates, n_seeds = len(training.learning_rates), training.seeds
-    per_point = n_rates * n_seeds
     chunk = min(training.eval_every, training.steps)
     n_chunks = -(-training.steps // chunk)
-    groups: dict[MLPSpec, list[int]] = {}
-    for i, p in enumerate(training.points):
-        groups.setdefault(p.static_key(), []).append(i)
+    groups = _groups(training, chunk)
     x_dev = [jnp.asarray(a) for a in (data.x, data.y, data.x_test, data.y_test)]
     eval_data = [x_dev[0][:EVAL_TRAIN_EXAMPLES], x_dev[1][:EVAL_TRAIN_EXAMPLES],
                  x_dev[2], x_dev[3]]
     bar = tqdm(total=len(groups) * n_chunks, desc=progress_label, unit="chunk",
                disable=not progress, leave=False)
     results = {}
-    for spec, idx in groups.items():
-        _check_memory(spec, training, len(idx) * per_point, data)
-    for spec, idx in groups.items():
-        scales = np.repeat(np.asarray([training.points[i].kernel_scales() for i in idx],
-                                      np.float32), per_point, axis=0)
-        sigma_b = np.repeat(np.asarray([training.points[i].sigma_b for i in idx],
-                                       np.float32), per_point)
-        per_seed = np.ones(n_seeds) if training.seed_lr_scale is None else \
-            np.asarray(training.seed_lr_scale)
-        rates = np.tile((np.asarray(training.learning_rates)[:, None] * per_seed[None, :]
-                         ).reshape(-1).astype(np.float32), len(idx))
-        keys = jnp.tile(run_keys(training), (len(idx), 1))
-        # runs are initialised one after another (lax.map), not vmapped: XLA's CPU runtime
-        # (jax 0.10.2) deadlocks on the vmapped initialisation of orthogonal-init networks
-        # (measured: 20 layers, width 64, ≥ 4 runs, every time; 2 runs or lax.map: never)
-        init = jax.jit(lambda k, ks, sb, lr: jax.lax.map(
-            lambda a: _init_run(spec, training, *a), (k, ks, sb, lr)))
-        run = jax.jit(jax.vmap(_chunk_program(spec, training, chunk),
-                               in_axes=(0, 0, None, None, None)))
-        runs = len(idx) * per_point
-        evaluate = jax.jit(_evaluate_program(spec, training, runs,
-                                             max(len(eval_data[0]), len(eval_data[2]))))
+    for prog, idx in groups.items():
+        _check_memory(prog, training, len(idx) * training.runs_per_point, data)
+    for prog, idx in groups.items():
+        keys, scales, sigma_b, hyper = _group_inputs(training, idx, prog.branches)
+        init, run, evaluate = _program_for(prog)
         ckpt = None if cache_dir is None else _checkpoint_path(cache_dir, name, description,
                                                                idx)
-        state = init(keys, scales, sigma_b, rates)
+        state = init(keys, scales, sigma_b, hyper)
         records, evals, done = [], [evaluate(state, *eval_data)], 0
         if ckpt is not None and ckpt.exists():
             loaded = _load_checkpoint(ckpt, state)
@@ -387,8 +515,8 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
                 state, records, evals, done = loaded
                 bar.update(done)
         for c in range(done, n_chunks):
-            state, rec = run(state, jnp.asarray(rates), jnp.asarray(c * chunk, jnp.int32),
-                             x_dev[0], x_dev[1])
+            state, rec = run(state, hyper, jnp.asarray(c * chunk, jnp.int32), x_dev[0],
+                             x_dev[1])
             records.append(jax.device_get(rec))
             evals.append(evaluate(state, *eval_data))
             if ckpt is not None:
@@ -404,25 +532,29 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
     return ds
 
 
-def training_bytes(spec: MLPSpec, training: Training, runs: int, data: Dataset) -> int:
+def training_bytes(prog: Program, training: Training, runs: int, data: Dataset) -> int:
     """Estimated memory of one training program (bytes): per run the parameters with
-    their gradients, updates and optimizer state (≈ 6 copies), the activations a
-    minibatch step keeps for the backward pass (≈ 4 per unit and layer), the monitor's
-    buffers; plus the data and the per-step records of all runs."""
+    their gradients, updates and optimizer state (≈ 6 copies, 2 more per extra optimizer
+    the program switches between), the activations a minibatch step keeps for the
+    backward pass (≈ 4 per unit and layer), the monitor's buffers; plus the data and the
+    per-step records of all runs."""
     from gradstudy.memory import param_count
 
+    spec = prog.spec
     params = param_count(spec, spec.depth)
-    batch = data.x.shape[0] if training.batch_size is None else training.batch_size
+    batch = data.x.shape[0] if prog.batch_size is None else prog.batch_size
     activations = 4 * batch * max(spec.width, spec.input_dim) * (spec.depth + 2)
-    monitor = 4 * _capacity(training) * (spec.depth + 2) * 5
-    per_run = 4 * (6 * params + activations) + monitor + 13 * training.steps
+    monitor = 4 * _capacity(prog) * (spec.depth + 2) * 5
+    copies = 6 + 2 * (len(prog.branches) - 1)
+    per_run = 4 * (copies * params + activations) + monitor + 13 * prog.steps
     return runs * per_run + 4 * (data.x.size + data.x_test.size + 2 * data.y.size)
 
 
-def _check_memory(spec, training, runs, data) -> None:
+def _check_memory(prog, training, runs, data) -> None:
     from gradstudy.memory import BUDGET_ENV, budget_bytes, human
 
-    need, budget = training_bytes(spec, training, runs, data), budget_bytes()
+    spec = prog.spec
+    need, budget = training_bytes(prog, training, runs, data), budget_bytes()
     if need > budget:
         raise ConfigError(f"memory: this training needs ≈ {human(need)} ({runs} runs of width "
                           f"{spec.width}, depth {spec.depth}, batch {training.batch_size}) but "
@@ -466,7 +598,7 @@ def _kernel_leaves(params) -> list[tuple[str, Any]]:
 
 
 def _merge_groups(training, results) -> dict:
-    n_points, n_rates, n_seeds = len(training.points), len(training.learning_rates), \
+    n_points, n_rates, n_seeds = len(training.points), len(training.rate_axis), \
         training.seeds
     merged = {}
     record_step = None
@@ -508,7 +640,7 @@ def _to_dataset(training, arrays, n_chunks, chunk):
     eval_steps = np.minimum(np.arange(n_chunks + 1) * chunk, training.steps)
     coords = {
         "point": list(training.labels),
-        "learning_rate": np.asarray(training.learning_rates),
+        "learning_rate": np.asarray(training.rate_axis),
         "seed": np.arange(training.seeds),
         "seed_lr_scale": ("seed", np.ones(training.seeds) if training.seed_lr_scale is None
                           else np.asarray(training.seed_lr_scale)),
@@ -522,8 +654,13 @@ def _to_dataset(training, arrays, n_chunks, chunk):
         "sigma_w": ("point", [float(p.sigma_w) for p in training.points]),
         "norm": ("point", [p.norm for p in training.points]),
         "depth": ("point", [p.depth for p in training.points]),
+        "optimizer": ("point", [o.name for o in training.optimizers]),
+        "optimizer_learning_rate": ("point", [o.learning_rate for o in training.optimizers]),
+        "clipping": ("point", [o.clip for o in training.optimizers]),
+        "clip_threshold": ("point", [o.clip_threshold if o.clip != "none" else np.nan
+                                     for o in training.optimizers]),
     }
-    attrs = {"optimizer": json.dumps(training.optimizer.describe(), sort_keys=True),
+    attrs = {"optimizer": json.dumps(training.describe()["optimizer"], sort_keys=True),
              "notes": "records after a run's divergence are NaN; eval_step e holds the "
                       "metrics after e optimizer steps"}
     return labeled_dataset(arrays, dims, coords, attrs, descriptions)

@@ -178,6 +178,42 @@ def test_vmap_over_seeds_equals_separate_runs():
         to_dataset(state, batched_vars)
 
 
+def test_at_step_under_vmap_records_the_same_and_stays_a_branch():
+    """An unbatched step index (a scan counter) gives the same records as the monitor's own
+    counter, and under vmap keeps the record decision a conditional: the norms are not
+    computed (as a select) at every step."""
+    seeds = [0, 5, 7]
+    batched_vars = jax.tree.map(lambda *v: jnp.stack(v), *[init_variables(s) for s in seeds])
+
+    def scan(tx, at_step):
+        def body(carry, t):
+            variables, opt_state = carry
+            grads = jax.vmap(jax.grad(loss), in_axes=(0, None, None))(variables, X, Y)
+            kw = {"at_step": t} if at_step else {}
+            updates, opt_state = jax.vmap(lambda g, s, v: tx.update(g, s, v, **kw))(
+                grads, opt_state, variables)
+            return (optax.apply_updates(variables, updates), opt_state), None
+
+        def run(variables):
+            carry = (variables, jax.vmap(tx.init)(variables))
+            return jax.lax.scan(body, carry, jnp.arange(STEPS))[0][1]
+
+        return run
+
+    own = jax.jit(scan(TX, False))(batched_vars)
+    shared = jax.jit(scan(TX, True))(batched_vars)
+    for a, b in zip(jax.tree.leaves(own), jax.tree.leaves(shared)):
+        a, b = np.asarray(a), np.asarray(b)
+        if np.issubdtype(a.dtype, np.integer):  # steps, counts: exactly
+            np.testing.assert_array_equal(a, b)
+        else:  # the same formulas, fused differently: float32 rounding
+            np.testing.assert_allclose(a, b, rtol=1e-6, equal_nan=True)
+    # the compiled programs: with at_step the norms sit inside a conditional
+    text = jax.jit(scan(TX, True)).lower(batched_vars).as_text()
+    assert "stablehlo.case" in text or "stablehlo.if" in text
+    assert "stablehlo.case" not in jax.jit(scan(TX, False)).lower(batched_vars).as_text()
+
+
 def test_ring_buffer_overwrites_oldest():
     params = {"w": jnp.ones((2, 3))}
     tx = monitor(every=1, capacity=4)

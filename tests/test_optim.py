@@ -156,3 +156,60 @@ def test_optax_clip_by_global_norm_is_what_we_call():
     got, _ = clipping(OptimizerSpec(clip="global_norm", clip_threshold=1.0)).update(
         grads, optax.EmptyState())
     np.testing.assert_allclose(got["a"], [0.6, 0.8], rtol=1e-6)
+
+
+def test_switch_applies_the_indexed_transform_per_run_under_vmap():
+    """One program for several optimizers: per run, switch(...) equals the transform its
+    index names, traced thresholds included; a NaN of an unselected branch does not leak."""
+    from gradstudy.optim import program_key, switch
+
+    params = jax.tree.map(jnp.asarray, _tree(2))
+    grads = jax.tree.map(lambda g: jnp.asarray(g).at[(0,) * g.ndim].set(40.0), _tree(1, 3.0))
+    specs = [OptimizerSpec("sgd", 0.1, clip="value", clip_threshold=0.5),
+             OptimizerSpec("adam", 0.01, clip="global_norm", clip_threshold=2.0),
+             OptimizerSpec("momentum", 0.05, clip="adaptive", clip_threshold=0.1),
+             OptimizerSpec("rmsprop", 0.02)]
+    branches = [program_key(s) for s in specs]
+
+    def one(index, lr, threshold, g):
+        tx = switch([build(b, lr, _is_out, _is_stacked, clip_threshold=threshold)
+                     for b in branches], index)
+        state = tx.init(params)
+        u1, state = tx.update(g, state, params)
+        u2, _ = tx.update(g, state, params)  # the second step uses each branch's state
+        return u1, u2
+
+    index = jnp.arange(len(specs))
+    lrs = jnp.asarray([s.learning_rate for s in specs], jnp.float32)
+    ths = jnp.asarray([s.clip_threshold for s in specs], jnp.float32)
+    stacked = jax.tree.map(lambda g: jnp.stack([g] * len(specs)), grads)
+    u1, u2 = jax.jit(jax.vmap(one))(index, lrs, ths, stacked)
+    for k, spec in enumerate(specs):
+        tx = build(spec, output_layer=_is_out, stacked=_is_stacked)
+        s0 = tx.init(params)
+        r1, s1 = tx.update(grads, s0, params)
+        r2, _ = tx.update(grads, s1, params)
+        for got, want in ((u1, r1), (u2, r2)):
+            for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+                np.testing.assert_allclose(np.asarray(a[k]), np.asarray(b), rtol=1e-6,
+                                           atol=1e-9)
+    # a NaN of an unselected branch (e.g. an optimizer state that overflowed) is not picked
+    from gradstudy.optim import select
+    out = select(jnp.asarray(0), [jnp.ones(3), jnp.full(3, jnp.nan)])
+    np.testing.assert_array_equal(np.asarray(out), np.ones(3))
+
+
+def test_clip_threshold_traced_equals_the_spec_threshold():
+    grads, params = _tree(1, 3.0), _tree(2)
+    for kind in ("value", "global_norm", "adaptive"):
+        spec = OptimizerSpec("sgd", 0.1, clip=kind, clip_threshold=0.3)
+        want = _apply(spec, grads, params)
+        tx = clipping(spec.replace(clip_threshold=5.0), _is_out, _is_stacked,
+                      threshold=jnp.float32(0.3))
+        got, _ = tx.update(jax.tree.map(jnp.asarray, grads), tx.init(params),
+                           jax.tree.map(jnp.asarray, params))
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(np.asarray(a), b, rtol=1e-6)
+        assert bool(clip_fired(spec.replace(clip_threshold=5.0), grads, params, _is_out,
+                               _is_stacked, threshold=jnp.float32(0.3))) == \
+            bool(clip_fired(spec, grads, params, _is_out, _is_stacked))

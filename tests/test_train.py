@@ -29,18 +29,19 @@ def _training(**kw):
     return Training(**base)
 
 
-def _loop_reference(training, point, rate_index, seed):
-    """One run as a user would write it: plain optax objects, a jitted step in a Python
-    loop, the engine's keys."""
+def _loop_reference(training, point, rate_index, seed, data=DATA, tx=None):
+    """One run as a user would write it: plain optax objects (``tx``, default global-norm
+    clipping at 0.5 and Adam), a jitted step in a Python loop, the engine's keys."""
     spec = training.points[point]
     key = run_keys(training)[rate_index * training.seeds + seed]
     k_init, k_data = jax.random.split(key)
     params = sample_params(spec, k_init)
     lr = np.float32(training.learning_rates[rate_index])
-    tx = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(lr))
+    if tx is None:
+        tx = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(lr))
     state = tx.init(params)
     model = MLP(spec)
-    x, y = jnp.asarray(DATA.x), jnp.asarray(DATA.y)
+    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
 
     def loss_fn(p, xb, yb):
         return 0.5 * jnp.mean(jnp.sum((model.apply({"params": p}, xb)[0] - yb) ** 2, -1))
@@ -54,13 +55,13 @@ def _loop_reference(training, point, rate_index, seed):
         norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
         return optax.apply_updates(params, updates), state, value, norm
 
-    losses, norms, tests = [], [], [float(loss_fn(params, DATA.x_test, DATA.y_test))]
+    losses, norms, tests = [], [], [float(loss_fn(params, data.x_test, data.y_test))]
     for t in range(training.steps):
         params, state, value, norm = step(params, state, t)
         losses.append(float(value))
         norms.append(float(norm))
         if (t + 1) % training.eval_every == 0 or t + 1 == training.steps:
-            tests.append(float(loss_fn(params, DATA.x_test, DATA.y_test)))
+            tests.append(float(loss_fn(params, data.x_test, data.y_test)))
     return np.asarray(losses), np.asarray(norms), np.asarray(tests)
 
 
@@ -172,7 +173,12 @@ def test_mnist1d_is_cached_and_leaves_numpy_random_alone(tmp_path):
     ({"steps": 0}, r"^steps: must be an integer in \[1, 100000000\], got 0$"),
     ({"learning_rates": (1e-2, -1.0)}, r"^learning_rates: must be a finite number"),
     ({"loss": "hinge"}, r"^loss: unknown value 'hinge'; allowed: cross_entropy, mse$"),
-    ({"optimizer": "adam"}, r"^optimizer: must be an OptimizerSpec, got str$"),
+    ({"optimizer": "adam"}, r"^optimizer: must be an OptimizerSpec \(or one per point\), "
+                            r"got str$"),
+    ({"optimizer": (OptimizerSpec(),)}, r"^optimizer: need one OptimizerSpec per point "
+                                        r"\(2\), got 1$"),
+    ({"optimizer": (OptimizerSpec(), "sgd")}, r"^optimizer: item 1 must be an OptimizerSpec, "
+                                              r"got str$"),
     ({"points": (SPEC, SPEC.replace(depth=4))}, r"^points: must share one depth"),
     ({"points": (SPEC.replace(in_dim=5),)}, r"^points: item 0 has in_dim 5, out_dim 2; the "
                                             r"data need 6 and 2$"),
@@ -289,3 +295,52 @@ def test_training_that_cannot_fit_is_refused_before_allocating(monkeypatch):
     with pytest.raises(ConfigError, match=r"^points: item 0 has dtype float64; training runs "
                                           r"in float32 only$"):
         _training(points=(SPEC.replace(dtype="float64"),))
+
+
+def test_points_with_different_optimizers_share_one_program_and_equal_separate_runs():
+    """A grid over optimizers and clipping methods on one network is one compiled program
+    (optim.switch; rate and threshold traced); each point equals its own training."""
+    optimizers = (OptimizerSpec("sgd", 5e-2),
+                  OptimizerSpec("sgd", 5e-2, clip="value", clip_threshold=0.05),
+                  OptimizerSpec("momentum", 2e-2, clip="adaptive", clip_threshold=0.01),
+                  OptimizerSpec("adam", 1e-2, clip="global_norm", clip_threshold=0.3))
+    base = dict(steps=6, seeds=2, batch_size=8, loss="mse", record_every=2, eval_every=3)
+    train_mod.programs.cache_clear()
+    grid = train(Training(points=(SPEC,) * 4, optimizer=optimizers, labels=("a", "b", "c",
+                                                                            "d"), **base),
+                 DATA, progress=False)
+    assert train_mod.programs.cache_info().currsize == 1  # one program for the four
+    assert np.isnan(grid.learning_rate.values).all()  # each point at its own rate
+    np.testing.assert_allclose(grid.optimizer_learning_rate.values, [5e-2, 5e-2, 2e-2, 1e-2])
+    assert list(grid.clipping.values) == ["none", "value", "adaptive", "global_norm"]
+    for k, opt in enumerate(optimizers):
+        alone = train(Training(points=(SPEC,), optimizer=opt, **base), DATA, progress=False)
+        assert float(alone.learning_rate.values[0]) == opt.learning_rate
+        for name in ("loss", "grad_norm", "clip_fired", "test_loss", "layer_update_ratio"):
+            np.testing.assert_allclose(grid[name].isel(point=k).values,
+                                       alone[name].isel(point=0).values, rtol=1e-5,
+                                       err_msg=f"{opt.name}/{opt.clip}: {name}")
+    fired = grid.clip_fired.values.mean(axis=(1, 2, 3))
+    assert fired[0] == 0 and fired[1] > 0.5, fired  # no clipping never fires
+
+
+def test_trainings_of_the_same_program_compile_it_once():
+    train_mod.programs.cache_clear()
+    first = _training(points=(SPEC,), learning_rates=None, steps=4)
+    train(first, DATA, progress=False)
+    # other gains, rate, threshold and data: the same program
+    data = teacher_student(features=6, outputs=2, train=64, test=32, seed=4)
+    second = _training(points=(SPEC.replace(sigma_w=1.3),), learning_rates=None, steps=4,
+                       optimizer=OptimizerSpec("adam", 3e-2, clip="global_norm",
+                                               clip_threshold=2.0))
+    ds = train(second, data, progress=False)
+    info = train_mod.programs.cache_info()
+    assert (info.misses, info.hits, info.currsize) == (1, 1, 1)
+    # and what it computes is the second training's, not the first's
+    assert float(ds.learning_rate.values[0]) == 3e-2
+    tx = optax.chain(optax.clip_by_global_norm(2.0), optax.adam(np.float32(3e-2)))
+    for seed in range(2):
+        losses, norms, tests = _loop_reference(second, 0, 0, seed, data=data, tx=tx)
+        run = dict(point=0, learning_rate=0, seed=seed)
+        np.testing.assert_allclose(ds.loss.isel(run).values, losses, rtol=2e-4)
+        np.testing.assert_allclose(ds.test_loss.isel(run).values, tests, rtol=2e-4)
