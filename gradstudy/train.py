@@ -303,10 +303,15 @@ def programs(prog: Program, fingerprint=None):
     # runs are initialised one after another (lax.map), not vmapped: XLA's CPU runtime
     # (jax 0.10.2) deadlocks on the vmapped initialisation of orthogonal-init networks
     # (measured: 20 layers, width 64, ≥ 4 runs, every time; 2 runs or lax.map: never)
+    from gradstudy._xla import compile_options
+
     init = jax.jit(lambda keys, scales, sigma_b, hyper: jax.lax.map(
-        lambda a: _init_run(prog, *a), (keys, scales, sigma_b, hyper)))
-    run = jax.jit(jax.vmap(_chunk_program(prog), in_axes=(0, 0, None, None, None)))
-    return init, run, jax.jit(_evaluate_program(prog))
+        lambda a: _init_run(prog, *a), (keys, scales, sigma_b, hyper)),
+        compiler_options=compile_options("run_once"))
+    run = jax.jit(jax.vmap(_chunk_program(prog), in_axes=(0, 0, None, None, None)),
+                  compiler_options=compile_options("training"))
+    evaluate = jax.jit(_evaluate_program(prog), compiler_options=compile_options("training"))
+    return init, run, evaluate
 
 
 def _program_for(prog: Program):
@@ -432,8 +437,10 @@ def _initial_params_program(static: MLPSpec):
         k_init, _ = jax.random.split(key)
         return apply_gains(init_params(static, k_init), scales, sigma_b)
 
+    from gradstudy._xla import compile_options
+
     return jax.jit(lambda keys, scales, sigma_b: jax.lax.map(
-        lambda k: one(k, scales, sigma_b), keys))
+        lambda k: one(k, scales, sigma_b), keys), compiler_options=compile_options("run_once"))
 
 
 def _fingerprint(spec):
