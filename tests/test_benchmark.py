@@ -36,6 +36,7 @@ def test_train_benchmark_agrees_with_its_loop(capsys):
                        "--rates", "0.01,0.1", "--batch", "8"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("engine_s", "loop_s", "speedup_vs_loop", "useful_gflops", "matmul_gflops",
-                "fraction_of_matmul", "steps_per_s"):
+                "fraction_of_matmul", "steps_per_s", "engine_warm_s", "loop_warm_s",
+                "speedup_vs_loop_warm"):
         assert key in line and np.isfinite(line[key])
     assert line["runs"] == 2 and line["width"] == 8
