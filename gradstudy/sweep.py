@@ -331,7 +331,11 @@ def release_programs() -> None:
     import ctypes.util
     import gc
 
+    from gradstudy import train  # its programs too (imported here: train needs no sweep)
+
     compiled_program.cache_clear()
+    train.programs.cache_clear()
+    train.clear_initial_params_programs()
     jax.clear_caches()
     gc.collect()
     try:  # glibc keeps freed heap pages mapped; malloc_trim hands them back (no-op elsewhere)

@@ -471,6 +471,11 @@ def _initial_params_program(static: MLPSpec):
         lambda k: one(k, scales, sigma_b), keys), compiler_options=compile_options("run_once"))
 
 
+def clear_initial_params_programs() -> None:
+    """Free the compiled programs of :func:`initial_params`."""
+    _initial_params_program.cache_clear()
+
+
 def _fingerprint(spec):
     from gradstudy.mlp_family import MLP_FAMILY
 
