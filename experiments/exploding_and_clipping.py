@@ -89,7 +89,9 @@ def _gradient_descent(ctx, p):
     lam, residual = jax.jit(jax.vmap(lambda w: top_hessian_eigenvalue(
         loss, w, jax.random.PRNGKey(0), 300)))(stacked)
     lam = np.asarray(lam, float)
-    ctx.extra["lambda_max_relative_residual"] = float(np.max(np.asarray(residual) / lam))
+    # the power iteration's worst relative residual ‖Hv − λv‖/λ, written to the summary
+    ctx.extra.setdefault("measured", {})["lambda_max_relative_residual"] = float(
+        np.max(np.asarray(residual) / lam))
     training = Training(points=(GD_SPEC,), optimizer=OptimizerSpec("sgd", 0.1),
                         steps=p["gd_steps"], seeds=p["gd_seeds"], batch_size=None,
                         loss="mse", learning_rates=tuple(2.0 * c for c in p["multiples"]),

@@ -522,6 +522,8 @@ def run_study(module: ModuleType, scale: str = "smoke", out: Path = Path("."),
         "nonfinite": ctx.extra.get("nonfinite", {}),
         # training runs whose loss became non-finite, per training (gradstudy.train)
         "diverged_runs": ctx.extra.get("diverged_runs", {}),
+        # other measured diagnostics a study reports (ctx.extra["measured"])
+        "measured": ctx.extra.get("measured", {}),
     }
     write_json_atomic(summary, results_dir / "summary.json")
     return summary

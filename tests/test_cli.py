@@ -300,6 +300,10 @@ def test_full_smoke_reproduction(tmp_path):
             assert (tmp_path / f).is_file(), f
             assert (tmp_path / f).with_suffix(".pdf").is_file(), f
     assert not failing, f"failing claims: {', '.join(failing)}"
+    # the power iteration behind the GD claims converged (its residual is in the summary)
+    measured = json.loads((tmp_path / "results" / "smoke" / "exploding_and_clipping" /
+                           "summary.json").read_text())["measured"]
+    assert 0 <= measured["lambda_max_relative_residual"] < 1e-2, measured
     md = (tmp_path / "figures" / "smoke" / "claims.md").read_text()
     assert (tmp_path / "figures" / "smoke" / "claims.tex").is_file()
     for name in studies:
