@@ -15,7 +15,8 @@ runs twice: ``engine_s``/``loop_s`` (and ``speedup_vs_loop``, ``useful_gflops``,
 already compiled (the engine's programs are cached across trainings, the loop's steps
 across its passes).  ``useful_gflops`` counts the dense matmuls of forward and
 backward passes (6·batch·Σ fan_in·fan_out per run-step); ``matmul_gflops`` is this
-machine's measured rate for the same batched matmul shapes; ``fraction_of_matmul`` their
+machine's measured rate for the same batched matmul shapes, spread over the same devices
+(gradstudy makes one host device per core); ``fraction_of_matmul`` their
 ratio.  One JSON line per width on stdout; progress on stderr.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_train.py [--steps N] [--widths 32,128]
@@ -111,10 +112,19 @@ def loop(training, data, steps):
 
 
 def matmul_rate(runs, batch, width, repeats=20) -> float:
-    """GFLOP/s of the batched (runs, batch, width) @ (runs, width, width) matmul."""
-    a = jnp.ones((runs, batch, width), jnp.float32)
-    b = jnp.ones((runs, width, width), jnp.float32) / width
-    f = jax.jit(lambda a, b: jnp.einsum("rbi,rij->rbj", a, b))
+    """GFLOP/s of the batched (runs, batch, width) @ (runs, width, width) matmul, the runs
+    spread over the devices as the engine spreads them (one host device per core)."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from gradstudy.train import over_devices, run_devices
+
+    devices = run_devices()
+    runs += -runs % len(devices)
+    split = NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
+    # placed where the program wants them, so that no call pays a transfer
+    a = jax.device_put(jnp.ones((runs, batch, width), jnp.float32), split)
+    b = jax.device_put(jnp.ones((runs, width, width), jnp.float32) / width, split)
+    f = jax.jit(over_devices(lambda a, b: jnp.einsum("rbi,rij->rbj", a, b), 2))
     f(a, b).block_until_ready()
     t0 = time.perf_counter()
     for _ in range(repeats):

@@ -337,9 +337,43 @@ def programs(prog: Program, fingerprint=None):
         return jax.lax.map(lambda a: chunk(a[0], a[1], start, x, y), (state, hyper),
                            batch_size=block)
 
-    run = jax.jit(run, compiler_options=compile_options("training"))
-    evaluate = jax.jit(_evaluate_program(prog), compiler_options=compile_options("training"))
+    run = jax.jit(over_devices(run, 2), compiler_options=compile_options("training"))
+    evaluate = jax.jit(over_devices(_evaluate_program(prog), 1),
+                       compiler_options=compile_options("training"))
     return init, run, evaluate
+
+
+def run_devices() -> list:
+    """The devices a training's runs are spread over (the default backend's)."""
+    return jax.devices()
+
+
+def over_devices(fn, n_split: int):
+    """``fn`` with its first ``n_split`` arguments (and every output) split along their
+    leading run axis over :func:`run_devices`, each device running its share
+    (``jax.shard_map``); the other arguments are given whole to every device.  The run
+    count must be a multiple of the device count (:func:`_compute` pads it).
+
+    On a CPU, gradstudy's entry points make one XLA device per core
+    (:func:`gradstudy._xla.default_xla_flags`): one device executes its program on one
+    core at a time, and runs are independent, so each core gets its share (measured, 2
+    cores, 64 runs: 1.9x at width 32, 1.8x at width 128).  With one device ``fn`` is
+    returned unchanged.
+    """
+    from jax.sharding import Mesh, PartitionSpec
+
+    devices = run_devices()
+    if len(devices) == 1:
+        return fn
+
+    def wrapped(*args):
+        split, whole = PartitionSpec("runs"), PartitionSpec()
+        specs = tuple(split if i < n_split else whole for i in range(len(args)))
+        mesh = Mesh(np.asarray(devices), ("runs",))
+        return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=split,
+                             check_vma=False)(*args)
+
+    return wrapped
 
 
 def _program_for(prog: Program):
@@ -542,8 +576,14 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
     results = {}
     for prog, idx in groups.items():
         _check_memory(prog, training, len(idx) * training.runs_per_point, data)
+    n_devices = len(run_devices())
     for prog, idx in groups.items():
         keys, scales, sigma_b, hyper = _group_inputs(training, idx, prog.branches)
+        runs = keys.shape[0]
+        # a whole number of runs per device: the last run repeated (its copies are dropped)
+        keys, scales, sigma_b, hyper = jax.tree.map(
+            lambda a: np.concatenate([a, np.repeat(a[-1:], -runs % n_devices, axis=0)]),
+            (np.asarray(keys), scales, sigma_b, hyper))
         init, run, evaluate = _program_for(prog)
         ckpt = None if cache_dir is None else _checkpoint_path(cache_dir, name, description,
                                                                idx)
@@ -562,7 +602,7 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
             if ckpt is not None:
                 _save_checkpoint(ckpt, state, records, evals, c + 1)
             bar.update(1)
-        results[tuple(idx)] = _assemble_group(training, state, records, evals)
+        results[tuple(idx)] = _assemble_group(training, state, records, evals, runs)
         if ckpt is not None:
             ckpt.unlink(missing_ok=True)
     bar.close()
@@ -602,7 +642,10 @@ def _check_memory(prog, training, runs, data) -> None:
                           f"a smaller network or batch, or raise {BUDGET_ENV}")
 
 
-def _assemble_group(training, state, records, evals) -> dict:
+def _assemble_group(training, state, records, evals, runs: int) -> dict:
+    """The group's arrays, without the padding runs (beyond ``runs``)."""
+    state, records, evals = jax.tree.map(lambda a: np.asarray(a)[:runs],
+                                         jax.device_get((state, records, evals)))
     rec = {k: np.concatenate([np.asarray(r[k]) for r in records], axis=1)[:, :training.steps]
            for k in records[0]}
     ev = {k: np.stack([np.asarray(e[k]) for e in jax.device_get(evals)], axis=1)

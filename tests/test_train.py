@@ -344,3 +344,25 @@ def test_trainings_of_the_same_program_compile_it_once():
         run = dict(point=0, learning_rate=0, seed=seed)
         np.testing.assert_allclose(ds.loss.isel(run).values, losses, rtol=2e-4)
         np.testing.assert_allclose(ds.test_loss.isel(run).values, tests, rtol=2e-4)
+
+
+def test_runs_spread_over_devices_equal_one_device(monkeypatch):
+    """Runs split over the host devices (one per core) give what one device gives, also
+    when the run count is not a multiple of the device count (padded, then dropped)."""
+    devices = jax.devices()
+    if len(devices) < 2:
+        pytest.skip("one XLA device (set by gradstudy._xla.default_xla_flags per core)")
+    training = _training(points=(SPEC,), learning_rates=(1e-2, 2e-2, 3e-2), seeds=1,
+                         steps=6)  # 3 runs over 2 devices
+    train_mod.programs.cache_clear()
+    spread = train(training, DATA, progress=False)
+    monkeypatch.setattr(train_mod, "run_devices", lambda: devices[:1])
+    train_mod.programs.cache_clear()
+    one = train(training, DATA, progress=False)
+    train_mod.programs.cache_clear()
+    assert spread.loss.shape == one.loss.shape == (1, 3, 1, 6)
+    for name in ("loss", "grad_norm", "test_loss", "layer_update_ratio", "diverged_at"):
+        np.testing.assert_allclose(spread[name].values, one[name].values, rtol=1e-6,
+                                   err_msg=name)
+    # and the runs are each their own: rate 3 is not rate 1 repeated (padding copies run 3)
+    assert not np.allclose(spread.loss.values[0, 0], spread.loss.values[0, 2])

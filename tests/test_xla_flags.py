@@ -15,6 +15,9 @@ import pytest
 from gradstudy import _xla
 
 LEVEL = "--xla_backend_optimization_level=1"
+CORES = _xla.usable_cores()
+DEVICES = f" --xla_force_host_platform_device_count={CORES}" if CORES > 1 else ""
+DEFAULTS = LEVEL + DEVICES  # what gradstudy adds on a CPU-only install
 ACCELERATOR = _xla.accelerator_plugin() is not None
 
 
@@ -62,7 +65,7 @@ def test_cli_main_sets_the_level_before_jax_starts(xla_flags):
     if ACCELERATOR:  # the level is a CPU-backend setting: left alone with a GPU/TPU plugin
         assert out["xla_flags"] == xla_flags
     else:
-        assert out["xla_flags"] == ((xla_flags + " ") if xla_flags else "") + LEVEL
+        assert out["xla_flags"] == ((xla_flags + " ") if xla_flags else "") + DEFAULTS
 
 
 @pytest.fixture
@@ -76,15 +79,32 @@ def clean_env(monkeypatch):
 def test_default_xla_flags_appends_the_level(clean_env):
     clean_env.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     _xla.default_xla_flags()
-    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false " + LEVEL
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false " + DEFAULTS
     _xla.default_xla_flags()  # idempotent
-    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false " + LEVEL
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false " + DEFAULTS
 
 
 def test_default_xla_flags_keeps_a_level_the_user_chose(clean_env):
     clean_env.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
     _xla.default_xla_flags()
-    assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=3"
+    assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=3" + DEVICES
+
+
+def test_default_xla_flags_keeps_a_device_count_the_user_chose(clean_env):
+    clean_env.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    _xla.default_xla_flags()
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1 " + LEVEL
+
+
+def test_one_host_device_per_usable_core(clean_env):
+    clean_env.setattr(_xla.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert _xla.usable_cores() == 3
+    clean_env.setattr(_xla.os, "sched_getaffinity", lambda pid: set(range(64)),
+                      raising=False)
+    assert _xla.usable_cores() == _xla.MAX_HOST_DEVICES
+    clean_env.setattr(_xla.os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    _xla.default_xla_flags()
+    assert os.environ["XLA_FLAGS"] == LEVEL  # one core: one device, nothing to add
 
 
 def test_default_xla_flags_opt_out(clean_env):
