@@ -64,16 +64,15 @@ def usable_cores() -> int:
 
 # XLA CPU's new fusion emitters compile our training programs ≈ 25 % slower than the
 # classic ones and ran them no faster (2-core CPU, width 32 and 128, 20 layers: 1.94 ->
-# 1.53 s compile, 16.0 vs 16.2 s run); a program that runs once (initialisation) also
-# compiles ≈ 2x faster at optimisation level 0 (0.85 -> 0.41 s) and its run time is nil.
+# 1.53 s compile, 16.0 vs 16.2 s run).  (Level 0 for the one-time initialisation compiled
+# it 0.4 s faster but ran it 6x slower: 1.6 s for 64 width-128 networks; not used.)
 TRAINING_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
-RUN_ONCE_OPTIONS = {**TRAINING_OPTIONS, "xla_backend_optimization_level": 0}
 
 
 @functools.lru_cache(maxsize=None)
 def compile_options(kind: str) -> dict | None:
-    """Per-program XLA options for ``jax.jit(..., compiler_options=...)``: ``"training"``
-    (the training step programs) or ``"run_once"`` (programs run once, e.g. initialisation).
+    """Per-program XLA options for ``jax.jit(..., compiler_options=...)``; ``kind`` is
+    ``"training"`` (the training programs), the only kind so far.
 
     None (XLA's defaults) unless the default backend is the CPU, ``GRADSTUDY_XLA_DEFAULTS``
     is not "0", and this XLA accepts the options (checked once on a trivial program, so a
@@ -84,7 +83,7 @@ def compile_options(kind: str) -> dict | None:
 
     if os.environ.get("GRADSTUDY_XLA_DEFAULTS", "1") == "0" or jax.default_backend() != "cpu":
         return None
-    options = {"training": TRAINING_OPTIONS, "run_once": RUN_ONCE_OPTIONS}[kind]
+    options = {"training": TRAINING_OPTIONS}[kind]
     try:
         jax.jit(lambda x: x + 1, compiler_options=options)(jnp.zeros((), jnp.int32))
     except Exception:  # noqa: BLE001 -- an option this XLA does not know: its defaults

@@ -329,7 +329,7 @@ def programs(prog: Program, fingerprint=None):
 
     init = jax.jit(lambda keys, scales, sigma_b, hyper: jax.lax.map(
         lambda a: _init_run(prog, *a), (keys, scales, sigma_b, hyper)),
-        compiler_options=compile_options("run_once"))
+        compiler_options=compile_options("training"))
     chunk = _chunk_program(prog)
 
     def run(state, hyper, start, x, y):
@@ -502,7 +502,7 @@ def _initial_params_program(static: MLPSpec):
     from gradstudy._xla import compile_options
 
     return jax.jit(lambda keys, scales, sigma_b: jax.lax.map(
-        lambda k: one(k, scales, sigma_b), keys), compiler_options=compile_options("run_once"))
+        lambda k: one(k, scales, sigma_b), keys), compiler_options=compile_options("training"))
 
 
 def clear_initial_params_programs() -> None:

@@ -37,6 +37,6 @@ def test_train_benchmark_agrees_with_its_loop(capsys):
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("engine_s", "loop_s", "speedup_vs_loop", "useful_gflops", "matmul_gflops",
                 "fraction_of_matmul", "steps_per_s", "engine_warm_s", "loop_warm_s",
-                "speedup_vs_loop_warm"):
+                "speedup_vs_loop_warm", "bare_sgd_gflops", "warm_fraction_of_bare"):
         assert key in line and np.isfinite(line[key])
     assert line["runs"] == 2 and line["width"] == 8
