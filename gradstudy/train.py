@@ -348,6 +348,25 @@ def run_devices() -> list:
     return jax.devices()
 
 
+def _runs_sharding():
+    """How a run-axis array is laid out over :func:`run_devices` (None: one device)."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = run_devices()
+    if len(devices) == 1:
+        return None
+    return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
+
+
+def place_runs(tree):
+    """``tree`` (leading run axis) laid out as the training programs return it, so that
+    the first call of a program sees the layout of the later ones: a program is compiled
+    per input layout, and the initial state (from one device) would compile it twice."""
+    sharding = _runs_sharding()
+    # through the host: splitting a device array compiles a slicing program per shape
+    return tree if sharding is None else jax.device_put(jax.device_get(tree), sharding)
+
+
 def over_devices(fn, n_split: int):
     """``fn`` with its first ``n_split`` arguments (and every output) split along their
     leading run axis over :func:`run_devices`, each device running its share
@@ -360,16 +379,15 @@ def over_devices(fn, n_split: int):
     cores, 64 runs: 1.9x at width 32, 1.8x at width 128).  With one device ``fn`` is
     returned unchanged.
     """
-    from jax.sharding import Mesh, PartitionSpec
+    from jax.sharding import PartitionSpec
 
-    devices = run_devices()
-    if len(devices) == 1:
+    if len(run_devices()) == 1:
         return fn
 
     def wrapped(*args):
         split, whole = PartitionSpec("runs"), PartitionSpec()
         specs = tuple(split if i < n_split else whole for i in range(len(args)))
-        mesh = Mesh(np.asarray(devices), ("runs",))
+        mesh = _runs_sharding().mesh
         return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=split,
                              check_vma=False)(*args)
 
@@ -587,12 +605,14 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
         init, run, evaluate = _program_for(prog)
         ckpt = None if cache_dir is None else _checkpoint_path(cache_dir, name, description,
                                                                idx)
-        state = init(keys, scales, sigma_b, hyper)
+        state = place_runs(init(keys, scales, sigma_b, hyper))
+        hyper = place_runs(hyper)
         records, evals, done = [], [evaluate(state, *eval_data)], 0
         if ckpt is not None and ckpt.exists():
             loaded = _load_checkpoint(ckpt, state)
             if loaded is not None:
                 state, records, evals, done = loaded
+                state = place_runs(state)
                 bar.update(done)
         for c in range(done, n_chunks):
             state, rec = run(state, hyper, jnp.asarray(c * chunk, jnp.int32), x_dev[0],

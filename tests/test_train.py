@@ -366,3 +366,15 @@ def test_runs_spread_over_devices_equal_one_device(monkeypatch):
                                    err_msg=name)
     # and the runs are each their own: rate 3 is not rate 1 repeated (padding copies run 3)
     assert not np.allclose(spread.loss.values[0, 0], spread.loss.values[0, 2])
+
+
+def test_every_chunk_runs_one_compiled_program():
+    """The initial state is laid out as the programs return theirs, so the first chunk
+    and evaluation do not compile a second version of the program (a program compiles per
+    input layout; 2 of 4 compiles were such repeats before)."""
+    training = _training(points=(SPEC,), steps=12, eval_every=3)  # 4 chunks, 5 evaluations
+    train_mod.programs.cache_clear()
+    train(training, DATA, progress=False)
+    (prog,) = train_mod._groups(training, 3)
+    init, run, evaluate = train_mod.programs(prog, train_mod._fingerprint(prog.spec))
+    assert (init._cache_size(), run._cache_size(), evaluate._cache_size()) == (1, 1, 1)
