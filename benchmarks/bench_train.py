@@ -121,6 +121,7 @@ def bare_sgd_seconds(training, data, trials=3) -> float:
         _groups,
         _loss_fn,
         over_devices,
+        pad_runs,
         programs,
         run_block,
         run_devices,
@@ -128,10 +129,8 @@ def bare_sgd_seconds(training, data, trials=3) -> float:
 
     prog, idx = next(iter(_groups(training, training.steps).items()))
     keys, scales, sigma_b, hyper = _group_inputs(training, idx, prog.branches)
-    pad = -keys.shape[0] % len(run_devices())  # as the engine pads: the last run repeated
-    keys, scales, sigma_b, hyper = jax.tree.map(
-        lambda a: np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]),
-        (np.asarray(keys), scales, sigma_b, hyper))
+    keys, scales, sigma_b, hyper = pad_runs((np.asarray(keys), scales, sigma_b, hyper),
+                                            len(run_devices()))
     state = programs.__wrapped__(prog)[0](keys, scales, sigma_b, hyper)
     loss_fn = _loss_fn(prog.spec, prog.loss)
     x, y = jnp.asarray(data.x), jnp.asarray(data.y)
@@ -165,16 +164,12 @@ def matmul_rate(runs, batch, width, repeats=20, trials=5) -> float:
     spread over the devices as the engine spreads them (one host device per core); the
     best of ``trials`` timings of ``repeats`` calls (single timings varied 1.6x on this
     shared machine, and the reference is the rate the machine can reach)."""
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    from gradstudy.train import over_devices, place_runs, run_devices
 
-    from gradstudy.train import over_devices, run_devices
-
-    devices = run_devices()
-    runs += -runs % len(devices)
-    split = NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
+    runs += -runs % len(run_devices())
     # placed where the program wants them, so that no call pays a transfer
-    a = jax.device_put(jnp.ones((runs, batch, width), jnp.float32), split)
-    b = jax.device_put(jnp.ones((runs, width, width), jnp.float32) / width, split)
+    a = place_runs(np.ones((runs, batch, width), np.float32))
+    b = place_runs(np.ones((runs, width, width), np.float32) / width)
     f = jax.jit(over_devices(lambda a, b: jnp.einsum("rbi,rij->rbj", a, b), 2))
     f(a, b).block_until_ready()
     best = float("inf")

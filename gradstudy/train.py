@@ -358,6 +358,13 @@ def _runs_sharding():
     return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
 
 
+def pad_runs(tree, multiple: int):
+    """``tree`` (numpy, leading run axis) with its last run repeated up to a multiple of
+    ``multiple`` runs (a whole number per device; the copies are dropped afterwards)."""
+    return jax.tree.map(lambda a: np.concatenate(
+        [a, np.repeat(a[-1:], -a.shape[0] % multiple, axis=0)]), tree)
+
+
 def place_runs(tree):
     """``tree`` (leading run axis) laid out as the training programs return it, so that
     the first call of a program sees the layout of the later ones: a program is compiled
@@ -598,10 +605,8 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
     for prog, idx in groups.items():
         keys, scales, sigma_b, hyper = _group_inputs(training, idx, prog.branches)
         runs = keys.shape[0]
-        # a whole number of runs per device: the last run repeated (its copies are dropped)
-        keys, scales, sigma_b, hyper = jax.tree.map(
-            lambda a: np.concatenate([a, np.repeat(a[-1:], -runs % n_devices, axis=0)]),
-            (np.asarray(keys), scales, sigma_b, hyper))
+        keys, scales, sigma_b, hyper = pad_runs((np.asarray(keys), scales, sigma_b, hyper),
+                                                n_devices)
         init, run, evaluate = _program_for(prog)
         ckpt = None if cache_dir is None else _checkpoint_path(cache_dir, name, description,
                                                                idx)
