@@ -22,6 +22,43 @@ from gradstudy.config import short_repr
 from gradstudy.errors import ConfigError
 
 
+class TrainHooks(NamedTuple):
+    """How :func:`gradstudy.train.train` trains a family's networks (pure functions).
+
+    A program is built from one ``key_spec`` (``ModelFamily.program_key``); the numbers of
+    ``ModelFamily.scalars(spec)`` enter it traced, per run, so points differing only in
+    them are trained by one compiled program.
+
+    Attributes:
+        init: ``(key_spec, prng_key, scalars) -> params`` of one network (traced scalars).
+        apply: ``key_spec -> f(params, x) -> outputs``: logits ``(batch, classes)`` or
+            ``(batch, time, classes)`` (cross-entropy against integer labels of shape
+            ``(batch,)`` or ``(batch, time)``), or regression outputs ``(batch, out)``.
+        stacked: ``(leaf name, leaf) -> bool``: the leaf has a leading layer axis (one
+            norm per layer is recorded); names are '/'-joined, e.g. ``hidden/dense/kernel``.
+        is_output: ``leaf name -> bool``: readout leaves (exempt from AGC, as in NFNets).
+        layer_leaves: ``leaf names -> names``: the leaves whose norms are recorded as the
+            ``layer`` axis, in forward order (a stacked leaf gives one layer per index).
+        layers: ``spec -> int``: the length of that ``layer`` axis.
+        param_count: ``key_spec -> int`` parameters of one network.
+        activation_bytes: ``(key_spec, examples) -> int``: forward activations of one
+            network on that many examples (float32), for memory estimates.
+        check_data: ``(spec, data) -> str | None``: why the data do not fit the spec.
+        coords: ``points -> dict`` of per-point coordinates of the training Dataset.
+    """
+
+    init: Callable[[Any, Any, tuple], Any]
+    apply: Callable[[Any], Callable]
+    stacked: Callable[[str, Any], bool]
+    is_output: Callable[[str], bool]
+    layer_leaves: Callable[[Sequence[str]], list[str]]
+    layers: Callable[[Any], int]
+    param_count: Callable[[Any], int]
+    activation_bytes: Callable[[Any, int], int]
+    check_data: Callable[[Any, Any], str | None]
+    coords: Callable[[Sequence[Any]], dict]
+
+
 class ModelFamily(NamedTuple):
     """A kind of network, for the sweep engine.
 
@@ -47,6 +84,7 @@ class ModelFamily(NamedTuple):
         why_unfingerprintable: ``spec -> str | None``: why a point's results cannot be
             cached (its description does not pin down its functions), or None.
         label: ``key_spec -> str`` for progress messages.
+        train: how the training engine trains it (:class:`TrainHooks`), or None.
     """
 
     name: str
@@ -61,6 +99,7 @@ class ModelFamily(NamedTuple):
     fingerprint: Callable[[Any], tuple | None]
     why_unfingerprintable: Callable[[Any], str | None]
     label: Callable[[Any], str]
+    train: TrainHooks | None = None
 
 
 _FAMILIES: dict[type, ModelFamily] = {}
@@ -90,5 +129,7 @@ def families() -> list[ModelFamily]:
 
 
 def _load_builtin_families() -> None:
-    # imported on first use: the MLP family imports the models and the probes
+    # imported on first use: the families import the models and the probes
+    import gradstudy.cnn  # noqa: F401
     import gradstudy.mlp_family  # noqa: F401
+    import gradstudy.rnn  # noqa: F401

@@ -1,0 +1,1 @@
+"""Placeholder: the cnn family (being written)."""

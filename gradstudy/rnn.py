@@ -1,0 +1,1 @@
+"""Placeholder: the rnn family (being written)."""
