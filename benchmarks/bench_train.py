@@ -128,10 +128,9 @@ def bare_sgd_seconds(training, data, trials=3) -> float:
     )
 
     prog, idx = next(iter(_groups(training, training.steps).items()))
-    keys, scales, sigma_b, hyper = _group_inputs(training, idx, prog.branches)
-    keys, scales, sigma_b, hyper = pad_runs((np.asarray(keys), scales, sigma_b, hyper),
-                                            len(run_devices()))
-    state = programs.__wrapped__(prog)[0](keys, scales, sigma_b, hyper)
+    keys, scalars, hyper = _group_inputs(training, idx, prog.branches)
+    keys, scalars, hyper = pad_runs((np.asarray(keys), scalars, hyper), len(run_devices()))
+    state = programs.__wrapped__(prog)[0](keys, scalars, hyper)
     loss_fn = _loss_fn(prog.spec, prog.loss)
     x, y = jnp.asarray(data.x), jnp.asarray(data.y)
 

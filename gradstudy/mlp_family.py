@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradstudy.config import MLPSpec
-from gradstudy.family import ModelFamily, register_family
+from gradstudy.family import ModelFamily, TrainHooks, register_family
 from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
 from gradstudy.memory import network_bytes, network_output_bytes
-from gradstudy.models import apply_gains, init_params
+from gradstudy.models import MLP, apply_gains, init_params
 from gradstudy.probes import MEASURED, gradient_norms
 
 
@@ -101,6 +101,63 @@ def _label(spec) -> str:
             f"depth {spec.depth}, {spec.dtype}")
 
 
+# ------------------------------------------------------------------------- training
+def _train_init(spec, key, scalars):
+    kernel_scales, sigma_b = scalars
+    return apply_gains(init_params(spec, key), kernel_scales, sigma_b)
+
+
+def _train_apply(spec):
+    model = MLP(spec)
+    return lambda params, x: model.apply({"params": params}, x)[0]
+
+
+LAYER_LEAVES = ("input_layer/dense/kernel", "hidden/dense/kernel", "readout/dense/kernel")
+
+
+def _check_data(spec, data) -> str | None:
+    if data.x.ndim != 2:
+        return (f"is an MLP: it needs x of shape (examples, features), got "
+                f"{tuple(data.x.shape)}")
+    if spec.input_dim != data.features or spec.out_dim != data.outputs:
+        return (f"has in_dim {spec.input_dim}, out_dim {spec.out_dim}; the data need "
+                f"{data.features} and {data.outputs}")
+    return None
+
+
+def _activation_bytes(spec, examples: int) -> int:
+    return 4 * examples * max(spec.width, spec.input_dim) * (spec.depth + 2)
+
+
+def _train_coords(points) -> dict:
+    described = [p.describe() for p in points]
+    return {"activation": [d["activation"] for d in described],
+            "init": [d["init"] for d in described],
+            "sigma_w": [float(p.sigma_w) for p in points],
+            "norm": [p.norm for p in points],
+            "depth": [p.depth for p in points]}
+
+
+def _param_count(spec) -> int:
+    from gradstudy.memory import param_count
+
+    return param_count(spec, spec.depth)
+
+
+MLP_TRAIN = TrainHooks(
+    init=_train_init,
+    apply=_train_apply,
+    stacked=lambda name, leaf=None: name.startswith("hidden/"),
+    is_output=lambda name: name.startswith("readout/"),
+    layer_leaves=lambda names: [n for n in LAYER_LEAVES if n in names],
+    layers=lambda spec: spec.depth + 1,
+    param_count=_param_count,
+    activation_bytes=_activation_bytes,
+    check_data=_check_data,
+    coords=_train_coords,
+)
+
+
 MLP_FAMILY = ModelFamily(
     name="mlp",
     spec_type=MLPSpec,
@@ -114,5 +171,6 @@ MLP_FAMILY = ModelFamily(
     fingerprint=_fingerprint,
     why_unfingerprintable=_why_unfingerprintable,
     label=_label,
+    train=MLP_TRAIN,
 )
 register_family(MLP_FAMILY)

@@ -1,7 +1,9 @@
 """Training many networks at once with Optax: points × learning rates × seeds in one program.
 
-``train(Training(...), data)`` trains every run of a grid — MLP specs (their gains enter
-traced, as in sweeps, where the shapes agree), optimizers (one per point if wished: learning
+``train(Training(...), data)`` trains every run of a grid — network specs of any family
+with training hooks (:class:`gradstudy.family.TrainHooks`: MLPs, RNNs, 1-D CNNs; their
+scalars, e.g. gains or the recurrent scale, enter traced, as in sweeps, where the shapes
+agree), optimizers (one per point if wished: learning
 rate and clipping threshold traced, the optimizer itself selected per run), learning rates
 and seeds (init keys and minibatch order) — as one run axis of a jitted ``lax.scan`` over
 steps: ``vmap`` over blocks of runs whose weights fit the CPU's cache, ``lax.map`` over the
@@ -40,10 +42,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gradstudy.config import MLPSpec, check_choice, check_int, check_real, check_sequence
+from gradstudy.config import check_choice, check_int, check_real, check_sequence
 from gradstudy.data import Dataset
 from gradstudy.errors import ConfigError
-from gradstudy.models import MLP, apply_gains, init_params
 from gradstudy.monitor import find_state, monitor
 from gradstudy.optim import OptimizerSpec, build, clip_fired, program_key, select, switch
 
@@ -52,12 +53,21 @@ TRAIN_VERSION = 3  # bumped whenever what training records changes (2: update no
 LOSSES = ("cross_entropy", "mse")
 
 
-def _is_stacked(path: str, leaf=None) -> bool:
-    return path.startswith("hidden/")
+def family_for(spec, field: str = "points"):
+    """The model family of ``spec``, which must be trainable (one-line ConfigError)."""
+    from gradstudy.family import families, family_of
+
+    family = family_of(spec, field)
+    if family.train is None:
+        allowed = ", ".join(f.spec_type.__name__ for f in families() if f.train is not None)
+        raise ConfigError(f"{field}: {type(spec).__name__} networks cannot be trained "
+                          f"(trainable: {allowed})")
+    return family
 
 
-def _is_output(path: str) -> bool:
-    return path.startswith("readout/")
+def hooks_for(spec):
+    """The :class:`gradstudy.family.TrainHooks` of ``spec``'s family."""
+    return family_for(spec).train
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,9 @@ class Training:
     """A grid of training runs.
 
     Attributes:
-        points: MLP specs (``in_dim``/``out_dim`` must match the data); points whose
-            ``static_key()`` agrees share one program (their gains are traced).
+        points: network specs of one trainable family (MLPSpec, RNNSpec, CNNSpec; their
+            input and output sizes must match the data); points whose family
+            ``program_key`` agrees share one program (their scalars are traced).
         optimizer: what they are trained with: one spec for every point, or a tuple with
             one per point.  Points whose networks share a program share it whatever their
             optimizers (:func:`gradstudy.optim.switch`; learning rate and clipping
@@ -90,7 +101,7 @@ class Training:
             multiples of each network's own 2/λ_max).
     """
 
-    points: tuple[MLPSpec, ...]
+    points: tuple[Any, ...]
     optimizer: OptimizerSpec | tuple[OptimizerSpec, ...]
     steps: int = 1000
     learning_rates: tuple[float, ...] | None = None
@@ -105,14 +116,14 @@ class Training:
 
     def __post_init__(self):
         points = check_sequence("points", self.points, max_len=10**4)
-        for i, p in enumerate(points):
-            if not isinstance(p, MLPSpec):
-                raise ConfigError(f"points: item {i} must be an MLPSpec, got {type(p).__name__}")
+        kinds = [family_for(p, f"points: item {i}").name for i, p in enumerate(points)]
+        if len(set(kinds)) > 1:
+            raise ConfigError(f"points: all of one model family; got {', '.join(kinds)}"[:200])
         for i, p in enumerate(points):
             if p.dtype != "float32":
                 raise ConfigError(f"points: item {i} has dtype {p.dtype}; training runs in "
                                   "float32 only")
-        if len({p.depth for p in points}) > 1:
+        if len({hooks_for(p).layers(p) for p in points}) > 1:
             raise ConfigError("points: must share one depth (the records' layer axis)")
         object.__setattr__(self, "points", points)
         if isinstance(self.optimizer, (tuple, list)):
@@ -197,12 +208,13 @@ class Training:
 
 
 # ------------------------------------------------------------------------------ one run
-def _loss_fn(spec: MLPSpec, loss: str):
-    model = MLP(spec)
+def _loss_fn(spec, loss: str):
+    forward = hooks_for(spec).apply(spec)
 
     def fn(params, x, y):
-        out = model.apply({"params": params}, x)[0]
+        out = forward(params, x)
         if loss == "cross_entropy":
+            # labels (batch,) or, for sequence outputs, (batch, time): mean over both
             value = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
             accuracy = jnp.mean(jnp.argmax(out, -1) == y)
         else:
@@ -218,7 +230,7 @@ class Program(NamedTuple):
     rates, clipping thresholds, which optimizer, the data) enters it traced, so trainings
     with equal programs share the compiled code (:func:`programs`)."""
 
-    spec: MLPSpec  # a static_key()
+    spec: Any  # the family's program_key of the points
     branches: tuple[OptimizerSpec, ...]  # optim.program_key of each optimizer of the group
     steps: int
     batch_size: int | None
@@ -232,21 +244,23 @@ def _capacity(prog: Program) -> int:
 
 
 def _transform(prog: Program, hyper):
-    inner = switch([build(b, hyper["learning_rate"], output_layer=_is_output,
-                          stacked=_is_stacked, clip_threshold=hyper["clip_threshold"])
+    hooks = hooks_for(prog.spec)
+    inner = switch([build(b, hyper["learning_rate"], output_layer=hooks.is_output,
+                          stacked=hooks.stacked, clip_threshold=hyper["clip_threshold"])
                     for b in prog.branches], hyper["branch"])
-    return monitor(prog.record_every, _capacity(prog), stacked=_is_stacked, inner=inner)
+    return monitor(prog.record_every, _capacity(prog), stacked=hooks.stacked, inner=inner)
 
 
 def _clip_fired(prog: Program, hyper, grads, params):
-    return select(hyper["branch"], [clip_fired(b, grads, params, _is_output, _is_stacked,
-                                               hyper["clip_threshold"])
+    hooks = hooks_for(prog.spec)
+    return select(hyper["branch"], [clip_fired(b, grads, params, hooks.is_output,
+                                               hooks.stacked, hyper["clip_threshold"])
                                     for b in prog.branches])
 
 
-def _init_run(prog: Program, key, kernel_scales, sigma_b, hyper):
+def _init_run(prog: Program, key, scalars, hyper):
     k_init, k_data = jax.random.split(key)
-    params = apply_gains(init_params(prog.spec, k_init), kernel_scales, sigma_b)
+    params = hooks_for(prog.spec).init(prog.spec, k_init, scalars)
     opt_state = _transform(prog, hyper).init(params)
     return {"params": params, "opt_state": opt_state, "data_key": k_data,
             "diverged_at": jnp.asarray(-1, jnp.int32)}
@@ -299,7 +313,7 @@ def _chunk_program(prog: Program):
 RUN_BLOCK_BYTES = 2 * 2**20  # on a CPU: runs vmapped together hold about this many weights
 
 
-def run_block(spec: MLPSpec, runs: int) -> int:
+def run_block(spec, runs: int) -> int:
     """How many runs one training program steps together (``vmap``); blocks of them run
     one after another (``lax.map``).
 
@@ -308,11 +322,9 @@ def run_block(spec: MLPSpec, runs: int) -> int:
     64, 64 runs: width 128: blocks of 2 runs 61 GFLOP/s, all 64 vmapped 43; width 32:
     blocks of 16 39 GFLOP/s, all 64 34).  Elsewhere (GPU) every run is vmapped.
     """
-    from gradstudy.memory import param_count
-
     if jax.default_backend() != "cpu":
         return runs
-    fit = max(2, RUN_BLOCK_BYTES // (4 * param_count(spec, spec.depth)))
+    fit = max(2, RUN_BLOCK_BYTES // (4 * hooks_for(spec).param_count(spec)))
     return int(min(runs, 2 ** int(np.log2(fit))))
 
 
@@ -327,8 +339,8 @@ def programs(prog: Program, fingerprint=None):
     # (measured: 20 layers, width 64, ≥ 4 runs, every time; 2 runs or lax.map: never)
     from gradstudy._xla import compile_options
 
-    init = jax.jit(lambda keys, scales, sigma_b, hyper: jax.lax.map(
-        lambda a: _init_run(prog, *a), (keys, scales, sigma_b, hyper)),
+    init = jax.jit(lambda keys, scalars, hyper: jax.lax.map(
+        lambda a: _init_run(prog, *a), (keys, scalars, hyper)),
         compiler_options=compile_options("training"))
     chunk = _chunk_program(prog)
 
@@ -420,7 +432,7 @@ def _evaluate_program(prog: Program):
     def evaluate_all(states, x, y, x_test, y_test):
         runs = jax.tree.leaves(states)[0].shape[0]
         examples = max(x.shape[0], x_test.shape[0])
-        per_run = 4 * examples * max(spec.width, spec.input_dim) * (spec.depth + 2)
+        per_run = hooks_for(spec).activation_bytes(spec, examples)
         batch = int(max(1, min(runs, EVAL_MEMORY_BYTES // per_run)))
         return jax.lax.map(lambda st: evaluate(st, x, y, x_test, y_test), states,
                            batch_size=batch)
@@ -469,10 +481,8 @@ def train(training: Training, data: Dataset, cache_dir: Path | str | None = None
 
 
 def _not_cacheable(training: Training) -> str | None:
-    from gradstudy.mlp_family import MLP_FAMILY
-
     for label, point in zip(training.labels, training.points):
-        why = MLP_FAMILY.why_unfingerprintable(point)
+        why = family_for(point).why_unfingerprintable(point)
         if why is not None:
             return f"point {label!r}: {why}"
     return None
@@ -482,9 +492,9 @@ def _check_data(training: Training, data: Dataset) -> None:
     if not isinstance(data, Dataset):
         raise ConfigError(f"data: must be a gradstudy.data.Dataset, got {type(data).__name__}")
     for i, p in enumerate(training.points):
-        if p.input_dim != data.features or p.out_dim != data.outputs:
-            raise ConfigError(f"points: item {i} has in_dim {p.input_dim}, out_dim "
-                              f"{p.out_dim}; the data need {data.features} and {data.outputs}")
+        why = hooks_for(p).check_data(p, data)
+        if why is not None:
+            raise ConfigError(f"points: item {i} {why}"[:300])
     if training.loss == "cross_entropy" and not data.classes:
         raise ConfigError("loss: cross_entropy needs class labels; this data is a "
                           "regression task: use loss='mse'")
@@ -510,24 +520,34 @@ def initial_params(training: Training, point: int, seed):
     spec = training.points[point]
     seeds = np.atleast_1d(np.asarray(seed, int))
     keys = run_keys(training)[seeds]
-    static = spec.static_key()
+    family = family_for(spec)
+    static = family.program_key(spec)
     draw = _initial_params_program(static) if _fingerprint(static) is not None \
         else _initial_params_program.__wrapped__(static)
-    params = draw(keys, jnp.asarray(spec.kernel_scales(), jnp.float32),
-                  jnp.asarray(spec.sigma_b, jnp.float32))
+    params = draw(keys, _scalar_arrays([family.scalars(spec)]))
     return jax.tree.map(lambda a: a[0], params) if np.ndim(seed) == 0 else params
 
 
 @functools.lru_cache(maxsize=16)
-def _initial_params_program(static: MLPSpec):
-    def one(key, scales, sigma_b):
+def _initial_params_program(static):
+    init = hooks_for(static).init
+
+    def one(key, scalars):
         k_init, _ = jax.random.split(key)
-        return apply_gains(init_params(static, k_init), scales, sigma_b)
+        return init(static, k_init, scalars)
 
     from gradstudy._xla import compile_options
 
-    return jax.jit(lambda keys, scales, sigma_b: jax.lax.map(
-        lambda k: one(k, scales, sigma_b), keys), compiler_options=compile_options("training"))
+    return jax.jit(lambda keys, scalars: jax.lax.map(
+        lambda k: one(k, jax.tree.map(lambda a: a[0], scalars)), keys),
+        compiler_options=compile_options("training"))
+
+
+def _scalar_arrays(per_point: list[tuple]) -> tuple:
+    """The family scalars of several points, stacked: one float32 array per entry of the
+    ``scalars`` tuple, with a leading point axis."""
+    return tuple(np.asarray([s[j] for s in per_point], np.float32)
+                 for j in range(len(per_point[0])))
 
 
 def clear_initial_params_programs() -> None:
@@ -536,9 +556,7 @@ def clear_initial_params_programs() -> None:
 
 
 def _fingerprint(spec):
-    from gradstudy.mlp_family import MLP_FAMILY
-
-    return MLP_FAMILY.fingerprint(spec)
+    return family_for(spec).fingerprint(spec)
 
 
 def run_keys(training: Training) -> jax.Array:
@@ -550,15 +568,14 @@ def run_keys(training: Training) -> jax.Array:
 
 
 def _group_inputs(training: Training, idx: list[int], branches) -> tuple:
-    """Per-run (point-major, then rate, then seed) kernel scales, σ_b and the traced
-    optimizer settings of the points ``idx``."""
+    """Per-run (point-major, then rate, then seed) family scalars (e.g. an MLP's kernel
+    scales and σ_b) and the traced optimizer settings of the points ``idx``."""
     per_point = training.runs_per_point
     per_seed = np.ones(training.seeds) if training.seed_lr_scale is None else \
         np.asarray(training.seed_lr_scale)
-    scales = np.repeat(np.asarray([training.points[i].kernel_scales() for i in idx],
-                                  np.float32), per_point, axis=0)
-    sigma_b = np.repeat(np.asarray([training.points[i].sigma_b for i in idx], np.float32),
-                        per_point)
+    family = family_for(training.points[idx[0]])
+    scalars = tuple(np.repeat(a, per_point, axis=0) for a in _scalar_arrays(
+        [family.scalars(training.points[i]) for i in idx]))
     rates = np.concatenate([(np.asarray(training.point_rates(i))[:, None] * per_seed[None, :]
                              ).reshape(-1) for i in idx]).astype(np.float32)
     opts = [training.optimizers[i] for i in idx]
@@ -568,15 +585,15 @@ def _group_inputs(training: Training, idx: list[int], branches) -> tuple:
              "branch": np.repeat(np.asarray([branches.index(program_key(o)) for o in opts],
                                             np.int32), per_point)}
     keys = jnp.tile(run_keys(training), (len(idx), 1))
-    return keys, scales, sigma_b, hyper
+    return keys, scalars, hyper
 
 
 def _groups(training: Training, chunk: int) -> dict[Program, list[int]]:
     """Points by the program they are trained with (network structure; the optimizers of
     the points sharing a network become the program's branches)."""
-    by_spec: dict[MLPSpec, list[int]] = {}
+    by_spec: dict[Any, list[int]] = {}
     for i, p in enumerate(training.points):
-        by_spec.setdefault(p.static_key(), []).append(i)
+        by_spec.setdefault(family_for(p).program_key(p), []).append(i)
     groups = {}
     for spec, idx in by_spec.items():
         branches = tuple(dict.fromkeys(program_key(training.optimizers[i]) for i in idx))
@@ -603,14 +620,13 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
         _check_memory(prog, training, len(idx) * training.runs_per_point, data)
     n_devices = len(run_devices())
     for prog, idx in groups.items():
-        keys, scales, sigma_b, hyper = _group_inputs(training, idx, prog.branches)
+        keys, scalars, hyper = _group_inputs(training, idx, prog.branches)
         runs = keys.shape[0]
-        keys, scales, sigma_b, hyper = pad_runs((np.asarray(keys), scales, sigma_b, hyper),
-                                                n_devices)
+        keys, scalars, hyper = pad_runs((np.asarray(keys), scalars, hyper), n_devices)
         init, run, evaluate = _program_for(prog)
         ckpt = None if cache_dir is None else _checkpoint_path(cache_dir, name, description,
                                                                idx)
-        state = place_runs(init(keys, scales, sigma_b, hyper))
+        state = place_runs(init(keys, scalars, hyper))
         hyper = place_runs(hyper)
         records, evals, done = [], [evaluate(state, *eval_data)], 0
         if ckpt is not None and ckpt.exists():
@@ -643,13 +659,12 @@ def training_bytes(prog: Program, training: Training, runs: int, data: Dataset) 
     the program switches between), the activations a minibatch step keeps for the
     backward pass (≈ 4 per unit and layer), the monitor's buffers; plus the data and the
     per-step records of all runs."""
-    from gradstudy.memory import param_count
-
     spec = prog.spec
-    params = param_count(spec, spec.depth)
+    hooks = hooks_for(spec)
+    params = hooks.param_count(spec)
     batch = data.x.shape[0] if prog.batch_size is None else prog.batch_size
-    activations = 4 * batch * max(spec.width, spec.input_dim) * (spec.depth + 2)
-    monitor = 4 * _capacity(prog) * (spec.depth + 2) * 5
+    activations = hooks.activation_bytes(spec, batch) // 4
+    monitor = 4 * _capacity(prog) * (hooks.layers(spec) + 1) * 5
     copies = 6 + 2 * (len(prog.branches) - 1)
     per_run = 4 * (copies * params + activations) + monitor + 13 * prog.steps
     return runs * per_run + 4 * (data.x.size + data.x_test.size + 2 * data.y.size)
@@ -661,8 +676,9 @@ def _check_memory(prog, training, runs, data) -> None:
     spec = prog.spec
     need, budget = training_bytes(prog, training, runs, data), budget_bytes()
     if need > budget:
-        raise ConfigError(f"memory: this training needs ≈ {human(need)} ({runs} runs of width "
-                          f"{spec.width}, depth {spec.depth}, batch {training.batch_size}) but "
+        label = family_for(spec).label(spec)
+        raise ConfigError(f"memory: this training needs ≈ {human(need)} ({runs} runs of "
+                          f"{label}, batch {training.batch_size}) but "
                           f"the budget is {human(budget)}; use fewer seeds, rates or points, "
                           f"a smaller network or batch, or raise {BUDGET_ENV}")
 
@@ -676,7 +692,7 @@ def _assemble_group(training, state, records, evals, runs: int) -> dict:
     ev = {k: np.stack([np.asarray(e[k]) for e in jax.device_get(evals)], axis=1)
           for k in evals[0]}
     mon = jax.device_get(find_state(state["opt_state"]))
-    names = [n for n, _ in _kernel_leaves(state["params"])]
+    names = hooks_for(training.points[0]).layer_leaves(_leaf_names(state["params"]))
     leaves = dict(zip(_leaf_names(state["params"]), range(len(mon.grad_norm))))
     per_layer = {}
     for field in ("grad_norm", "update_norm", "update_ratio"):
@@ -695,14 +711,6 @@ def _leaf_names(params) -> list[str]:
     from gradstudy.monitor import leaf_names
 
     return leaf_names(params)
-
-
-def _kernel_leaves(params) -> list[tuple[str, Any]]:
-    """The kernels in layer order: input layer, hidden stack, readout."""
-    names = _leaf_names(params)
-    leaves = jax.tree.leaves(params)
-    order = ("input_layer/dense/kernel", "hidden/dense/kernel", "readout/dense/kernel")
-    return [(n, leaves[names.index(n)]) for n in order if n in names]
 
 
 def _merge_groups(training, results) -> dict:
@@ -757,11 +765,8 @@ def _to_dataset(training, arrays, n_chunks, chunk):
         "record": np.arange(arrays["layer_grad_norm"].shape[3]),
         "record_step": ("record", np.asarray(record_step, np.int64)),
         "layer": np.arange(1, arrays["layer_grad_norm"].shape[4] + 1),
-        "activation": ("point", [p.describe()["activation"] for p in training.points]),
-        "init": ("point", [p.describe()["init"] for p in training.points]),
-        "sigma_w": ("point", [float(p.sigma_w) for p in training.points]),
-        "norm": ("point", [p.norm for p in training.points]),
-        "depth": ("point", [p.depth for p in training.points]),
+        **{k: ("point", v) for k, v in
+           hooks_for(training.points[0]).coords(training.points).items()},
         "optimizer": ("point", [o.name for o in training.optimizers]),
         "optimizer_learning_rate": ("point", [o.learning_rate for o in training.optimizers]),
         "clipping": ("point", [o.clip for o in training.optimizers]),
