@@ -12,6 +12,8 @@ References:
     LeCun et al. (1998), Efficient BackProp.
     Saxe et al. (2014), Exact solutions to the nonlinear dynamics of learning in deep
     linear neural networks (orthogonal initialization).
+    Xiao et al. (2018), Dynamical isometry and a mean field theory of CNNs: how to train
+    10,000-layer vanilla convolutional neural networks (delta-orthogonal initialization).
     Poole et al. (2016), Exponential expressivity in deep neural networks through transient
     chaos (mean-field Gaussian W ~ N(0, σ_w²/fan_in)).
 """
@@ -108,12 +110,78 @@ def orthogonal(key, shape, dtype=jnp.float32):
     return jax.nn.initializers.orthogonal(scale=1.0)(key, shape, dtype)
 
 
+def householder_orthogonal(key, shape, dtype=jnp.float32):
+    """Random (semi-)orthogonal ``(rows, cols)`` matrix, gain 1, without a QR custom call.
+
+    The same matrix as :func:`orthogonal` (``jax.nn.initializers.orthogonal``: Q of the QR
+    decomposition of a Gaussian matrix drawn from ``key``, signs making R's diagonal
+    positive, so Q is Haar-distributed), to rounding, but computed by Householder
+    reflections in plain ``jnp`` (two ``fori_loop``s of rank-1 updates).  Reason: on XLA
+    CPU (jax 0.10.2) a batched LAPACK QR of square 64 x 64 matrices inside a vmapped sweep
+    program of conv nets never finished (a deadlock: the process idled at 10 % CPU); the
+    same program with this construction runs in seconds.
+    """
+    rows, cols = (int(n) for n in shape)
+    m, n = (cols, rows) if rows < cols else (rows, cols)  # m >= n: orthonormal columns
+    a = jax.random.normal(key, (m, n), dtype)
+    index = jnp.arange(m)
+
+    def reflect(j, carry):
+        # H_j = I − 2 v vᵀ zeroes column j of R below the diagonal
+        r, vs = carry
+        x = jnp.where(index >= j, r[:, j], 0)
+        scale = jnp.max(jnp.abs(x))
+        x = x / jnp.where(scale > 0, scale, 1)  # no under/overflow in the norms
+        sign = jnp.where(x[j] >= 0, 1, -1).astype(dtype)
+        v = x.at[j].add(sign * jnp.linalg.norm(x))  # x − R_jj e_j, R_jj = −sign·‖x‖
+        v = v / jnp.linalg.norm(v)
+        return r - 2 * jnp.outer(v, v @ r), vs.at[j].set(v)
+
+    r, vs = jax.lax.fori_loop(0, n, reflect, (a, jnp.zeros((n, m), dtype)))
+
+    def form(i, q):  # Q = H_0 H_1 … H_(n−1) applied to the first n columns of I
+        v = vs[n - 1 - i]
+        return q - 2 * jnp.outer(v, v @ q)
+
+    q = jax.lax.fori_loop(0, n, form, jnp.eye(m, n, dtype=dtype))
+    q = q * jnp.where(jnp.diagonal(r) >= 0, 1, -1).astype(dtype)  # R_jj > 0
+    return q.T if rows < cols else q
+
+
+def delta_orthogonal(key, shape, dtype=jnp.float32):
+    """Delta-orthogonal conv kernel, gain 1 (Xiao et al. 2018, Algorithm 2).
+
+    A kernel ``(k…, C_in, C_out)`` is zero at every tap except the centre one, which is a
+    random (semi-)orthogonal ``C_in x C_out`` matrix (orthonormal rows if C_in <= C_out,
+    else orthonormal columns; :func:`householder_orthogonal`).  The centre is tap
+    ``(k - 1) // 2`` on every spatial axis: the tap that 'SAME' padding aligns with the
+    output position, so with C_in = C_out the convolution applies one orthogonal map at
+    every position (a norm-preserving isometry of the whole signal).  A dense kernel
+    ``(in, out)`` (no spatial axes) is a plain (semi-)orthogonal matrix.
+    """
+    if len(shape) < 2:
+        raise ValueError(f"a kernel needs at least 2 dimensions (in, out), got shape {shape}")
+    *spatial, c_in, c_out = (int(n) for n in shape)
+    centre = tuple((k - 1) // 2 for k in spatial)
+    q = householder_orthogonal(key, (c_in, c_out), dtype)
+    return jnp.zeros(shape, dtype).at[centre].set(q)
+
+
 _INITS: dict[str, InitFamily] = {
     **_SCALED,
     # A semi-orthogonal (fan_in x fan_out) matrix has fan_in * Var W = fan_in / max(fan_in, fan_out)
     # for its entries; square matrices give 1.  A conv kernel (k…, C_in, C_out) is
     # orthogonalized as the (C_in·∏k, C_out) matrix: its factor is that of those fans.
     "orthogonal": InitFamily(orthogonal, lambda fi, fo: min(fi, fo) / fo),
+    # Delta-orthogonal: the centre tap of a (k…, C_in, C_out) kernel holds all of its
+    # Σ W² = min(C_in, C_out); averaged over the kernel's C_in·C_out·∏k entries,
+    # fan_in · E[W²] = min(C_in, C_out) / C_out (1 for C_in = C_out: a critical linear
+    # layer; ReLU needs σ_w = √2).  At the receptive-field fans (fan_in = C_in·∏k,
+    # fan_out = C_out·∏k) that is min(fan_in, fan_out) / fan_out, the orthogonal
+    # family's formula.  It is the factor mean-field theory needs (a pre-activation's
+    # variance is Σ_inputs E[W²]·q), but ``InitFamily.std`` is then the kernel's RMS entry,
+    # not the spread of the non-zero (centre-tap) entries, which are √∏k times larger.
+    "delta_orthogonal": InitFamily(delta_orthogonal, lambda fi, fo: min(fi, fo) / fo),
 }
 # Common aliases, so that a config can say what a paper says.
 _ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",

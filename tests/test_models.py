@@ -41,6 +41,7 @@ CLOSED_FORM_VARIANCE = {
     "he_normal": lambda fi, fo: 2.0,
     "kaiming_normal": lambda fi, fo: 2.0,
     "orthogonal": lambda fi, fo: fi / max(fi, fo),
+    "delta_orthogonal": lambda fi, fo: fi / max(fi, fo),  # 2-D: an orthogonal matrix
 }
 # sampling error of n·Var from 512·256 or more entries is < 0.5 % (1 sd); 3 % is > 6 sd
 VAR_RTOL = 0.03

@@ -1,0 +1,175 @@
+"""Long memory: the adding and copy-memory tasks over sequence lengths, tanh RNN vs LSTM/GRU.
+
+Expectations, stated before measuring.  The adding problem (Le, Jaitly & Hinton 2015
+variant of Hochreiter & Schmidhuber 1997) needs the two marked values, which can be T steps
+before the output: a model that does not carry them predicts the mean, whose loss is the
+baseline Var = 1/6 (1/12 in the engine's ½‖y − t‖² convention).  The copy-memory task
+(Arjovsky, Shah & Bengio 2016) needs 10 symbols T + 10 steps later; predicting blanks and
+then uniform symbols gives the baseline 10·ln 8/(T + 20).  Published trend: gated cells
+(LSTM, GRU) solve lengths at which the tanh RNN, whose gradient through time vanishes
+(``rnn_through_time``), stays at the baseline.  Trained here with Adam (lr 0.01, batch 32,
+hidden 32) on fixed generated training sets; the numbers are the final test-set losses.
+
+"Solved" (adding): final test loss below 10 % of the baseline.  "Beats" (copy): below 90 %
+of the baseline (copy is the harder task).  "At the baseline": not below 95 % of it (a model
+still converging to the mean predictor is above it).
+"""
+
+import numpy as np
+
+from gradstudy import plotting
+from gradstudy.optim import OptimizerSpec
+from gradstudy.rnn import RNNSpec
+from gradstudy.stats import moving_average
+from gradstudy.study import Claim, require
+from gradstudy.tasks import adding_baseline_loss, adding_problem, copy_baseline, copy_memory
+from gradstudy.train import Training
+
+NAME = "long_memory"
+DESCRIPTION = "adding and copy-memory tasks over sequence lengths: tanh RNN vs LSTM vs GRU"
+SCALES = {
+    "smoke": {"adding": [50], "copy": [10], "hidden": 32, "seeds": 2, "steps": 700,
+              "copy_steps": 300, "batch": 32, "lr": 0.01, "train_size": 4000},
+    "paper": {"adding": [10, 50, 100], "copy": [10, 30], "hidden": 32, "seeds": 4,
+              "steps": 2000, "copy_steps": 2000, "batch": 32, "lr": 0.01,
+              "train_size": 10000},
+}
+LENGTHS = {"range": (2, 400), "len": (1, 6), "distinct": True, "increasing": True}
+LIMITS = {"adding": LENGTHS, "copy": LENGTHS, "hidden": (4, 512), "seeds": (1, 64),
+          "steps": (20, 100_000), "copy_steps": (20, 100_000), "batch": (1, 1024),
+          "lr": (1e-5, 1.0), "train_size": (100, 100_000)}
+CELLS = {"tanh RNN": "tanh", "LSTM": "lstm", "GRU": "gru"}
+SOLVED = 0.1  # adding: final test loss below this fraction of the baseline
+BEATS = 0.9  # copy: below this fraction of the baseline
+AT_BASELINE = 0.05  # "stays at the baseline": within this relative distance
+MIN_COPY_STEPS = 1500  # the copy claim on gated cells needs this many steps (smoke: fewer)
+SOURCE = ("Hochreiter & Schmidhuber 1997; Le, Jaitly & Hinton 2015 (adding); Arjovsky, Shah "
+          "& Bengio 2016 (copy)")
+
+
+def validate(p):
+    require(p["batch"] <= p["train_size"], "batch", f"must be <= train_size ({p['train_size']})")
+
+
+def _spec(p, task, length, cell):
+    in_dim, out_dim, readout = (2, 1, "last") if task == "adding" else (10, 10, "sequence")
+    return RNNSpec(cell=cell, hidden=p["hidden"], in_dim=in_dim, out_dim=out_dim,
+                   length=length + (20 if task == "copy" else 0), readout=readout)
+
+
+def _train(ctx, p, task, length):
+    """One training per cell (their weights differ in number: separate programs anyway);
+    merged along ``point``."""
+    import xarray as xr
+
+    if task == "adding":
+        data = adding_problem(length, n_train=p["train_size"], n_test=1000, seed=length)
+        loss, steps, baseline = "mse", p["steps"], adding_baseline_loss()
+    else:
+        data = copy_memory(length, n_train=p["train_size"], n_test=1000, seed=length)
+        loss, steps, baseline = "cross_entropy", p["copy_steps"], copy_baseline(length)
+    runs = [ctx.train(Training(points=(_spec(p, task, length, cell),), labels=(label,),
+                               optimizer=OptimizerSpec("adam", p["lr"]), steps=steps,
+                               seeds=p["seeds"], batch_size=p["batch"], loss=loss,
+                               eval_every=max(1, steps // 4),
+                               record_every=max(1, steps // 10)),
+                      data, tag=f"{task}-T{length}-{cell}")
+            for label, cell in CELLS.items()]
+    keep = ["loss", "test_loss", "train_loss", "diverged_at"]
+    return xr.concat([ds[keep] for ds in runs], dim="point"), baseline
+
+
+def run(ctx, p):
+    runs = {(task, T): _train(ctx, p, task, T) for task in ("adding", "copy")
+            for T in p[task]}
+    claims = _claims(p, runs)
+    _draw(ctx, p, runs)
+    return claims
+
+
+def _final_ratio(ds, baseline, label):
+    """Final test loss / baseline per seed (NaN for a diverged run)."""
+    return ds.test_loss.sel(point=label).isel(learning_rate=0, eval_step=-1).values / baseline
+
+
+def _claims(p, runs):
+    claims = []
+    T = max(p["adding"])
+    ds, baseline = runs[("adding", T)]
+    for label in ("LSTM", "GRU"):
+        claims.append(Claim(
+            f"adding_{label.lower()}_solves_T{T}",
+            f"adding problem, T = {T}: {label} solves it (final test loss < {SOLVED:g} × "
+            f"baseline) in more than half of the seeds (fraction)",
+            float(np.mean(_final_ratio(ds, baseline, label) < SOLVED)), 0.5, 0.0, SOURCE,
+            kind="greater"))
+    ratio = _final_ratio(ds, baseline, "tanh RNN")
+    claims += [
+        Claim(f"adding_tanh_fails_T{T}", f"adding problem, T = {T}: the tanh RNN solves it in "
+              "no seed (fraction)", float(np.mean(ratio < SOLVED)), 0.0, 0.0, SOURCE),
+        Claim(f"adding_tanh_baseline_T{T}", f"adding problem, T = {T}: the tanh RNN stays at "
+              f"the baseline 1/12: its final test loss is above {1 - AT_BASELINE:g} × "
+              "baseline (median ratio)", float(np.median(ratio)), 1 - AT_BASELINE, 0.0,
+              SOURCE, kind="greater")]
+    if p["copy"]:
+        T = max(p["copy"])
+        ds, baseline = runs[("copy", T)]
+        claims.append(Claim(
+            f"copy_tanh_baseline_T{T}", f"copy task, T = {T}: the tanh RNN stays at the "
+            f"baseline 10·ln 8/(T + 20): its final test loss is above {1 - AT_BASELINE:g} × "
+            "baseline (median ratio)", float(np.median(_final_ratio(ds, baseline, "tanh RNN"))),
+            1 - AT_BASELINE, 0.0, SOURCE, kind="greater"))
+        if p["copy_steps"] >= MIN_COPY_STEPS:
+            claims.append(Claim(
+                f"copy_gru_beats_T{T}", f"copy task, T = {T}: the GRU beats the baseline "
+                f"(final test loss < {BEATS:g} × baseline; median ratio)",
+                float(np.median(_final_ratio(ds, baseline, "GRU"))), BEATS, 0.0, SOURCE,
+                kind="less"))
+    return claims
+
+
+# -------------------------------------------------------------------------- figure
+def _draw(ctx, p, runs):
+    tasks = [t for t in ("adding", "copy") if p[t]]
+    with plotting.style():
+        fig, axes = plotting.figure("double", 2.7 * len(tasks), nrows=len(tasks), ncols=2,
+                                    squeeze=False, gridspec_kw={"hspace": 0.6,
+                                                                "wspace": 0.3})
+        for row, task in enumerate(tasks):
+            threshold = SOLVED if task == "adding" else BEATS
+            what = "solved" if task == "adding" else "beat baseline"
+            ax = axes[row, 0]
+            lengths = np.asarray(p[task])
+            for k, label in enumerate(CELLS):
+                frac = [float(np.mean(_final_ratio(runs[(task, T)][0], runs[(task, T)][1],
+                                                   label) < threshold)) for T in lengths]
+                ax.plot(lengths, np.asarray(frac) + 0.02 * (k - 1), "o-",
+                        color=plotting.OKABE_ITO[k], label=label)
+            ax.set_xscale("log")
+            ax.set_ylim(-0.1, 1.1)
+            ax.set_xlabel("sequence length T")
+            ax.set_ylabel(f"fraction of seeds {what}")
+            ax.set_title(f"({'ac'[row]}) {task}: final test loss < {threshold:g}×baseline, "
+                         f"{p['seeds']} seeds", fontsize=7)
+            ax.legend(fontsize=6, loc="center right")
+            ax = axes[row, 1]
+            T = max(p[task])
+            ds, baseline = runs[(task, T)]
+            for k, label in enumerate(CELLS):
+                loss = ds.loss.sel(point=label).isel(learning_rate=0).values / baseline
+                window = max(1, loss.shape[-1] // 40)
+                smooth = np.stack([moving_average(s, window) for s in loss])
+                steps = np.arange(smooth.shape[-1]) + window - 1
+                plotting.median_band(ax, steps, smooth, plotting.OKABE_ITO[k], label=label)
+                div = ds.diverged_at.sel(point=label).values.ravel()
+                if (div >= 0).any():
+                    ax.plot(div[div >= 0], np.full((div >= 0).sum(), 2.0), "x",
+                            color=plotting.OKABE_ITO[k], ms=5)
+            ax.axhline(1.0, color="0.3", ls="--", lw=0.9, label="baseline")
+            ax.set_yscale("log")
+            ax.set_xlabel("Adam step")
+            ax.set_ylabel(f"minibatch loss / baseline\n(moving average of {window})")
+            ax.set_title(f"({'bd'[row]}) {task}, T = {T}: median, 10–90 % (✕ diverged)",
+                         fontsize=7)
+            ax.legend(fontsize=6, loc="upper right" if task == "copy" else "lower left")
+        plotting.save_figure(fig, ctx.figures_dir, NAME)
