@@ -76,6 +76,7 @@ from gradstudy.initializers import UNIT_SAMPLERS, get_initializer
 from gradstudy.models import BN_EPS, LOSSES, require_dtype
 
 BLOCKS = ("plain", "batchnorm", "residual")
+PADDINGS = ("same", "circular")
 LAYER_KINDS = ("input_layer", "hidden", "readout")  # kernel_scales order
 
 
@@ -97,6 +98,10 @@ class CNNSpec:
             it draws every kernel (convs ``(k, C_in, C_out)`` and the readout).
         sigma_w: kernel gain (traced in sweeps and training), multiplying the init.
         residual_alpha: branch scale α of "residual" blocks; None: 1/√(depth − 1).
+        padding: "same" (zeros beyond the ends: the edge positions see fewer taps, so each
+            layer's variance is ≈ (1 − (k−1)/(4·length))× smaller than mean field's) or
+            "circular" (periodic signals: every position sees k taps, as the mean-field
+            theory of CNNs assumes; Xiao et al. 2018).
         dtype: "float32" or "float64" (float64 needs ``jax_enable_x64``).
     """
 
@@ -111,6 +116,7 @@ class CNNSpec:
     init: Any = "he_normal"
     sigma_w: float = 1.0
     residual_alpha: float | None = None
+    padding: str = "same"
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -125,6 +131,7 @@ class CNNSpec:
         object.__setattr__(self, "kernel_size", int(k))
         _check_name_or_callable("activation", self.activation, get_activation)
         check_choice("block", self.block, BLOCKS)
+        check_choice("padding", self.padding, PADDINGS)
         _check_name_or_callable("init", self.init, get_initializer)
         object.__setattr__(self, "sigma_w", check_real("sigma_w", self.sigma_w))
         if self.residual_alpha is not None:
@@ -208,12 +215,43 @@ class BatchStats(nn.Module):
         return z * scale + offset
 
 
-def _conv(spec: CNNSpec, name: str) -> nn.Conv:
-    dtype = jnp.dtype(spec.dtype)
-    return nn.Conv(spec.channels, (spec.kernel_size,), padding="SAME",
-                   use_bias=spec.block != "batchnorm",
-                   kernel_init=get_initializer(spec.init).sample,
-                   bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=dtype, name=name)
+class Conv1D(nn.Module):
+    """``nn.Conv`` with one spatial axis, 'SAME' or circular padding, as a sum over the
+    taps of shifted matrix products: y_l = Σ_j x_(l+j−p) W_j (+ b), p = (k − 1)/2.
+
+    The same parameters (``kernel`` (k, C_in, C_out), ``bias``) and numbers as ``nn.Conv``
+    (tested), but under ``vmap`` (many networks trained at once) XLA's CPU backend runs
+    batched matmuls where a vmapped convolution becomes a grouped one: 4.3x faster
+    (measured, 8 networks, 50 layers, 16 channels, k = 3, fwd+bwd: 184 vs 789 ms).
+    """
+
+    features: int
+    kernel_size: int
+    padding: str = "same"
+    use_bias: bool = True
+    kernel_init: Any = nn.initializers.lecun_normal()
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        k, length = self.kernel_size, x.shape[-2]
+        kernel = self.param("kernel", self.kernel_init, (k, x.shape[-1], self.features),
+                            self.dtype)
+        p = (k - 1) // 2
+        pad = [(0, 0)] * (x.ndim - 2) + [(p, p), (0, 0)]
+        xp = jnp.pad(x, pad, mode="wrap" if self.padding == "circular" else "constant")
+        y = sum(jnp.einsum("...lc,cd->...ld", xp[..., j:j + length, :], kernel[j])
+                for j in range(k))
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), self.dtype)
+        return y
+
+
+def _conv(spec: CNNSpec, name: str) -> Conv1D:
+    return Conv1D(spec.channels, spec.kernel_size, padding=spec.padding,
+                  use_bias=spec.block != "batchnorm",
+                  kernel_init=get_initializer(spec.init).sample,
+                  dtype=jnp.dtype(spec.dtype), name=name)
 
 
 class ConvLayer(nn.Module):
@@ -342,7 +380,8 @@ def _tensors_per_layer(spec: CNNSpec) -> int:
 def activation_bytes(spec: CNNSpec, examples: int) -> int:
     """Forward activations of one network on ``examples`` examples (float32)."""
     per_example = (spec.length * spec.in_channels
-                   + _tensors_per_layer(spec) * spec.depth * spec.length * spec.channels
+                   + (_tensors_per_layer(spec) + spec.kernel_size) * spec.depth
+                   * spec.length * spec.channels
                    + spec.channels + spec.out_dim)
     return 4 * examples * per_example
 
@@ -438,7 +477,10 @@ def network_bytes(spec: CNNSpec, batch: int) -> int:
     """
     itemsize = np.dtype(spec.dtype).itemsize
     activations = batch * spec.length * spec.channels * spec.depth
-    words = 4 * param_count(spec) + _KEPT_PER_UNIT[spec.block] * activations \
+    # Conv1D's shifted views of the input: ≈ 2.5 more words per tap and unit (measured
+    # against memory_analysis after the switch from nn.Conv)
+    kept = _KEPT_PER_UNIT[spec.block] + 2.5 * spec.kernel_size + 2
+    words = 4 * param_count(spec) + kept * activations \
         + batch * spec.length * spec.in_channels
     return int(itemsize * words) + output_bytes(spec)
 
@@ -471,6 +513,7 @@ def coords(points) -> dict:
         "sigma_w2": [float(p.sigma_w2()) for p in points],
         "channels": [p.channels for p in points],
         "kernel_size": [p.kernel_size for p in points],
+        "padding": [p.padding for p in points],
         "residual_alpha": [np.nan if p.residual_alpha is None else float(p.residual_alpha)
                            for p in points],
     }

@@ -64,8 +64,9 @@ _MATH = {"σ": r"\sigma", "χ": r"\chi", "ξ": r"\xi", "φ": r"\phi", "α": r"\a
          "$": r"\$", "~": r"\sim ", "…": r"\dots ", "½": r"\tfrac12 ", "ρ": r"\rho ",
          "⟨": r"\langle ", "⟩": r"\rangle ", "η": r"\eta ", "ε": r"\epsilon ",
          "Δ": r"\Delta ", "∇": r"\nabla ", "β": r"\beta ",
-         "≪": r"\ll ", "≫": r"\gg ", "³": "^3", "⁻": "^-", "₂": "_2", "∏": r"\prod "}
-_MATH_MARKERS = set("σχξφαδλμπγρ½⟨⟩‖∂²₁≤≥±≈−→√_=<>^·×ηεΔ∇β≪≫³⁻₂∏")
+         "≪": r"\ll ", "≫": r"\gg ", "³": "^3", "⁻": "^-", "₂": "_2", "∏": r"\prod ",
+         "τ": r"\tau ", "ḡ": r"\bar g ", "∈": r"\in "}
+_MATH_MARKERS = set("σχξφαδλμπγρ½⟨⟩‖∂²₁≤≥±≈−→√_=<>^·×ηεΔ∇β≪≫³⁻₂∏τḡ∈")
 # identifiers such as leaky_relu_0.2 or max_depth: code, not subscripts
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9]+(_[A-Za-z0-9.]+)+(=[^\s]*)?$")
 _NAMED = {"log10": r"\log_{10}", "log": r"\log", "exp": r"\exp", "max": r"\max",

@@ -235,6 +235,19 @@ def test_identity_init_is_rho_times_identity_and_biases_zero(cell):
         np.testing.assert_array_equal(params[name], 2.0 * unit[name])
 
 
+@pytest.mark.parametrize("cell", ("tanh", "lstm"))
+def test_module_init_equals_sample_params(cell):
+    """Generic tools initialise the module themselves: they get the spec's scales too."""
+    spec = RNNSpec(cell=cell, hidden=4, in_dim=2, recurrent_scale=0.7, input_scale=2.0,
+                   recurrent_init="gaussian")
+    key = jax.random.PRNGKey(5)
+    ours = RecurrentNet(spec).init(key, jnp.ones((2, 3, 2)))["params"]
+    jax.tree.map(np.testing.assert_array_equal, ours, sample_params(spec, key))
+    unit = init_params(spec, key)
+    assert not np.array_equal(_flat(ours)[kernel_names(spec)[-2]],
+                              _flat(unit)[kernel_names(spec)[-2]])
+
+
 def test_haar_orthogonal_is_the_signed_q_of_a_gaussian_qr(x64):
     """Our QR-free sampler against NumPy's (LAPACK) QR of the same Gaussian matrix, signs
     fixed so that R has a positive diagonal (Mezzadri 2007), and vmapped over networks."""
