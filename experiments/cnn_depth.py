@@ -161,7 +161,7 @@ def _draw(ctx, p, init, runs, gru):
     L = p["deep"]
     layers = np.arange(1, L + 1)
     with plotting.style():
-        fig, axes = plotting.figure("double", 2.7, ncols=3, gridspec_kw={"wspace": 0.42})
+        fig, axes = plotting.figure("double", 2.8, ncols=3, gridspec_kw={"wspace": 0.5})
         ax = axes[0]
         for k, block in enumerate(BLOCKS):
             b = init.backprop_norm.sel(point=block).values
@@ -183,23 +183,25 @@ def _draw(ctx, p, init, runs, gru):
             if block not in p["train_blocks"]:
                 continue
             acc = [_final(runs[(d, block)], "test_accuracy") for d in depths]
-            x = np.asarray(depths) * (1 + 0.04 * (k - 1.5))
-            ax.plot(x, [np.nanmedian(a) for a in acc], "o-", color=plotting.OKABE_ITO[k],
-                    label=block)
+            x = np.arange(2) + 0.04 * (k - 1.5)
+            ax.plot(x, [np.nanmedian(a) for a in acc], "o-", ms=3,
+                    color=plotting.OKABE_ITO[k], label=block)
             for xi, a in zip(x, acc):
                 ax.plot(np.full(a.size, xi), a, ".", color=plotting.OKABE_ITO[k], ms=2,
                         alpha=0.6)
         ax.axhline(ANCHORS["CNN"], color="0.3", ls="--", lw=0.9, label="paper: CNN 94 %")
         ax.axhline(ANCHORS["GRU"], color="0.5", ls=":", lw=0.9, label="paper: GRU 91 %")
         g = _final(gru, "test_accuracy")
-        ax.plot(np.full(g.size, 40), g, "*", color=plotting.OKABE_ITO[5], ms=4,
-                label=f"GRU here ({p['gru_steps']} steps)")
-        ax.set_xscale("log")
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("depth (conv layers; GRU: sequence length)")
+        ax.plot(np.full(g.size, 2.0), g, "*", color=plotting.OKABE_ITO[5], ms=4,
+                label=f"GRU, {p['gru_steps']} steps")
+        ax.set_xticks([0, 1, 2], [f"depth {p['shallow']}", f"depth {L}", "GRU"])
+        ax.set_xlim(-0.4, 2.4)
+        ax.set_ylim(-0.42, 1.02)
+        ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
         ax.set_ylabel("final test accuracy")
-        ax.set_title(f"(b) MNIST-1D, {p['steps']} Adam steps, {p['seeds']} seeds", fontsize=7)
-        ax.legend(fontsize=5, loc="lower left")
+        ax.set_title(f"(b) MNIST-1D, {p['steps']} Adam steps,\n{p['seeds']} seeds (dots)",
+                     fontsize=7)
+        ax.legend(fontsize=4.5, loc="lower center", ncol=2)
 
         ax = axes[2]
         for k, block in enumerate(BLOCKS):
@@ -213,7 +215,8 @@ def _draw(ctx, p, init, runs, gru):
         ax.axhline(math.log(10), color="0.4", ls=":", lw=0.9, label="ln 10")
         ax.set_yscale("log")
         ax.set_xlabel("Adam step")
-        ax.set_ylabel(f"minibatch loss (moving average of {window})")
-        ax.set_title(f"(c) training at depth {L} (median, 10–90 %)", fontsize=7)
+        ax.set_ylabel("minibatch loss")
+        ax.set_title(f"(c) training at depth {L} (median,\n10–90 %, moving average of "
+                     f"{window})", fontsize=7)
         ax.legend(fontsize=5, loc="lower left")
         plotting.save_figure(fig, ctx.figures_dir, NAME)

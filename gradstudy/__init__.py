@@ -28,6 +28,6 @@ __all__ = ["ConfigError", "MLP", "MLPSpec", "ModelFamily", "Selection", "Sweep",
 
 # Modules whose documented functions are public too (imported on use: ``from gradstudy
 # import theory`` or ``gradstudy.plotting`` after ``import gradstudy.plotting``).
-PUBLIC_MODULES = ("curvature", "data", "diagnose", "family", "memory", "monitor", "optim",
-                  "plotting", "predictions", "probe", "probes", "results", "status", "study",
-                  "sweep", "theory", "train")
+PUBLIC_MODULES = ("cnn", "curvature", "data", "diagnose", "family", "memory", "monitor",
+                  "optim", "plotting", "predictions", "probe", "probes", "results", "rnn",
+                  "status", "study", "sweep", "tasks", "theory", "train")
