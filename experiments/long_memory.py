@@ -16,6 +16,7 @@ still converging to the mean predictor is above it).
 """
 
 import numpy as np
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from gradstudy import plotting
 from gradstudy.optim import OptimizerSpec
@@ -146,6 +147,10 @@ def _draw(ctx, p, runs):
                 ax.plot(lengths, np.asarray(frac) + 0.02 * (k - 1), "o-",
                         color=plotting.OKABE_ITO[k], label=label)
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(FixedLocator(lengths))
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlim(lengths.min() / 1.3, lengths.max() * 1.3)
             ax.set_ylim(-0.1, 1.1)
             ax.set_xlabel("sequence length T")
             ax.set_ylabel(f"fraction of seeds {what}")

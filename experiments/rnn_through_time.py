@@ -142,7 +142,9 @@ def _draw(ctx, p, cells, scale):
         ax = axes[1]
         colors = plotting.diverging_colors(rhos, center=1.0)
         ds = scale["tanh"]
-        for k, rho in enumerate(rhos):
+        shown = range(0, len(rhos), 2 if len(rhos) > 6 else 1)  # a readable legend
+        for k in shown:
+            rho = rhos[k]
             jac = ds.jacobian_norm.values[k]
             ax.plot(lags, np.median(jac, axis=0), color=colors[k], label=f"ρ = {rho:g}")
             ax.plot(lags, rho ** lags, color=colors[k], ls=":", lw=0.8)
@@ -153,7 +155,7 @@ def _draw(ctx, p, cells, scale):
         ax.set_ylabel("‖∂s_T/∂s_t‖₂ (median)")
         ax.set_title("(b) tanh RNN, W = ρQ:\nmeasured (solid), Pascanu's bound (dotted)",
                      fontsize=7)
-        ax.legend(fontsize=5, ncol=2, loc="lower left")
+        ax.legend(fontsize=5, ncol=2, loc="lower left", framealpha=0.9)
 
         ax = axes[2]
         ax.axvspan(rhos.min() * 0.9, 1.0, color="0.92", label="λ₁ < 1/γ: vanishing")
