@@ -22,7 +22,7 @@ from gradstudy import plotting
 from gradstudy.optim import OptimizerSpec
 from gradstudy.rnn import RNNSpec
 from gradstudy.stats import moving_average
-from gradstudy.study import Claim, require
+from gradstudy.study import Claim
 from gradstudy.tasks import adding_baseline_loss, adding_problem, copy_baseline, copy_memory
 from gradstudy.train import Training
 
@@ -37,7 +37,7 @@ SCALES = {
 }
 LENGTHS = {"range": (2, 400), "len": (1, 6), "distinct": True, "increasing": True}
 LIMITS = {"adding": LENGTHS, "copy": LENGTHS, "hidden": (4, 512), "seeds": (1, 64),
-          "steps": (20, 100_000), "copy_steps": (20, 100_000), "batch": (1, 1024),
+          "steps": (20, 100_000), "copy_steps": (20, 100_000), "batch": (1, 100),
           "lr": (1e-5, 1.0), "train_size": (100, 100_000)}
 CELLS = {"tanh RNN": "tanh", "LSTM": "lstm", "GRU": "gru"}
 SOLVED = 0.1  # adding: final test loss below this fraction of the baseline
@@ -46,10 +46,6 @@ AT_BASELINE = 0.05  # "stays at the baseline": within this relative distance
 MIN_COPY_STEPS = 1500  # the copy claim on gated cells needs this many steps (smoke: fewer)
 SOURCE = ("Hochreiter & Schmidhuber 1997; Le, Jaitly & Hinton 2015 (adding); Arjovsky, Shah "
           "& Bengio 2016 (copy)")
-
-
-def validate(p):
-    require(p["batch"] <= p["train_size"], "batch", f"must be <= train_size ({p['train_size']})")
 
 
 def _spec(p, task, length, cell):
