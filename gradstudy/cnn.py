@@ -1,7 +1,8 @@
 """The 1-D convolutional family: ``CNNSpec`` networks in sweeps and in training.
 
 A ``ConvNet`` maps signals ``(batch, length[, in_channels])`` (MNIST-1D: length 40, one
-channel) through ``depth`` convolutional layers with 'SAME' padding: an input layer
+channel) through ``depth`` convolutional layers (:class:`Conv1D`; ``padding`` "same", zeros
+beyond the ends, or "circular"): an input layer
 (in_channels → channels), then ``depth − 1`` identical layers stacked with ``nn.scan``
 (their parameters carry a leading layer axis, ``params["hidden"]``), then a global average
 pool over the length and a dense readout to ``out_dim`` logits.  Three kinds of layer
@@ -87,7 +88,7 @@ class CNNSpec:
     Attributes:
         depth: conv layers (input conv + ``depth − 1`` stacked ones), ≥ 2.
         channels: channels of every conv layer's output.
-        kernel_size: taps of every conv kernel (odd, so that 'SAME' padding is centred).
+        kernel_size: taps of every conv kernel (odd, so that the padding is centred).
         in_channels: input channels (a ``(batch, length)`` input has 1).
         length: signal length (MNIST-1D: 40).
         out_dim: readout dimension (classes).
