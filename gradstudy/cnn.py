@@ -61,18 +61,23 @@ import numpy as np
 from gradstudy import status
 from gradstudy.activations import get_activation
 from gradstudy.config import (
-    DTYPES,
     MAX_UNITS,
     _check_name_or_callable,
     _label,
     check_choice,
+    check_dtype,
     check_int,
     check_real,
     short_repr,
 )
 from gradstudy.errors import ConfigError
 from gradstudy.family import ModelFamily, TrainHooks, register_family
-from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
+from gradstudy.fingerprint import (
+    activation_fingerprint,
+    initializer_fingerprint,
+    spec_fingerprint,
+    why_spec_unfingerprintable,
+)
 from gradstudy.initializers import UNIT_SAMPLERS, get_initializer
 from gradstudy.models import BN_EPS, LOSSES, require_dtype
 
@@ -141,12 +146,7 @@ class CNNSpec:
                                   f"{self.block!r}), got {short_repr(self.residual_alpha)}")
             object.__setattr__(self, "residual_alpha",
                                check_real("residual_alpha", self.residual_alpha))
-        if isinstance(self.dtype, (type, np.dtype)) and not isinstance(self.dtype, str):
-            try:  # np.float64, jnp.float32, np.dtype("float64"): stored by name
-                object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
-            except TypeError:
-                pass
-        check_choice("dtype", self.dtype, DTYPES)
+        object.__setattr__(self, "dtype", check_dtype(self.dtype))
 
     @property
     def alpha(self) -> float:
@@ -527,24 +527,6 @@ def train_coords(points) -> dict:
             "alpha": [p.alpha for p in points]}
 
 
-def _fingerprint(spec):
-    prints = (activation_fingerprint(spec.activation), initializer_fingerprint(spec.init))
-    return None if None in prints else prints
-
-
-def _why_unfingerprintable(spec) -> str | None:
-    from gradstudy.fingerprint import why_initializer_not_fingerprintable, why_not_fingerprintable
-
-    described = spec.describe()
-    if described["activation_fingerprint"] is None:
-        why = why_not_fingerprintable(get_activation(spec.activation))
-        return f"activation {described['activation']} ({why})"
-    if described["init_fingerprint"] is None:
-        why = why_initializer_not_fingerprintable(spec.init)
-        return f"init {described['init']} ({why})"
-    return None
-
-
 def _label_of(spec) -> str:
     from gradstudy.activations import activation_name
 
@@ -614,8 +596,8 @@ CNN_FAMILY = ModelFamily(
     measured=MEASURED,
     memory=_memory,
     coords=coords,
-    fingerprint=_fingerprint,
-    why_unfingerprintable=_why_unfingerprintable,
+    fingerprint=spec_fingerprint,
+    why_unfingerprintable=why_spec_unfingerprintable,
     label=_label_of,
     train=CNN_TRAIN,
 )

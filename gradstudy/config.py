@@ -64,6 +64,17 @@ def check_choice(name: str, value: Any, allowed) -> str:
     return value
 
 
+def check_dtype(value: Any) -> str:
+    """A dtype given by name or as a type (np.float64, jnp.float32, np.dtype("float64")):
+    its name, which must be one of ``DTYPES`` (one-line ConfigError naming "dtype")."""
+    if isinstance(value, (type, np.dtype)) and not isinstance(value, str):
+        try:
+            value = np.dtype(value).name
+        except TypeError:
+            pass
+    return check_choice("dtype", value, DTYPES)
+
+
 def check_sequence(name: str, value: Any, min_len: int = 1, max_len: int = 10**5) -> tuple:
     """A list, tuple, range or 1-d array as a tuple of ``min_len..max_len`` items; strings,
     mappings, sets and scalars are rejected with one line naming ``name``."""
@@ -139,12 +150,7 @@ class MLPSpec:
                                               if self.residual_alpha is not None else ()):
             object.__setattr__(self, name, check_real(name, getattr(self, name)))
         check_choice("norm", self.norm, NORMS)
-        if isinstance(self.dtype, (type, np.dtype)) and not isinstance(self.dtype, str):
-            try:  # np.float64, jnp.float32, np.dtype("float64"): stored by name
-                object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
-            except TypeError:
-                pass
-        check_choice("dtype", self.dtype, DTYPES)
+        object.__setattr__(self, "dtype", check_dtype(self.dtype))
 
     @property
     def input_dim(self) -> int:

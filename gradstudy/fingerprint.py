@@ -95,6 +95,27 @@ def why_initializer_not_fingerprintable(init: Any) -> str | None:
     return None
 
 
+def spec_fingerprint(spec) -> tuple | None:
+    """(activation, init) fingerprints of a spec with ``activation`` and ``init`` fields
+    (MLPSpec, CNNSpec): what its compiled programs run; None if either has none."""
+    prints = (activation_fingerprint(spec.activation), initializer_fingerprint(spec.init))
+    return None if None in prints else prints
+
+
+def why_spec_unfingerprintable(spec) -> str | None:
+    """Why :func:`spec_fingerprint` is None for ``spec`` (None if it is not)."""
+    from gradstudy.activations import get_activation
+
+    described = spec.describe()
+    if described["activation_fingerprint"] is None:
+        why = why_not_fingerprintable(get_activation(spec.activation))
+        return f"activation {described['activation']} ({why})"
+    if described["init_fingerprint"] is None:
+        why = why_initializer_not_fingerprintable(spec.init)
+        return f"init {described['init']} ({why})"
+    return None
+
+
 def _initializer_canon(init: Any):
     from gradstudy.initializers import UNIT_SAMPLERS, get_initializer
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from gradstudy.config import MLPSpec
 from gradstudy.family import ModelFamily, TrainHooks, register_family
-from gradstudy.fingerprint import activation_fingerprint, initializer_fingerprint
+from gradstudy.fingerprint import spec_fingerprint, why_spec_unfingerprintable
 from gradstudy.memory import network_bytes, network_output_bytes
 from gradstudy.models import MLP, apply_gains, init_params
 from gradstudy.probes import MEASURED, gradient_norms
@@ -73,25 +73,6 @@ def _coords(points) -> dict:
         "residual_alpha": [np.nan if p.residual_alpha is None else p.residual_alpha
                            for p in points],
     }
-
-
-def _fingerprint(spec):
-    prints = (activation_fingerprint(spec.activation), initializer_fingerprint(spec.init))
-    return None if None in prints else prints
-
-
-def _why_unfingerprintable(spec) -> str | None:
-    from gradstudy.activations import get_activation
-    from gradstudy.fingerprint import why_initializer_not_fingerprintable, why_not_fingerprintable
-
-    described = spec.describe()
-    if described["activation_fingerprint"] is None:
-        why = why_not_fingerprintable(get_activation(spec.activation))
-        return f"activation {described['activation']} ({why})"
-    if described["init_fingerprint"] is None:
-        why = why_initializer_not_fingerprintable(spec.init)
-        return f"init {described['init']} ({why})"
-    return None
 
 
 def _label(spec) -> str:
@@ -168,8 +149,8 @@ MLP_FAMILY = ModelFamily(
     measured=MEASURED,
     memory=_memory,
     coords=_coords,
-    fingerprint=_fingerprint,
-    why_unfingerprintable=_why_unfingerprintable,
+    fingerprint=spec_fingerprint,
+    why_unfingerprintable=why_spec_unfingerprintable,
     label=_label,
     train=MLP_TRAIN,
 )

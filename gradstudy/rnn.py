@@ -75,7 +75,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from gradstudy.config import DTYPES, MAX_GAIN, MAX_UNITS, check_choice, check_int, check_real
+from gradstudy.config import MAX_GAIN, MAX_UNITS, check_choice, check_dtype, check_int, check_real
 from gradstudy.errors import ConfigError
 from gradstudy.family import ModelFamily, TrainHooks, register_family
 from gradstudy.models import LOSSES
@@ -129,12 +129,7 @@ class RNNSpec:
         for name in ("hidden", "in_dim", "out_dim"):
             object.__setattr__(self, name, check_int(name, getattr(self, name), 1, MAX_UNITS))
         object.__setattr__(self, "length", check_int("length", self.length, 1, MAX_LENGTH))
-        if isinstance(self.dtype, (type, np.dtype)) and not isinstance(self.dtype, str):
-            try:  # np.float64, jnp.float32, np.dtype("float64"): stored by name
-                object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
-            except TypeError:
-                pass
-        check_choice("dtype", self.dtype, DTYPES)
+        object.__setattr__(self, "dtype", check_dtype(self.dtype))
         check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
         for name in SCALAR_FIELDS:
             object.__setattr__(self, name, check_real(name, getattr(self, name), 0.0,
