@@ -132,6 +132,9 @@ STATEMENTS = [
     "σ_b²=0.05, depth 8: σ_w² where ‖∂L/∂h_1‖ = ‖∂L/∂h_d‖ ± 2 · √3 × 2 ≈ 1",
     "float32: measured ∂x_D/∂x_0 equals factor^D where finite (max rel. error ≤ D·u)",
     "costs $5 ~ {a} \\ b",
+    # as experiments/rnn_clipping.py and rnn_through_time.py write them (τ, ḡ, ∈)
+    "clipped at τ = 0.5x, 1x ḡ (within Pascanu's half to ten times): no run diverges",
+    "tanh RNN: ‖∂s_T/∂s_t‖₂ ≤ λ₁^(T−t) at every lag, τ ∈ [ḡ/2, 10 ḡ]",
     # as experiments/depth_profile.py writes the ReLU claims on the loss ⟨y, t⟩ and on MSE
     "relu, He, loss ⟨y, t⟩ (output cotangent independent of the network): ½ log10 of the "
     "seed mean of ‖∂L/∂h_1‖²/‖∂L/∂h_L‖² over mean field (SE 0.03) is 0 within 4 SE",
