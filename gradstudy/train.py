@@ -663,10 +663,10 @@ def training_bytes(prog: Program, training: Training, runs: int, data: Dataset) 
     hooks = hooks_for(spec)
     params = hooks.param_count(spec)
     batch = data.x.shape[0] if prog.batch_size is None else prog.batch_size
-    activations = hooks.activation_bytes(spec, batch) // 4
+    kept = 4 * hooks.activation_bytes(spec, batch)  # ≈ 4 float32 words per unit
     monitor = 4 * _capacity(prog) * (hooks.layers(spec) + 1) * 5
     copies = 6 + 2 * (len(prog.branches) - 1)
-    per_run = 4 * (copies * params + activations) + monitor + 13 * prog.steps
+    per_run = 4 * copies * params + kept + monitor + 13 * prog.steps
     return runs * per_run + 4 * (data.x.size + data.x_test.size + 2 * data.y.size)
 
 

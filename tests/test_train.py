@@ -378,3 +378,22 @@ def test_every_chunk_runs_one_compiled_program():
     (prog,) = train_mod._groups(training, 3)
     init, run, evaluate = train_mod.programs(prog, train_mod._fingerprint(prog.spec))
     assert (init._cache_size(), run._cache_size(), evaluate._cache_size()) == (1, 1, 1)
+
+
+def test_training_memory_estimate_of_an_mlp_is_the_documented_one():
+    """≈ 6 float32 copies of the parameters and 4 words per activation unit and layer kept
+    for the backward pass (plus monitor buffers, records and data), by hand."""
+    from gradstudy.memory import param_count
+
+    spec = MLPSpec(width=64, depth=5, in_dim=40, out_dim=10, activation="relu",
+                   init="he_normal")
+    data = Dataset(np.zeros((100, 40), np.float32), np.zeros(100, np.int32),
+                   np.zeros((20, 40), np.float32), np.zeros(20, np.int32), 10)
+    training = Training(points=(spec,), optimizer=OptimizerSpec("sgd", 0.1), steps=40,
+                        batch_size=32, record_every=10, eval_every=20)
+    (prog,) = train_mod._groups(training, 20)
+    units = 32 * 64 * (5 + 2)  # batch × max(width, in_dim) × (layers + input + readout)
+    monitor = 4 * 4 * (5 + 2) * 5  # 4 records × (depth + 2) leaves × 5 fields, float32
+    per_run = 4 * 6 * param_count(spec, 5) + 4 * 4 * units + monitor + 13 * 40
+    data_bytes = 4 * (100 * 40 + 20 * 40 + 2 * 100)
+    assert train_mod.training_bytes(prog, training, 3, data) == 3 * per_run + data_bytes
