@@ -32,7 +32,7 @@ SCALES = {
     "smoke": {"adding": [50], "copy": [10], "hidden": 32, "seeds": 2, "steps": 700,
               "copy_steps": 300, "batch": 32, "lr": 0.01, "train_size": 4000},
     "paper": {"adding": [10, 50, 100], "copy": [10, 30], "hidden": 32, "seeds": 4,
-              "steps": 2000, "copy_steps": 2000, "batch": 32, "lr": 0.01,
+              "steps": 2000, "copy_steps": 1500, "batch": 32, "lr": 0.01,
               "train_size": 10000},
 }
 LENGTHS = {"range": (2, 400), "len": (1, 6), "distinct": True, "increasing": True}
