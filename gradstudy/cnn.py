@@ -10,7 +10,7 @@ pool over the length and a dense readout to ``out_dim`` logits.  Three kinds of 
 
 * "plain": h_l = φ(conv_l(h_(l−1)));
 * "batchnorm": h_l = φ(BN(conv_l(h_(l−1)))), BN with the batch statistics over
-  (batch, length) per channel, as :class:`gradstudy.models.Normalize` over the batch (no
+  (batch, length) per channel (:class:`gradstudy.models.Normalize`; no
   running averages; the conv has no bias, BN's offset plays its part);
 * "residual" (pre-activation, He et al. 2016b): h_1 = conv_1(x),
   h_l = h_(l−1) + α·conv_l(φ(h_(l−1))), readout of φ(h_depth).  The branch scale
@@ -79,7 +79,7 @@ from gradstudy.fingerprint import (
     why_spec_unfingerprintable,
 )
 from gradstudy.initializers import UNIT_SAMPLERS, get_initializer
-from gradstudy.models import BN_EPS, LOSSES, require_dtype
+from gradstudy.models import LOSSES, Normalize, require_dtype
 
 BLOCKS = ("plain", "batchnorm", "residual")
 PADDINGS = ("same", "circular")
@@ -200,22 +200,6 @@ class CNNSpec:
 
 
 # ------------------------------------------------------------------------------ model
-class BatchStats(nn.Module):
-    """BatchNorm with the batch statistics over every axis but the last (batch, length)."""
-
-    dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, z):
-        axes = tuple(range(z.ndim - 1))
-        mean = jnp.mean(z, axis=axes, keepdims=True)
-        var = jnp.var(z, axis=axes, keepdims=True)
-        z = (z - mean) * jax.lax.rsqrt(var + BN_EPS)
-        scale = self.param("scale", nn.initializers.ones, (z.shape[-1],), self.dtype)
-        offset = self.param("offset", nn.initializers.zeros, (z.shape[-1],), self.dtype)
-        return z * scale + offset
-
-
 class Conv1D(nn.Module):
     """``nn.Conv`` with one spatial axis, 'SAME' or circular padding, as a sum over the
     taps of shifted matrix products: y_l = Σ_j x_(l+j−p) W_j (+ b), p = (k − 1)/2.
@@ -272,7 +256,7 @@ class ConvLayer(nn.Module):
         else:
             z = conv(h)
             if spec.block == "batchnorm":
-                z = BatchStats(jnp.dtype(spec.dtype), name="norm")(z)
+                z = Normalize("batchnorm", jnp.dtype(spec.dtype), name="norm")(z)
             h = phi(z)
         return h, None
 
@@ -574,7 +558,7 @@ def check_data(spec: CNNSpec, data) -> str | None:
 
 
 CNN_TRAIN = TrainHooks(
-    init=lambda key_spec, key, scalars: sample_params(key_spec, key, scalars),
+    init=sample_params,
     apply=apply,
     stacked=is_stacked,
     is_output=is_output,

@@ -35,7 +35,9 @@ def _bias_init(key, shape, dtype=jnp.float32):
 
 
 class Normalize(nn.Module):
-    """LayerNorm (feature axis) or BatchNorm with batch statistics (batch axis)."""
+    """LayerNorm (feature axis) or BatchNorm with batch statistics (every axis but the
+    features: the batch, and for a conv stack's ``(batch, length, channels)`` also the
+    positions)."""
 
     kind: str
     dtype: jnp.dtype = jnp.float32
@@ -44,7 +46,7 @@ class Normalize(nn.Module):
     def __call__(self, z):
         if self.kind == "none":
             return z
-        axis = -1 if self.kind == "layernorm" else 0
+        axis = -1 if self.kind == "layernorm" else tuple(range(z.ndim - 1))
         mean = jnp.mean(z, axis=axis, keepdims=True)
         var = jnp.var(z, axis=axis, keepdims=True)
         z = (z - mean) * jax.lax.rsqrt(var + BN_EPS)

@@ -697,8 +697,8 @@ def check_data(spec: RNNSpec, data) -> str | None:
 
 
 TRAIN_HOOKS = TrainHooks(
-    init=lambda key_spec, key, scalars: sample_params(key_spec, key, scalars),
-    apply=lambda key_spec: apply(key_spec),
+    init=sample_params,
+    apply=apply,
     stacked=lambda name, leaf: False,
     is_output=lambda name: leaf_kind(name) == "readout",
     layer_leaves=_layer_leaves,

@@ -55,6 +55,17 @@ def _loop(training, point, seed, data, sample, forward, loss):
     return np.asarray(losses), float(loss_fn(params, data.x_test, data.y_test))
 
 
+def _assert_equals_loops(ds, training, data, family_module, loss):
+    """Every (point, seed) run of ``ds`` equals its own per-run optax loop."""
+    for point in range(len(training.points)):
+        for seed in range(training.seeds):
+            losses, test = _loop(training, point, seed, data, family_module.sample_params,
+                                 family_module.apply, loss)
+            run = dict(point=point, learning_rate=0, seed=seed)
+            np.testing.assert_allclose(ds.loss.isel(run).values, losses, rtol=2e-4)
+            np.testing.assert_allclose(ds.test_loss.isel(run).values[-1], test, rtol=2e-4)
+
+
 @pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
 def test_rnn_training_equals_a_per_run_loop(cell):
     data = adding_problem(6, n_train=40, n_test=16, seed=1)
@@ -65,13 +76,7 @@ def test_rnn_training_equals_a_per_run_loop(cell):
                         seeds=2, batch_size=8, loss="mse", eval_every=7, record_every=3)
     ds = train(training, data, progress=False)
     assert ds.layer_grad_norm.sizes["layer"] == len(rnn.kernel_names(points[0]))
-    for point in range(2):
-        for seed in range(2):
-            losses, test = _loop(training, point, seed, data, rnn.sample_params, rnn.apply,
-                                 "mse")
-            run = dict(point=point, learning_rate=0, seed=seed)
-            np.testing.assert_allclose(ds.loss.isel(run).values, losses, rtol=2e-4)
-            np.testing.assert_allclose(ds.test_loss.isel(run).values[-1], test, rtol=2e-4)
+    _assert_equals_loops(ds, training, data, rnn, "mse")
 
 
 def test_sequence_readout_trains_on_the_copy_task():
@@ -96,13 +101,7 @@ def test_cnn_training_equals_a_per_run_loop(block):
     ds = train(training, data, progress=False)
     assert ds.layer_grad_norm.sizes["layer"] == 5  # input conv, 3 stacked, readout
     assert list(ds.block.values) == [block, block]
-    for point in range(2):
-        for seed in range(2):
-            losses, test = _loop(training, point, seed, data, cnn.sample_params, cnn.apply,
-                                 "ce")
-            run = dict(point=point, learning_rate=0, seed=seed)
-            np.testing.assert_allclose(ds.loss.isel(run).values, losses, rtol=2e-4)
-            np.testing.assert_allclose(ds.test_loss.isel(run).values[-1], test, rtol=2e-4)
+    _assert_equals_loops(ds, training, data, cnn, "ce")
 
 
 def test_family_data_mismatches_are_one_line():
