@@ -14,19 +14,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from gradstudy import __version__
+from gradstudy import tools
+from gradstudy._version import __version__
 from gradstudy._xla import default_xla_flags
+from gradstudy.engine._sweep import release_programs
 from gradstudy.errors import ConfigError
-from gradstudy.study import (
+from gradstudy.results import write_atomic
+from gradstudy.studies._protocol import (
     SCALES,
     discover_all,
     experiments_dir,
     load_summaries,
+    output_dirs,
     parse_overrides,
     run_study,
     study_limits,
     study_params,
 )
+from gradstudy.studies._report import comparison, write_tables
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,7 +116,6 @@ def _output_root(text: str) -> Path:
 
 
 def _print_claims(summary: dict) -> None:
-    from gradstudy.report import comparison
 
     for c in summary["claims"]:
         mark = "PASS" if c["pass"] else "FAIL"
@@ -211,9 +215,6 @@ def _run(studies, broken, args) -> int:
 
 
 def _reproduce(studies, broken, args) -> int:
-    from gradstudy.report import write_tables
-    from gradstudy.study import output_dirs
-    from gradstudy.sweep import release_programs
 
     names = _select(studies, broken, args.only)
     if not names:
@@ -248,14 +249,12 @@ def _reproduce(studies, broken, args) -> int:
 
 
 def _diagnose(args) -> int:
-    from gradstudy import diagnose as dg
-    from gradstudy.results import write_atomic
 
-    factory = dg.load_factory(args.factory)
-    module, batch, loss_fn, options = dg.call_factory(factory)
+    factory = tools.load_factory(args.factory)
+    module, batch, loss_fn, options = tools.call_factory(factory)
     out = _output_root(args.out)
     try:
-        ds = dg.diagnose(module, batch, loss_fn, seeds=args.seeds, **options)
+        ds = tools.diagnose(module, batch, loss_fn, seeds=args.seeds, **options)
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 -- the user's model or loss: one line
@@ -267,8 +266,8 @@ def _diagnose(args) -> int:
     results.mkdir(parents=True, exist_ok=True)
     ds.attrs["factory"] = args.factory
     write_atomic(ds, results / "diagnose.nc")
-    dg.plot(ds, figures / f"{name}.png")
-    print(dg.format_table(ds))
+    tools.plot_diagnosis(ds, figures / f"{name}.png")
+    print(tools.diagnosis_table(ds))
     print(f"figure: {figures / (name + '.png')}\ndata: {results / 'diagnose.nc'}")
     return 0
 

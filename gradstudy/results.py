@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from gradstudy import status
+from gradstudy._version import __version__
 
 # The attribute holding a result's description (the sweeps' name for it, kept so that
 # existing files stay readable).
@@ -42,9 +43,7 @@ def versions() -> dict[str, str]:
     import flax
     import optax
 
-    import gradstudy
-
-    return {"gradstudy": gradstudy.__version__, "jax": jax.__version__,
+    return {"gradstudy": __version__, "jax": jax.__version__,
             "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else "",
             "flax": flax.__version__, "optax": optax.__version__, "numpy": np.__version__,
             "xarray": xr.__version__, "python": platform.python_version()}

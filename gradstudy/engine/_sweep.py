@@ -1,0 +1,313 @@
+"""Sweeps: a grid of model specs × depths × seeds, one compiled program per distinct shape.
+
+What a spec means is its model family's business (:mod:`gradstudy.family`; the MLP is
+:mod:`gradstudy.mlp_family`).  Points whose family ``program_key`` is equal share a program:
+what differs between them (for the MLP: gains σ_w, σ_b, or the scale of a Gaussian or uniform
+init family) enters as per-point scalars on a ``lax.map`` axis (chunked, so memory stays
+bounded), seeds are a ``vmap`` axis, and all depths come out of one pass (for the MLP,
+:func:`gradstudy.probes.gradient_norms`).  Seeds use common random numbers: seed s draws the
+same unit-gain weights and data for every point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradstudy._seeds import seed_keys
+from gradstudy._validate import check_int, check_real, check_sequence, short_repr
+from gradstudy.engine._memory import plan_networks
+from gradstudy.engine._training import clear_initial_params_programs
+from gradstudy.engine._training import programs as training_programs
+from gradstudy.errors import ConfigError
+from gradstudy.families._base import ModelFamily
+from gradstudy.families._registry import family_of
+from gradstudy.families.mlp._family import init_and_probe, sample_network  # noqa: F401  (their old home)
+from gradstudy.nn._losses import PROBE_LOSSES
+from gradstudy.results import DESCRIPTION_ATTR, cached, describe_json, labeled_dataset
+from gradstudy.status import ABSENT
+
+# Bumped whenever what a sweep measures changes, so that cached results are not reused.
+ENGINE_VERSION = 4  # 3: status codes; 4: a forward pass underflowed to 0 is not no_path
+MAX_POINTS = 10**5  # points, labels, gain_chunk
+MAX_SEEDS = 10**5
+MAX_BATCH = 10**6
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What to measure.
+
+    Attributes:
+        points: model specs of one family, e.g. ``MLPSpec`` (their ``depth`` is ignored:
+            each is built ``max(depths)`` deep).
+        depths: network depths measured for every point.
+        seeds: number of independent initializations (a vmapped axis).
+        batch: examples per seed, x ~ N(0, input_std²), targets ~ N(0, 1).
+        input_std: standard deviation of the inputs.
+        base_seed: PRNG seed the per-seed keys are folded from.
+        labels: a name per point (default "p0", "p1", ...).
+        gain_chunk: at most this many gain points evaluated together (each with all
+            seeds); fewer when the memory budget asks for it (:mod:`gradstudy.memory`).
+        loss: "mse" (½‖y − t‖²) or "linear" (⟨y, t⟩: an output cotangent t independent of
+            the network, the mean-field assumption; see ``models.linear_loss``).
+    """
+
+    points: tuple[Any, ...]
+    depths: tuple[int, ...]
+    seeds: int = 16
+    batch: int = 128
+    input_std: float = 1.0
+    base_seed: int = 0
+    labels: tuple[str, ...] | None = None
+    gain_chunk: int = 8
+    loss: str = "mse"
+
+    def __post_init__(self):
+        if not isinstance(self.loss, str) or self.loss not in PROBE_LOSSES:
+            raise ConfigError(f"loss: unknown value {short_repr(self.loss)}; "
+                              f"allowed: {', '.join(PROBE_LOSSES)}")
+        points = check_sequence("points", self.points, max_len=MAX_POINTS)
+        for i, p in enumerate(points):
+            family = family_of(p, f"points: item {i}")
+            if family is not family_of(points[0]):
+                raise ConfigError(f"points: all of one model family; item 0 is "
+                                  f"{family_of(points[0]).name}, item {i} {family.name}")
+        object.__setattr__(self, "points", points)
+        depths = [check_int("depths", d) for d in check_sequence("depths", self.depths)]
+        object.__setattr__(self, "depths", tuple(sorted(set(depths))))
+        object.__setattr__(self, "seeds", check_int("seeds", self.seeds, 1, MAX_SEEDS))
+        object.__setattr__(self, "batch", check_int("batch", self.batch, 1, MAX_BATCH))
+        object.__setattr__(self, "gain_chunk", check_int("gain_chunk", self.gain_chunk, 1,
+                                                         MAX_POINTS))
+        # jax.random.PRNGKey keeps 32 bits: 2**32 would silently repeat seed 0
+        object.__setattr__(self, "base_seed", check_int("base_seed", self.base_seed, 0,
+                                                        2**32 - 1))
+        object.__setattr__(self, "input_std", check_real("input_std", self.input_std))
+        if self.labels is None:
+            labels = tuple(f"p{i}" for i in range(len(points)))
+        else:
+            labels = check_sequence("labels", self.labels, max_len=MAX_POINTS)
+        if len(labels) != len(points):
+            raise ConfigError(f"labels: need one label per point ({len(points)}), "
+                              f"got {len(labels)}")
+        for label in labels:
+            if not isinstance(label, str) or not label.strip():
+                raise ConfigError("labels: each must be a non-empty string, "
+                                  f"got {short_repr(label)}")
+        labels = tuple(str(label) for label in labels)  # NumPy strings stored as str
+        if len(set(labels)) != len(labels):
+            repeated = next(x for x in labels if labels.count(x) > 1)
+            raise ConfigError(f"labels: must be distinct, {repeated!r} is repeated")
+        object.__setattr__(self, "labels", labels)
+
+    @property
+    def max_depth(self) -> int:
+        return self.depths[-1]
+
+    @property
+    def family(self) -> ModelFamily:
+        return family_of(self.points[0])
+
+    def describe(self) -> dict:
+        """JSON-able description; what does not change results (gain_chunk, the points'
+        own depth) is left out so it cannot cause cache misses."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in ("points", "gain_chunk")}
+        d["points"] = [self.family.at_depth(p, self.max_depth).describe()
+                       for p in self.points]
+        d["engine_version"] = ENGINE_VERSION
+        return d
+
+    def groups(self) -> dict[Any, list[int]]:
+        """Point indices by compiled program (the family's ``program_key`` of each point
+        built max_depth deep: for the MLP, the spec without gains)."""
+        family, out = self.family, {}
+        for i, p in enumerate(self.points):
+            out.setdefault(family.program_key(family.at_depth(p, self.max_depth)), []
+                           ).append(i)
+        return out
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_program(spec, depths: tuple[int, ...], batch: int, input_std: float,
+                     chunk: int, keep_backprop: bool = False, loss: str = "mse",
+                     fingerprint=None):
+    """``(keys (S,), *scalars (G, ...)) -> dict of (G, S, ...)``, jitted.
+
+    ``spec`` is a family ``program_key`` (for the MLP a ``static_key()``); each of the G
+    points enters as its family ``scalars`` (for the MLP: kernel scales (G, 3), σ_b (G,)).
+    ``fingerprint`` (of the spec's functions, :mod:`gradstudy.fingerprint`) is only part of
+    the cache key: a name registered again, or a callable whose defaults or closure changed,
+    gets a new program.  Call ``compiled_program.__wrapped__`` (no caching) where the
+    functions cannot be fingerprinted.
+
+    The G·S networks (point × seed) run ``chunk`` at a time: ``lax.map`` over chunks,
+    ``vmap`` within one, so memory is bounded by the chunk (see :mod:`gradstudy.memory`).
+    """
+    measure = family_of(spec).measure
+
+    def one_network(args):
+        key, scalars = args
+        return measure(spec, depths, batch, input_std, key, scalars, keep_backprop, loss)
+
+    @jax.jit
+    def program(keys, *scalars):
+        n_points, n_seeds = scalars[0].shape[0], keys.shape[0]
+        n = n_points * n_seeds
+        # network g·S + s is point g with seed s (common random numbers across points)
+        networks = (jnp.tile(keys, (n_points,) + (1,) * (keys.ndim - 1)),
+                    tuple(jnp.repeat(a, n_seeds, axis=0) for a in scalars))
+        # pad to whole chunks (repeating network 0; dropped below): a remainder chunk would
+        # compile the whole program a second time (see memory.plan_networks)
+        size = min(chunk, n)
+        pad = -n % size
+        networks = jax.tree.map(
+            lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]), networks)
+        out = jax.lax.map(one_network, networks, batch_size=size)
+        return jax.tree.map(lambda a: a[:n].reshape((n_points, n_seeds) + a.shape[1:]), out)
+
+    return program
+
+
+def _stacked_scalars(family: ModelFamily, points, dtype) -> tuple[np.ndarray, ...]:
+    """Each scalar of ``family.scalars`` stacked over ``points`` (leading point axis)."""
+    per_point = [family.scalars(p) for p in points]
+    return tuple(np.asarray([values[k] for values in per_point], dtype)
+                 for k in range(len(per_point[0])))
+
+
+def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = False,
+                     desc: str = "sweep") -> dict:
+    """Run every program of ``sweep``; arrays with leading (point, seed) axes.
+
+    Each program's chunk size comes from :func:`gradstudy.memory.plan_networks` and the
+    family's estimate; a sweep one of whose networks cannot fit the memory budget is refused
+    (ConfigError) before any program is compiled.
+    """
+    from tqdm.auto import tqdm
+
+    family = sweep.family
+    keys = seed_keys(sweep.base_seed, sweep.seeds)
+    results: dict[str, np.ndarray] = {}
+    groups = sweep.groups()
+    if keep_backprop and len({getattr(s, "width", None) for s in groups}) > 1:
+        raise ConfigError("points: keep_backprop needs a single width across points")
+    chunks = {}
+    for spec, idx in groups.items():
+        working, output, what = family.memory(spec, sweep.depths, sweep.batch, keep_backprop)
+        chunks[spec] = plan_networks(working, output, len(idx) * sweep.seeds, what,
+                                     most=sweep.gain_chunk * sweep.seeds)
+    # one result dtype for all groups, so float64 points never pass through float32
+    out_dtype = np.result_type(*[np.dtype(s.dtype) for s in groups])
+    bar = tqdm(total=len(sweep.points), desc=desc, unit="point", disable=not progress,
+               leave=False)
+    for k, (spec, idx) in enumerate(groups.items()):
+        bar.set_description(f"{desc}: program {k + 1}/{len(groups)} ({family.label(spec)}, "
+                            f"{len(idx)} points × {sweep.seeds} seeds, "
+                            f"{chunks[spec]} networks at a time)")
+        scalars = _stacked_scalars(family, [sweep.points[i] for i in idx], np.dtype(spec.dtype))
+        fingerprint = family.fingerprint(spec)
+        build = compiled_program if fingerprint is not None else compiled_program.__wrapped__
+        program = build(spec, sweep.depths, sweep.batch, float(sweep.input_std),
+                        chunks[spec], keep_backprop, sweep.loss, fingerprint)
+        with jax.enable_x64(spec.dtype == "float64"):
+            out = jax.device_get(program(keys, *scalars))
+        for name, value in out.items():
+            if name not in results:
+                is_status = name.endswith("_status")
+                results[name] = np.full((len(sweep.points),) + value.shape[1:],
+                                        ABSENT if is_status else np.nan,
+                                        value.dtype if is_status else out_dtype)
+            results[name][np.asarray(idx)] = value
+        bar.update(len(idx))
+    bar.close()
+    return results
+
+
+def sweep_dataset(sweep: Sweep, arrays: dict, description: dict | None = None):
+    """The arrays of ``run_sweep_arrays`` as a Dataset: dims (point, seed) + the dims the
+    family declares (``measured``; for the MLP :data:`gradstudy.probes.MEASURED`), the
+    family's per-point coordinates, and the sweep ``description`` (default
+    ``sweep.describe()``) as attributes."""
+
+    family = sweep.family
+    coords = {
+        "point": list(sweep.labels),
+        "seed": np.arange(sweep.seeds),
+        "depth": np.asarray(sweep.depths),
+        "layer": np.arange(1, sweep.max_depth + 1),
+        **{name: ("point", values) for name, values in family.coords(sweep.points).items()},
+    }
+    attrs = {
+        DESCRIPTION_ATTR: describe_json(sweep.describe() if description is None
+                                        else description),
+        "batch": sweep.batch,
+        "input_std": float(sweep.input_std),
+        "notes": "depth-d networks are the first d layers of one max-depth stack per seed; "
+                 "NaN marks layers a depth-d network does not have, or a non-finite result",
+    }
+    dims = {name: ("point", "seed") + d for name, (d, _) in family.measured.items()}
+    descriptions = {name: text for name, (_, text) in family.measured.items()}
+    descriptions["loss"] = f"{sweep.loss} loss at initialization"
+    return labeled_dataset(arrays, dims, coords, attrs, descriptions)
+
+
+def unfingerprintable(sweep: Sweep) -> str | None:
+    """Why ``sweep``'s results cannot be cached (a function without a fingerprint), or None."""
+    for label, point in zip(sweep.labels, sweep.points):
+        why = sweep.family.why_unfingerprintable(point)
+        if why is not None:
+            return f"point {label!r}: {why}"
+    return None
+
+
+def run_cached(sweep: Sweep, cache_dir=None, name: str = "sweep", progress: bool = True,
+               keep_backprop: bool = False, progress_label: str = "sweep"):
+    """Run ``sweep`` or load its verified result (:func:`gradstudy.results.cached`): the
+    file name carries a hash of the full description (functions by fingerprint), the file
+    the description and a checksum.  ``progress_label`` names the work in the progress bar
+    (e.g. the study)."""
+
+    description = dict(sweep.describe(), keep_backprop=keep_backprop)
+
+    def compute():
+        arrays = run_sweep_arrays(sweep, progress=progress, keep_backprop=keep_backprop,
+                                  desc=progress_label)
+        return sweep_dataset(sweep, arrays, description)
+
+    return cached(name, description, compute, cache_dir, unfingerprintable(sweep))
+
+
+def release_programs() -> None:
+    """Free every compiled program and return the freed memory to the operating system.
+
+    ``reproduce`` calls this between studies: each study's programs are not used again, and
+    without it the process's resident memory grows by every study's compiled code (smoke
+    scale: 1.43 GB peak instead of the largest single study's 0.84 GB).
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+
+    compiled_program.cache_clear()
+    training_programs.cache_clear()
+    clear_initial_params_programs()
+    jax.clear_caches()
+    gc.collect()
+    try:  # glibc keeps freed heap pages mapped; malloc_trim hands them back (no-op elsewhere)
+        getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", lambda _: 0)(0)
+    except OSError:
+        pass
