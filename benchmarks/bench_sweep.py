@@ -29,13 +29,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradstudy._seeds import seed_keys
+
 # main() sets gradstudy's default XLA flags (CPU: --xla_backend_optimization_level=1) before
 # JAX starts its backend, exactly as the gradstudy command does.
 from gradstudy._xla import default_xla_flags
-from gradstudy.config import MLPSpec
-from gradstudy.memory import plan_chunk
-from gradstudy.models import MLP, apply_gains, init_params, mse_loss, zero_perturbation
-from gradstudy.sweep import compiled_program, seed_keys
+from gradstudy.engine import compiled_program, plan_chunk
+from gradstudy.families.mlp import MLP, MLPSpec, apply_gains, init_params, zero_perturbation
+from gradstudy.nn import mse_loss
 
 RTOL = 1e-3
 

@@ -54,7 +54,7 @@ def parse_args(argv=None):
 
 def engine(training, data):
     """(dataset, first-pass seconds, second-pass seconds)."""
-    from gradstudy.train import train
+    from gradstudy.engine import train
 
     times = []
     for _ in range(2):
@@ -67,8 +67,8 @@ def engine(training, data):
 def loop(training, data, steps):
     """Per run: a jitted optax step called from Python (the same keys as the engine);
     (losses, first-pass seconds, second-pass seconds)."""
-    from gradstudy.models import MLP
-    from gradstudy.train import initial_params, run_keys
+    from gradstudy.engine import initial_params, run_keys
+    from gradstudy.families.mlp import MLP
 
     spec = training.points[0]
     model = MLP(spec)
@@ -116,16 +116,8 @@ def bare_sgd_seconds(training, data, trials=3) -> float:
     evaluation, spread over the devices and blocked as the engine does it, compiled
     (best of ``trials``).  The engine's ceiling on this machine: what it spends beyond is
     its bookkeeping."""
-    from gradstudy.train import (
-        _group_inputs,
-        _groups,
-        _loss_fn,
-        over_devices,
-        pad_runs,
-        programs,
-        run_block,
-        run_devices,
-    )
+    from gradstudy.engine import over_devices, pad_runs, programs, run_block, run_devices
+    from gradstudy.engine._training import _group_inputs, _groups, _loss_fn
 
     prog, idx = next(iter(_groups(training, training.steps).items()))
     keys, scalars, hyper = _group_inputs(training, idx, prog.branches)
@@ -163,7 +155,7 @@ def matmul_rate(runs, batch, width, repeats=20, trials=5) -> float:
     spread over the devices as the engine spreads them (one host device per core); the
     best of ``trials`` timings of ``repeats`` calls (single timings varied 1.6x on this
     shared machine, and the reference is the rate the machine can reach)."""
-    from gradstudy.train import over_devices, place_runs, run_devices
+    from gradstudy.engine import over_devices, place_runs, run_devices
 
     runs += -runs % len(run_devices())
     # placed where the program wants them, so that no call pays a transfer
@@ -186,8 +178,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from gradstudy import MLPSpec
     from gradstudy.data import mnist1d
-    from gradstudy.optim import OptimizerSpec
-    from gradstudy.train import Training
+    from gradstudy.engine import OptimizerSpec, Training
 
     data = mnist1d("results/data")
     rates = tuple(float(r) for r in args.rates.split(","))

@@ -8,9 +8,9 @@
 
 or in Python::
 
-    from gradstudy.diagnose import diagnose, format_table
+    from gradstudy.diagnose import diagnose, diagnosis_table
     module, batch, loss_fn = cnn1d()
-    print(format_table(diagnose(module, batch, loss_fn, seeds=8)))
+    print(diagnosis_table(diagnose(module, batch, loss_fn, seeds=8)))
 """
 
 from __future__ import annotations
@@ -145,10 +145,10 @@ def deep_tanh_gains():
 
 
 if __name__ == "__main__":
-    from gradstudy.diagnose import diagnose, format_table
+    from gradstudy.tools import diagnose, diagnosis_table
 
     for factory in (cnn1d, lstm_classifier, transformer_block, deep_tanh_small_init,
                     deep_tanh_gains):
         module, batch, loss_fn, options = factory()
         print(f"\n== {factory.__name__}")
-        print(format_table(diagnose(module, batch, loss_fn, seeds=4, **options)))
+        print(diagnosis_table(diagnose(module, batch, loss_fn, seeds=4, **options)))

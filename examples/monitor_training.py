@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradstudy.monitor import monitor, plot_heatmap, to_dataset
+from gradstudy.tools import monitor, monitor_dataset, plot_monitor_heatmap
 
 STEPS, DEPTH, WIDTH, IN_DIM, BATCH = 200, 6, 32, 8, 128
 
@@ -87,9 +87,10 @@ def main(argv=None) -> None:
         if step % 50 == 0 or step == STEPS - 1:
             print(f"step {step:4d}  loss {float(loss):.4f}")
 
-    ds = to_dataset(opt_state, params)  # finds the monitor state inside the chain
+    ds = monitor_dataset(opt_state, params)  # finds the monitor state inside the chain
     print(ds)
-    plot_heatmap(ds, args.path, title=f"6-layer tanh MLP, Adam 1e-3, monitor {args.placement}")
+    plot_monitor_heatmap(ds, args.path,
+                         title=f"6-layer tanh MLP, Adam 1e-3, monitor {args.placement}")
     print(f"wrote {args.path} (+ .pdf) in {time.perf_counter() - t0:.1f} s")
 
 

@@ -22,14 +22,11 @@ import math
 import numpy as np
 
 from gradstudy import Sweep, plotting
-from gradstudy.cnn import CNNSpec
-from gradstudy.data import mnist1d
-from gradstudy.optim import OptimizerSpec
-from gradstudy.rnn import RNNSpec
-from gradstudy.stats import K_SE, log_mean_square_excess, moving_average, tolerance
-from gradstudy.study import Claim
-from gradstudy.tasks import sequence_mnist1d
-from gradstudy.train import Training
+from gradstudy.data import mnist1d, sequence_mnist1d
+from gradstudy.engine import OptimizerSpec, Training
+from gradstudy.families.cnn import CNNSpec
+from gradstudy.families.rnn import RNNSpec
+from gradstudy.studies import K_SE, Claim, log_mean_square_excess, moving_average, tolerance
 
 NAME = "cnn_depth"
 DESCRIPTION = "1-D CNNs up to depth 50 on MNIST-1D: plain He / delta-orthogonal, " \

@@ -13,7 +13,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting
-from gradstudy.predictions import (
+from gradstudy.studies import (
+    K_SE,
+    Claim,
+    finite_median,
+    log_mean_square_excess,
+    mean_log_factor,
+    median_se,
+    per_layer_factors,
+    profile_residual,
+    require,
+    tolerance,
+)
+from gradstudy.theory import (
     backprop_factors,
     backprop_profile,
     output_variance,
@@ -21,17 +33,6 @@ from gradstudy.predictions import (
     relu_readout_excess,
     weight_grad_profile,
 )
-from gradstudy.stats import (
-    K_SE,
-    finite_median,
-    log_mean_square_excess,
-    mean_log_factor,
-    median_se,
-    per_layer_factors,
-    profile_residual,
-    tolerance,
-)
-from gradstudy.study import Claim, require
 
 NAME = "depth_profile"
 DESCRIPTION = "per-layer ‖∂L/∂W_l‖, ‖∂L/∂h_l‖ vs layer: 4 activations × 4 inits, with theory"

@@ -23,12 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradstudy import MLPSpec, plotting
-from gradstudy.curvature import top_hessian_eigenvalue
 from gradstudy.data import mnist1d, teacher_student
-from gradstudy.models import MLP
-from gradstudy.optim import OptimizerSpec
-from gradstudy.study import Claim
-from gradstudy.train import Training, initial_params
+from gradstudy.engine import OptimizerSpec, Training, initial_params, top_hessian_eigenvalue
+from gradstudy.families.mlp import MLP
+from gradstudy.studies import Claim
 
 NAME = "exploding_and_clipping"
 DESCRIPTION = "GD vs 2/λ_max of the Hessian; exploding ReLU MLP without and with clipping"

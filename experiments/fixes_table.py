@@ -26,10 +26,9 @@ import numpy as np
 
 from gradstudy import MLPSpec, plotting
 from gradstudy.data import mnist1d, transform_inputs
-from gradstudy.optim import OptimizerSpec
+from gradstudy.engine import OptimizerSpec, Training
 from gradstudy.results import write_text_atomic
-from gradstudy.study import Claim
-from gradstudy.train import Training
+from gradstudy.studies import Claim
 
 NAME = "fixes_table"
 DESCRIPTION = "each fix (ReLU, init, BatchNorm, LayerNorm, residual, clipping, inputs) measured"

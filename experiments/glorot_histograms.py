@@ -8,22 +8,23 @@ of their variance against mean field, and the mean singular value of the layer J
 import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting
-from gradstudy.predictions import (
-    backprop_profile,
-    jacobian_mean_singular_value,
-    weight_grad_profile,
-)
-from gradstudy.stats import (
+from gradstudy.families.mlp import measured_jacobian_mean_singular_values
+from gradstudy.studies import (
     K_SE,
+    Claim,
     clipped_histogram,
     fraction_beyond,
     mean_se,
     median_se,
+    require,
     symmetric_edges,
     tolerance,
 )
-from gradstudy.study import Claim, require
-from gradstudy.sweep import jacobian_mean_singular_values
+from gradstudy.theory import (
+    backprop_profile,
+    predicted_jacobian_mean_singular_value,
+    weight_grad_profile,
+)
 
 NAME = "glorot_histograms"
 DESCRIPTION = "Glorot & Bengio Fig. 7: back-prop gradient histograms, standard vs Xavier init"
@@ -165,9 +166,9 @@ def _norm_claims(label, spec, bp_norm, wg_norm):
 def _singular_value_claim(label, spec, p):
     """Measured mean singular value (mean over seeds, SE over seeds) against the Monte Carlo
     of the same statistic under mean-field assumptions (its SE over MC seeds)."""
-    measured, se = mean_se(jacobian_mean_singular_values(spec, p["jacobian_seeds"],
+    measured, se = mean_se(measured_jacobian_mean_singular_values(spec, p["jacobian_seeds"],
                                                          p["jacobian_batch"]))
-    mc = np.array([jacobian_mean_singular_value(spec, seed=s) for s in range(MC_SEEDS)])
+    mc = np.array([predicted_jacobian_mean_singular_value(spec, seed=s) for s in range(MC_SEEDS)])
     expected, se_mc = float(mc.mean()), float(mc.std(ddof=1) / np.sqrt(MC_SEEDS))
     return measured, Claim(
         f"mean_singular_value_{spec.init}",

@@ -13,17 +13,17 @@ import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting
 from gradstudy.data import mnist1d
-from gradstudy.optim import OptimizerSpec
-from gradstudy.predictions import backprop_profile
-from gradstudy.stats import (
+from gradstudy.engine import OptimizerSpec, Training
+from gradstudy.studies import (
     K_SE,
+    Claim,
     first_last_log10_ratio,
     log_mean_square_excess,
     moving_average,
+    require,
     tolerance,
 )
-from gradstudy.study import Claim, require
-from gradstudy.train import Training
+from gradstudy.theory import backprop_profile
 
 NAME = "he_vs_xavier"
 DESCRIPTION = "ReLU MLPs, depth 22 and 30, Xavier vs He init, trained on MNIST-1D"

@@ -19,12 +19,10 @@ import numpy as np
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from gradstudy import plotting
-from gradstudy.optim import OptimizerSpec
-from gradstudy.rnn import RNNSpec
-from gradstudy.stats import moving_average
-from gradstudy.study import Claim
-from gradstudy.tasks import adding_baseline_loss, adding_problem, copy_baseline, copy_memory
-from gradstudy.train import Training
+from gradstudy.data import adding_baseline_loss, adding_problem, copy_baseline, copy_memory
+from gradstudy.engine import OptimizerSpec, Training
+from gradstudy.families.rnn import RNNSpec
+from gradstudy.studies import Claim, moving_average
 
 NAME = "long_memory"
 DESCRIPTION = "adding and copy-memory tasks over sequence lengths: tanh RNN vs LSTM vs GRU"

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradstudy import plotting
-from gradstudy.optim import OptimizerSpec, trajectory
-from gradstudy.study import Claim, require
+from gradstudy.engine import OptimizerSpec, trajectory
+from gradstudy.studies import Claim, require
 
 NAME = "loss_landscape"
 DESCRIPTION = "SGD / momentum / RMSProp / Adam paths on a 2-D hilly loss; exact update rules"

@@ -7,13 +7,13 @@ in float32 and float64; marks where finite precision underflows to 0 or overflow
 import numpy as np
 
 from gradstudy import plotting
-from gradstudy.chain import (
+from gradstudy.studies import Claim, require
+from gradstudy.theory import (
+    chain_closed_form,
     chain_gradients,
-    closed_form,
     first_nonfinite_or_zero,
     predicted_breakdown_depth,
 )
-from gradstudy.study import Claim, require
 
 NAME = "multiplication_chain"
 DESCRIPTION = "gradient = factor^depth through a chain, float32 vs float64 under/overflow"
@@ -44,7 +44,7 @@ def run(ctx, p):
         fig, axes = plotting.figure("double", 2.6, ncols=2, sharey=False)
         for ax, dtype in zip(axes, DTYPES):
             measured = chain_gradients(factors, depths, dtype)
-            exact = closed_form(factors, depths, dtype)
+            exact = chain_closed_form(factors, depths, dtype)
             info = np.finfo(dtype)
             breakdown = first_nonfinite_or_zero(measured, depths)
             ok = np.isfinite(measured) & (measured != 0)

@@ -16,10 +16,8 @@ import numpy as np
 
 from gradstudy import MLPSpec, plotting
 from gradstudy.data import mnist1d
-from gradstudy.optim import OptimizerSpec
-from gradstudy.stats import moving_average
-from gradstudy.study import Claim, require
-from gradstudy.train import Training
+from gradstudy.engine import OptimizerSpec, Training
+from gradstudy.studies import Claim, moving_average, require
 
 NAME = "optimizers"
 DESCRIPTION = "SGD / momentum / RMSProp / Adam per-layer updates in a vanishing sigmoid MLP"

@@ -13,17 +13,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting, theory
-from gradstudy.predictions import log10_backprop_ratio
-from gradstudy.stats import (
+from gradstudy.studies import (
     K_SE,
+    Claim,
     finite_median,
     first_last_log10_ratio,
     median_zero_crossing,
+    require,
     rms_standardized_residual,
     tolerance,
     zero_crossing,
 )
-from gradstudy.study import Claim, require
+from gradstudy.theory import log10_backprop_ratio
 
 NAME = "phase_diagram"
 DESCRIPTION = "log10 first/last-layer gradient ratio over (σ_w², depth), tanh, with critical line"

@@ -18,11 +18,10 @@ the adding problem (T = 50), plain SGD.  Expectations, stated before measuring:
 import numpy as np
 
 from gradstudy import plotting
-from gradstudy.optim import OptimizerSpec
-from gradstudy.rnn import RNNSpec
-from gradstudy.study import Claim
-from gradstudy.tasks import adding_baseline_loss, adding_problem
-from gradstudy.train import Training
+from gradstudy.data import adding_baseline_loss, adding_problem
+from gradstudy.engine import OptimizerSpec, Training
+from gradstudy.families.rnn import RNNSpec
+from gradstudy.studies import Claim
 
 NAME = "rnn_clipping"
 DESCRIPTION = "exploding ReLU RNN on the adding problem: SGD without and with global-norm " \

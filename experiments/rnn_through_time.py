@@ -23,8 +23,8 @@ import numpy as np
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from gradstudy import Sweep, plotting, theory
-from gradstudy.rnn import RNNSpec
-from gradstudy.study import Claim
+from gradstudy.families.rnn import RNNSpec
+from gradstudy.studies import Claim
 
 NAME = "rnn_through_time"
 DESCRIPTION = "‖∂L/∂h_t‖ and ‖∂h_T/∂h_t‖ through time at init; Pascanu's bound over ρ"

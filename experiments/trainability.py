@@ -16,9 +16,8 @@ import numpy as np
 
 from gradstudy import MLPSpec, plotting, theory
 from gradstudy.data import mnist1d
-from gradstudy.optim import OptimizerSpec
-from gradstudy.study import Claim, require
-from gradstudy.train import Training
+from gradstudy.engine import OptimizerSpec, Training
+from gradstudy.studies import Claim, require
 
 NAME = "trainability"
 DESCRIPTION = "training accuracy over (σ_w², depth) for tanh MLPs vs ξ_c and 6ξ_c"

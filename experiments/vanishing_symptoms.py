@@ -15,11 +15,9 @@ import numpy as np
 
 from gradstudy import MLPSpec, plotting
 from gradstudy.data import mnist1d
-from gradstudy.optim import OptimizerSpec
-from gradstudy.predictions import weight_grad_profile
-from gradstudy.stats import K_SE, median_se, moving_average, tolerance
-from gradstudy.study import Claim, require
-from gradstudy.train import Training
+from gradstudy.engine import OptimizerSpec, Training
+from gradstudy.studies import K_SE, Claim, median_se, moving_average, require, tolerance
+from gradstudy.theory import weight_grad_profile
 
 NAME = "vanishing_symptoms"
 DESCRIPTION = "deep sigmoid MLP: loss stuck at ln 10, early layers frozen; ReLU + He learns"

@@ -9,13 +9,18 @@ compiles), here, before any test module starts JAX's backend.
 import atexit
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import jax
 
 from gradstudy._xla import default_xla_flags
 
 default_xla_flags()
+
+# test modules in the sub-folders import helpers of tests/test_cli.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The suite is mostly XLA compilation, and many tests (and the smoke reproduction's
 # subprocess) compile the same programs: JAX's persistent compilation cache, in a fresh

@@ -17,7 +17,7 @@ import pytest
 
 from gradstudy import cli
 from gradstudy.errors import ConfigError
-from gradstudy.study import Claim, discover, parse_overrides
+from gradstudy.studies import Claim, discover, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWN_STUDIES = ("depth_profile", "phase_diagram", "glorot_histograms", "multiplication_chain")
@@ -239,7 +239,7 @@ def test_run_with_override(tmp_path, capsys):
 
 
 FAKE_STUDY = '''
-from gradstudy.study import Claim
+from gradstudy.studies import Claim
 
 NAME = "fake"
 DESCRIPTION = "a study with one passing and one {second} claim"
@@ -358,7 +358,7 @@ def _write_studies(root: Path, files: dict[str, str]) -> Path:
 
 RAISING_STUDY = '''
 from gradstudy.errors import ConfigError
-from gradstudy.study import Claim
+from gradstudy.studies import Claim
 
 NAME = "fake"
 DESCRIPTION = "fails inside run for x > 1, as a study can when a value trips a library check"
@@ -550,7 +550,7 @@ def test_version(capsys):
 
 @pytest.mark.parametrize("name", _present_studies())
 def test_run_name_help_lists_set_keys_defaults_and_limits(name, capsys):
-    from gradstudy.study import study_limits
+    from gradstudy.studies import study_limits
 
     module = discover()[name]
     code, out, err = _main(["run", name, "--help"], capsys)

@@ -31,10 +31,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gradstudy import MLPSpec, Sweep
-from gradstudy.activations import activation_names
 from gradstudy.errors import ConfigError
-from gradstudy.initializers import initializer_names
-from gradstudy.study import discover, parse_overrides, study_params
+from gradstudy.nn import activation_names, initializer_names
+from gradstudy.studies import discover, parse_overrides, study_params
 
 # The documented bounds (gradstudy.config / gradstudy.sweep docstrings and README).
 MAX_UNITS = 10**6

@@ -24,15 +24,15 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import gradstudy.activations as activations_mod
-import gradstudy.initializers as initializers_mod
+import gradstudy.engine._sweep
+import gradstudy.nn._activations as activations_mod
+import gradstudy.nn._initializers as initializers_mod
 import gradstudy.results
-import gradstudy.sweep
 from gradstudy import MLPSpec, Sweep
-from gradstudy.initializers import unit_normal
+from gradstudy.engine import run_cached, run_sweep_arrays
+from gradstudy.nn import unit_normal
 from gradstudy.results import cache_key, write_atomic, write_text_atomic
-from gradstudy.study import load_summaries
-from gradstudy.sweep import run_cached, run_sweep_arrays
+from gradstudy.studies import load_summaries
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(width=8, depth=2, out_dim=2)
@@ -72,7 +72,7 @@ def counted(monkeypatch):
         return run_sweep_arrays(sweep, progress=progress, keep_backprop=keep_backprop,
                                 **kwargs)
 
-    monkeypatch.setattr(gradstudy.sweep, "run_sweep_arrays", counting)
+    monkeypatch.setattr(gradstudy.engine._sweep, "run_sweep_arrays", counting)
     return calls
 
 
@@ -318,7 +318,7 @@ _SOFTSIGN_SCRIPT = textwrap.dedent("""
     import json, sys
     import jax.numpy as jnp
     from gradstudy import MLPSpec, Sweep, register_activation
-    from gradstudy.sweep import run_cached
+    from gradstudy.engine import run_cached
     k = float(sys.argv[2])
     register_activation("softsign", lambda x: k * x / (1 + jnp.abs(x)))
     sweep = Sweep(points=(MLPSpec(width=8, depth=2, out_dim=2, activation="softsign",
@@ -378,7 +378,7 @@ _MUTABLE_SCALE = [1.0]
 @pytest.mark.parametrize("activation", [_ScaledTanh(2.0), lambda x: _MUTABLE_SCALE[0] * x],
                          ids=["callable_object", "lambda_reading_a_global_list"])
 def test_unfingerprintable_callable_is_never_cached(activation, counted, tmp_path, capsys):
-    from gradstudy.fingerprint import fingerprint
+    from gradstudy.nn import fingerprint
 
     assert fingerprint(activation) is None
     capsys.readouterr()
@@ -412,8 +412,8 @@ def test_unfingerprintable_callable_is_computed_with_its_current_state(tmp_path)
 _KEYS_SCRIPT = textwrap.dedent("""
     import json
     from gradstudy import MLPSpec, Sweep
-    from gradstudy.activations import activation_names
-    from gradstudy.initializers import initializer_names
+    from gradstudy.nn import activation_names
+    from gradstudy.nn import initializer_names
     from gradstudy.results import cache_key
     out = {}
     for a in activation_names():
@@ -560,7 +560,7 @@ def test_reproduce_only_survives_another_studys_bad_summary(tmp_path, monkeypatc
     experiments = tmp_path / "experiments"
     experiments.mkdir()
     (experiments / "tiny.py").write_text(textwrap.dedent("""
-        from gradstudy.study import Claim
+        from gradstudy.studies import Claim
         NAME = "tiny"
         DESCRIPTION = "one arithmetic claim"
         SCALES = {"smoke": {}, "paper": {}}

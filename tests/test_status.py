@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from gradstudy import MLPSpec, Sweep, gradient_norms, sample_params, status
+from gradstudy.engine import run_cached, run_sweep_arrays
 from gradstudy.errors import ConfigError
-from gradstudy.sweep import run_cached, run_sweep_arrays
 
 GRADS = ("weight_grad_norm", "bias_grad_norm", "backprop_norm")
 

@@ -35,7 +35,7 @@ def _python(code: str, xla_flags: str | None) -> dict:
 
 IMPORT_ONLY = """
 import json, os
-import gradstudy, gradstudy.cli, gradstudy.study, gradstudy.sweep
+import gradstudy, gradstudy.cli, gradstudy.studies, gradstudy.engine
 print(json.dumps({"xla_flags": os.environ.get("XLA_FLAGS")}))
 """
 

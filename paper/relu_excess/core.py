@@ -19,9 +19,10 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gradstudy.activations import LEAKY_RELU_SLOPE  # noqa: E402
-from gradstudy.config import MLPSpec  # noqa: E402
-from gradstudy.sweep import sample_network, seed_keys  # noqa: E402
+from gradstudy.nn import LEAKY_RELU_SLOPE  # noqa: E402
+from gradstudy.families.mlp import MLPSpec  # noqa: E402
+from gradstudy.families.mlp import sample_network  # noqa: E402
+from gradstudy._seeds import seed_keys  # noqa: E402
 
 INITS = {"he": ("he_normal", 1.0), "gauss3": ("gaussian", 3.0)}
 

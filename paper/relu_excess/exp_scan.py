@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import core
-from gradstudy.sweep import sample_network, seed_keys
+from gradstudy.families.mlp import sample_network
+from gradstudy._seeds import seed_keys
 
 SCALES = [0.0, 0.1, 1.0, 10.0, 1000.0]
 

@@ -3,8 +3,9 @@ import time
 import jax
 import numpy as np
 import core
-from gradstudy.sweep import init_and_probe, seed_keys
-from gradstudy.predictions import backprop_profile
+from gradstudy.families.mlp import init_and_probe
+from gradstudy._seeds import seed_keys
+from gradstudy.theory import backprop_profile
 
 for act, init in [("relu", "he"), ("relu", "gauss3"), ("leaky_relu", "he")]:
     spec = core.make_spec(256, 64, act, init)

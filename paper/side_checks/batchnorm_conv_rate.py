@@ -21,8 +21,8 @@ import numpy as np
 
 from gradstudy import Sweep
 from gradstudy._xla import default_xla_flags
-from gradstudy.cnn import CNNSpec
-from gradstudy.sweep import run_sweep_arrays
+from gradstudy.families.cnn import CNNSpec
+from gradstudy.engine import run_sweep_arrays
 
 
 def measured_rate(kernel, channels, depth=50, seeds=8):

@@ -8,13 +8,12 @@ import numpy as np
 import optax
 import pytest
 
-import gradstudy.train as train_mod
+import gradstudy.engine._training as train_mod
 from gradstudy import MLPSpec, sample_params
 from gradstudy.data import Dataset, mnist1d, teacher_student
+from gradstudy.engine import OptimizerSpec, Training, run_keys, train
 from gradstudy.errors import ConfigError
-from gradstudy.models import MLP
-from gradstudy.optim import OptimizerSpec
-from gradstudy.train import Training, run_keys, train
+from gradstudy.families.mlp import MLP
 
 DATA = teacher_student(features=6, outputs=2, train=64, test=32, seed=3)
 SPEC = MLPSpec(width=8, depth=3, in_dim=6, out_dim=2, activation="tanh", init="glorot_normal")
@@ -210,7 +209,7 @@ def test_seed_lr_scale_and_initial_params():
                                            optimizer=OptimizerSpec("sgd", 1e-2), steps=3),
                                  DATA, progress=False).loss.isel(seed=1).values[..., 1:])
     # initial_params is where training starts: its loss is the recorded first loss
-    from gradstudy.train import initial_params
+    from gradstudy.engine import initial_params
     params = initial_params(training, 0, 1)
     k = run_keys(training)[1]
     idx = jax.random.randint(jax.random.fold_in(jax.random.split(k)[1], 0), (8,), 0, 64)
@@ -226,7 +225,7 @@ def test_full_batch_is_gradient_descent():
     training = _training(points=(SPEC,), learning_rates=(1e-2,), batch_size=None, steps=4,
                          optimizer=OptimizerSpec("sgd", 1e-2))
     ds = train(training, DATA, progress=False)
-    from gradstudy.train import initial_params
+    from gradstudy.engine import initial_params
     params = initial_params(training, 0, 0)
     model = MLP(SPEC)
 
@@ -252,8 +251,8 @@ def test_orthogonal_init_runs_do_not_deadlock():
     script = textwrap.dedent("""
         from gradstudy import MLPSpec
         from gradstudy.data import teacher_student
-        from gradstudy.optim import OptimizerSpec
-        from gradstudy.train import Training, train
+        from gradstudy.engine import OptimizerSpec
+        from gradstudy.engine import Training, train
         data = teacher_student(features=40, outputs=10, train=64, test=16)
         spec = MLPSpec(width=64, depth=20, in_dim=40, out_dim=10, activation="sigmoid",
                        init="orthogonal")
@@ -383,7 +382,7 @@ def test_every_chunk_runs_one_compiled_program():
 def test_training_memory_estimate_of_an_mlp_is_the_documented_one():
     """≈ 6 float32 copies of the parameters and 4 words per activation unit and layer kept
     for the backward pass (plus monitor buffers, records and data), by hand."""
-    from gradstudy.memory import param_count
+    from gradstudy.families.mlp import param_count
 
     spec = MLPSpec(width=64, depth=5, in_dim=40, out_dim=10, activation="relu",
                    init="he_normal")

@@ -22,8 +22,12 @@ from jax.test_util import check_grads
 
 from gradstudy import MLP, MLPSpec, apply_gains, gradient_norms, init_params
 from gradstudy.errors import ConfigError
-from gradstudy.models import BN_EPS, mse_loss, zero_perturbation
-from gradstudy.probes import backprop_histograms, layer_jacobian_singular_values
+from gradstudy.families.mlp import (
+    backprop_histograms,
+    layer_jacobian_singular_values,
+    zero_perturbation,
+)
+from gradstudy.nn import BN_EPS, mse_loss
 
 BATCH = 4
 DEPTHS = (1, 3, 5)

@@ -19,12 +19,17 @@ import optax
 import pytest
 from jax.test_util import check_grads
 
-import gradstudy.sweep as sweep_mod
+import gradstudy.engine._sweep as sweep_mod
 from gradstudy import Sweep
-from gradstudy.cnn import (
+from gradstudy._seeds import seed_keys
+from gradstudy.data import Dataset
+from gradstudy.engine import run_cached, run_sweep_arrays
+from gradstudy.errors import ConfigError
+from gradstudy.families import family_of
+from gradstudy.families.cnn import (
     BLOCKS,
     CNN_FAMILY,
-    CNN_TRAIN,
+    CNN_TRAIN_HOOKS,
     CNNSpec,
     ConvNet,
     family_scalars,
@@ -32,12 +37,8 @@ from gradstudy.cnn import (
     sample_network,
     sample_params,
 )
-from gradstudy.data import Dataset
-from gradstudy.errors import ConfigError
-from gradstudy.family import family_of
-from gradstudy.initializers import fans, get_initializer
-from gradstudy.monitor import leaf_names
-from gradstudy.sweep import run_cached, run_sweep_arrays, seed_keys
+from gradstudy.nn import fans, get_initializer
+from gradstudy.tools import leaf_names
 
 
 def _scalars(spec, dtype=np.float64):
@@ -375,10 +376,10 @@ def test_stack_leaves_have_a_layer_axis(block):
                    block=block)
     params = _init(spec, jax.random.PRNGKey(0))
     names, leaves = leaf_names(params), jax.tree.leaves(params)
-    stacked = [n for n, x in zip(names, leaves) if CNN_TRAIN.stacked(n, x)]
+    stacked = [n for n, x in zip(names, leaves) if CNN_TRAIN_HOOKS.stacked(n, x)]
     assert stacked and all(n.startswith("hidden/") for n in stacked)
     for n, x in zip(names, leaves):
-        if CNN_TRAIN.stacked(n, x):
+        if CNN_TRAIN_HOOKS.stacked(n, x):
             assert x.shape[0] == 4  # depth − 1
     shapes = dict(zip(names, (x.shape for x in leaves)))
     assert shapes["input_layer/conv/kernel"] == (3, 2, 3)
@@ -388,35 +389,36 @@ def test_stack_leaves_have_a_layer_axis(block):
                 "batchnorm": {"hidden/norm/scale": (4, 3), "hidden/norm/offset": (4, 3)}}
     for n, shape in expected[block].items():
         assert shapes[n] == shape
-    assert CNN_TRAIN.param_count(spec) == sum(x.size for x in leaves)
-    assert CNN_TRAIN.layer_leaves(names) == ["input_layer/conv/kernel", "hidden/conv/kernel",
+    assert CNN_TRAIN_HOOKS.param_count(spec) == sum(x.size for x in leaves)
+    assert CNN_TRAIN_HOOKS.layer_leaves(names) == ["input_layer/conv/kernel", "hidden/conv/kernel",
                                              "readout/dense/kernel"]
-    assert CNN_TRAIN.layers(spec) == 6
-    assert [n for n in names if CNN_TRAIN.is_output(n)] == ["readout/dense/bias",
+    assert CNN_TRAIN_HOOKS.layers(spec) == 6
+    assert [n for n in names if CNN_TRAIN_HOOKS.is_output(n)] == ["readout/dense/bias",
                                                             "readout/dense/kernel"]
     # (batch, length) and (batch, length, channels) inputs
     x = jnp.ones((2, 8, 2))
     assert ConvNet(spec).apply({"params": params}, x).shape == (2, 4)
     one = spec.replace(in_channels=1)
     p1 = _init(one, jax.random.PRNGKey(0))
-    np.testing.assert_array_equal(CNN_TRAIN.apply(one)(p1, jnp.ones((2, 8))),
-                                  CNN_TRAIN.apply(one)(p1, jnp.ones((2, 8, 1))))
+    np.testing.assert_array_equal(CNN_TRAIN_HOOKS.apply(one)(p1, jnp.ones((2, 8))),
+                                  CNN_TRAIN_HOOKS.apply(one)(p1, jnp.ones((2, 8, 1))))
 
 
 def test_check_data_and_memory_hooks():
     spec = CNNSpec(length=40, out_dim=10)
     x = np.zeros((6, 40), np.float32)
     y = np.zeros(6, np.int32)
-    assert CNN_TRAIN.check_data(spec, Dataset(x, y, x, y, 10)) is None
-    assert CNN_TRAIN.check_data(spec, Dataset(x[:, :, None], y, x, y, 10)) is None
-    why = CNN_TRAIN.check_data(spec, Dataset(x[:, :30], y, x, y, 10))
+    assert CNN_TRAIN_HOOKS.check_data(spec, Dataset(x, y, x, y, 10)) is None
+    assert CNN_TRAIN_HOOKS.check_data(spec, Dataset(x[:, :, None], y, x, y, 10)) is None
+    why = CNN_TRAIN_HOOKS.check_data(spec, Dataset(x[:, :30], y, x, y, 10))
     assert why == "has length 40, in_channels 1, out_dim 10; the data need 30, 1 and 10"
-    assert "out_dim 10" in CNN_TRAIN.check_data(spec, Dataset(x, y, x, y, 3))
-    assert "in_channels" in CNN_TRAIN.check_data(spec, Dataset(np.zeros((6, 40, 2)), y, x,
+    assert "out_dim 10" in CNN_TRAIN_HOOKS.check_data(spec, Dataset(x, y, x, y, 3))
+    assert "in_channels" in CNN_TRAIN_HOOKS.check_data(spec, Dataset(np.zeros((6, 40, 2)), y, x,
                                                                y, 10))
-    assert CNN_TRAIN.activation_bytes(spec, 20) == 2 * CNN_TRAIN.activation_bytes(spec, 10)
-    assert CNN_TRAIN.activation_bytes(spec, 1) > 4 * spec.depth * spec.length * spec.channels
-    coords = CNN_TRAIN.coords([spec, spec.replace(block="residual", depth=5)])
+    hooks = CNN_TRAIN_HOOKS
+    assert hooks.activation_bytes(spec, 20) == 2 * hooks.activation_bytes(spec, 10)
+    assert CNN_TRAIN_HOOKS.activation_bytes(spec, 1) > 4 * spec.depth * spec.length * spec.channels
+    coords = CNN_TRAIN_HOOKS.coords([spec, spec.replace(block="residual", depth=5)])
     assert coords["depth"] == [16, 5] and coords["alpha"][1] == 0.5
     working, output, what = CNN_FAMILY.memory(spec, (16,), 32, False)
     assert working > 4 * 32 * 40 * 32 * 16 and output > 0 and "depth 16" in what
@@ -429,11 +431,11 @@ def test_train_hooks_fit_random_labels(block, depth):
     spec = CNNSpec(depth=depth, channels=8, block=block, sigma_w=1.0)
     key_spec = CNN_FAMILY.program_key(spec)
     scalars = tuple(jnp.asarray(s, jnp.float32) for s in CNN_FAMILY.scalars(spec))
-    params = jax.jit(CNN_TRAIN.init, static_argnums=0)(key_spec, jax.random.PRNGKey(0),
+    params = jax.jit(CNN_TRAIN_HOOKS.init, static_argnums=0)(key_spec, jax.random.PRNGKey(0),
                                                        scalars)
     x = jax.random.normal(jax.random.PRNGKey(1), (32, 40))
     y = jax.random.randint(jax.random.PRNGKey(2), (32,), 0, 10)
-    forward = CNN_TRAIN.apply(key_spec)
+    forward = CNN_TRAIN_HOOKS.apply(key_spec)
     opt = optax.adam(1e-2)
 
     def loss_fn(p):
@@ -460,7 +462,7 @@ def test_conv1d_equals_flax_conv(padding, k):
     """The shifted-matmul convolution is nn.Conv (same parameters, same numbers)."""
     import flax.linen as nn
 
-    from gradstudy.cnn import Conv1D
+    from gradstudy.families.cnn import Conv1D
 
     x = jax.random.normal(jax.random.PRNGKey(0), (3, 11, 4))
     ours = Conv1D(6, k, padding=padding)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from gradstudy import MLPSpec, Sweep, gradient_norms, sample_params
+from gradstudy.engine import run_sweep_arrays
 from gradstudy.errors import ConfigError
-from gradstudy.sweep import run_sweep_arrays
 
 
 def test_linear_loss_top_layer_closed_form():

@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 from test_cli import _main  # cli.main in-process: (exit code, stdout, stderr)
 
-from gradstudy.diagnose import diagnose, format_table, plot
 from gradstudy.errors import ConfigError
+from gradstudy.tools import diagnose, diagnosis_table, plot_diagnosis
 
 
 class Tanh(nn.Module):
@@ -66,10 +66,10 @@ def test_each_variant_equals_its_own_model_and_shares_one_program():
 def test_variants_table_and_figure(tmp_path):
     ds = diagnose(Tanh(), X, _loss, init_fn=_scaled_init([]), seeds=2,
                   variants={"sigma_w2": VALUES})
-    text = format_table(ds)
+    text = diagnosis_table(ds)
     assert [line for line in text.splitlines() if line.startswith("variant")] == [
         "variant 0: sigma_w2=0.25", "variant 1: sigma_w2=1", "variant 2: sigma_w2=3"]
-    plot(ds, tmp_path / "v.png")
+    plot_diagnosis(ds, tmp_path / "v.png")
     assert (tmp_path / "v.png").stat().st_size > 10_000
 
 
@@ -118,7 +118,7 @@ def test_scan_over_time_rows_are_labelled_as_averages():
     assert "Dense_0" in [str(m) for m in ds.module.values]
     row = [str(m) for m in ds.module.values].index("Dense_0")
     assert np.all(ds.calls.values[:, row] == 6)
-    text = format_table(ds)
+    text = diagnosis_table(ds)
     assert "rows are per-call averages: Dense_0 (6×)" in text
     # a model without repeated calls has no such line
-    assert "per-call averages" not in format_table(diagnose(Tanh(), X, _loss, seeds=2))
+    assert "per-call averages" not in diagnosis_table(diagnose(Tanh(), X, _loss, seeds=2))

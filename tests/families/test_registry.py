@@ -14,13 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import gradstudy.family as family_mod
-import gradstudy.sweep as sweep_mod
+import gradstudy.engine._sweep as sweep_mod
+import gradstudy.families._registry as family_mod
 from gradstudy import MLPSpec, Sweep
+from gradstudy._seeds import seed_keys
+from gradstudy.engine import run_cached
 from gradstudy.errors import ConfigError
-from gradstudy.family import ModelFamily, family_of, register_family
-from gradstudy.initializers import fans, get_initializer
-from gradstudy.sweep import run_cached, seed_keys
+from gradstudy.families import ModelFamily, family_of, register_family
+from gradstudy.nn import fans, get_initializer
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,9 @@ import pytest
 from jax.test_util import check_grads
 from scipy import integrate, optimize
 
-from gradstudy import activations, theory
+from gradstudy import theory
 from gradstudy.errors import ConfigError
+from gradstudy.nn import _activations as activations
 
 SQRT_2PI = math.sqrt(2.0 * math.pi)
 LEAKY = functools.partial(jax.nn.leaky_relu, negative_slope=0.2)

@@ -8,13 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-import gradstudy.cnn as cnn
-import gradstudy.rnn as rnn
-from gradstudy.data import Dataset
+from gradstudy.data import Dataset, adding_problem, copy_memory
+from gradstudy.engine import OptimizerSpec, Training, run_keys, train
 from gradstudy.errors import ConfigError
-from gradstudy.optim import OptimizerSpec
-from gradstudy.tasks import adding_problem, copy_memory
-from gradstudy.train import Training, run_keys, train
+from gradstudy.families import cnn, rnn
 
 
 def _classification(shape, seed=0):

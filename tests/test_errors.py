@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 import gradstudy
-from gradstudy import config, errors
+from gradstudy import errors
 
 ROOT = Path(__file__).resolve().parents[1]
 DIRS = ("gradstudy", "experiments", "tests", "benchmarks")
@@ -36,4 +36,3 @@ def test_config_error_is_imported_only_from_errors():
 
 def test_public_names_are_the_same_class():
     assert gradstudy.ConfigError is errors.ConfigError
-    assert config.ConfigError is errors.ConfigError

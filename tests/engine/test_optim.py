@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
+from gradstudy.engine import OptimizerSpec, build, clip_fired, clipping
 from gradstudy.errors import ConfigError
-from gradstudy.optim import OptimizerSpec, build, clip_fired, clipping
 
 
 def _tree(seed=0, scale=1.0):
@@ -161,7 +161,7 @@ def test_optax_clip_by_global_norm_is_what_we_call():
 def test_switch_applies_the_indexed_transform_per_run_under_vmap():
     """One program for several optimizers: per run, switch(...) equals the transform its
     index names, traced thresholds included; a NaN of an unselected branch does not leak."""
-    from gradstudy.optim import program_key, switch
+    from gradstudy.engine import program_key, switch
 
     params = jax.tree.map(jnp.asarray, _tree(2))
     grads = jax.tree.map(lambda g: jnp.asarray(g).at[(0,) * g.ndim].set(40.0), _tree(1, 3.0))
@@ -194,7 +194,7 @@ def test_switch_applies_the_indexed_transform_per_run_under_vmap():
                 np.testing.assert_allclose(np.asarray(a[k]), np.asarray(b), rtol=1e-6,
                                            atol=1e-9)
     # a NaN of an unselected branch (e.g. an optimizer state that overflowed) is not picked
-    from gradstudy.optim import select
+    from gradstudy.engine import select
     out = select(jnp.asarray(0), [jnp.ones(3), jnp.full(3, jnp.nan)])
     np.testing.assert_array_equal(np.asarray(out), np.ones(3))
 

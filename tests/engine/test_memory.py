@@ -12,9 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gradstudy import MLPSpec, Sweep, memory
+from gradstudy import MLPSpec, Sweep, engine
+from gradstudy._seeds import seed_keys
+from gradstudy.engine import compiled_program, run_sweep_arrays
 from gradstudy.errors import ConfigError
-from gradstudy.sweep import compiled_program, init_and_probe, run_sweep_arrays, seed_keys
+from gradstudy.families import mlp
+from gradstudy.families.mlp import init_and_probe
 
 CASES = [
     (MLPSpec(width=64, depth=16, activation="tanh", dtype="float32"), (16,), 16),
@@ -34,7 +37,7 @@ def test_estimate_bounds_xla_memory_analysis(spec, depths, batch):
     compiled = jax.jit(jax.vmap(one)).lower(keys, jnp.ones((1, 3)), jnp.ones((1,))).compile()
     xla = compiled.memory_analysis()
     measured = xla.temp_size_in_bytes + xla.output_size_in_bytes
-    estimate = memory.network_bytes(spec, depths, batch)
+    estimate = mlp.network_bytes(spec, depths, batch)
     assert measured <= estimate <= 2.0 * measured, (estimate, measured)
 
 
@@ -45,11 +48,11 @@ def test_chunked_program_equals_one_vmap(monkeypatch):
     sweep = Sweep(points=[spec, spec.replace(sigma_w=0.7), spec.replace(sigma_w=2.0)],
                   depths=(3, 6), seeds=4, batch=4)
     full = run_sweep_arrays(sweep, progress=False)
-    per_network = memory.network_bytes(spec.static_key(), sweep.depths, sweep.batch)
-    outputs = 12 * memory.network_output_bytes(spec, sweep.depths, sweep.batch)
+    per_network = mlp.network_bytes(spec.static_key(), sweep.depths, sweep.batch)
+    outputs = 12 * mlp.network_output_bytes(spec, sweep.depths, sweep.batch)
     budget = 3 * per_network + outputs + 1
-    assert memory.plan_chunk(spec.static_key(), sweep.depths, 4, 12, budget=budget) == 3
-    monkeypatch.setenv(memory.BUDGET_ENV, repr(budget / 2**30))
+    assert engine.plan_chunk(spec.static_key(), sweep.depths, 4, 12, budget=budget) == 3
+    monkeypatch.setenv(engine.BUDGET_ENV, repr(budget / 2**30))
     compiled_program.cache_clear()
     chunked = run_sweep_arrays(sweep, progress=False)
     for name, value in full.items():
@@ -58,17 +61,17 @@ def test_chunked_program_equals_one_vmap(monkeypatch):
 
 def test_plan_splits_into_equal_chunks():
     spec = MLPSpec(width=16, depth=4)
-    per = memory.network_bytes(spec, (4,), 4)
-    out = memory.network_output_bytes(spec, (4,), 4)
-    assert memory.plan_chunk(spec, (4,), 4, 64, budget=9 * per + 64 * out) == 8
-    assert memory.plan_chunk(spec, (4,), 4, 7, budget=4 * per + 7 * out) == 4  # 7 is prime
+    per = mlp.network_bytes(spec, (4,), 4)
+    out = mlp.network_output_bytes(spec, (4,), 4)
+    assert engine.plan_chunk(spec, (4,), 4, 64, budget=9 * per + 64 * out) == 8
+    assert engine.plan_chunk(spec, (4,), 4, 7, budget=4 * per + 7 * out) == 4  # 7 is prime
     # the cap (a sweep's gain_chunk · seeds) also gives equal chunks: 120 = 4 × 30, not 3 × 32
     big = 10**12
-    assert memory.plan_chunk(spec, (4,), 4, 120, budget=big, most=32) == 30
-    assert memory.plan_chunk(spec, (4,), 4, 127, budget=big, most=32) == 32  # 1 padded
+    assert engine.plan_chunk(spec, (4,), 4, 120, budget=big, most=32) == 30
+    assert engine.plan_chunk(spec, (4,), 4, 127, budget=big, most=32) == 32  # 1 padded
     for n in range(1, 80):
         for most in range(1, 20):
-            chunk = memory.plan_chunk(spec, (4,), 4, n, budget=big, most=most)
+            chunk = engine.plan_chunk(spec, (4,), 4, n, budget=big, most=most)
             n_chunks = -(-n // chunk)
             assert chunk <= most and n_chunks == -(-n // most)
             assert n_chunks * chunk - n < n_chunks  # padding: under one network per chunk
@@ -105,13 +108,13 @@ def test_too_large_is_refused_at_once_with_the_estimate():
     assert time.perf_counter() - t0 < 5
     message = str(err.value)
     assert message.startswith("memory: ") and "\n" not in message
-    assert "GB" in message and memory.BUDGET_ENV in message
+    assert "GB" in message and engine.BUDGET_ENV in message
     # ≈ 2.5 copies of 500 · 20000² float32 weights per network
     assert 1.5e3 < float(message.split("≈ ")[1].split(" GB")[0]) < 2e3
 
 
 @pytest.mark.parametrize("raw", ["abc", "0", "-1", "inf", "nan"])
 def test_bad_budget_is_a_config_error(monkeypatch, raw):
-    monkeypatch.setenv(memory.BUDGET_ENV, raw)
-    with pytest.raises(ConfigError, match=f"^{memory.BUDGET_ENV}: "):
-        memory.budget_bytes()
+    monkeypatch.setenv(engine.BUDGET_ENV, raw)
+    with pytest.raises(ConfigError, match=f"^{engine.BUDGET_ENV}: "):
+        engine.budget_bytes()

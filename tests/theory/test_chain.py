@@ -12,9 +12,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from gradstudy.chain import (
+from gradstudy.theory import (
+    chain_closed_form,
     chain_gradients,
-    closed_form,
     first_nonfinite_or_zero,
     predicted_breakdown_depth,
 )
@@ -66,7 +66,7 @@ def test_chain_gradients_match_exact_power(chain):
 def test_closed_form_is_exact_power():
     depths = np.array([1, 5, 40, 200])
     for dtype in ("float32", "float64"):
-        cf = closed_form(FACTORS, depths, dtype)
+        cf = chain_closed_form(FACTORS, depths, dtype)
         for i, a in enumerate(FACTORS):
             for j, d in enumerate(depths):
                 exact = exact_power(a, dtype, int(d))
@@ -76,12 +76,12 @@ def test_closed_form_is_exact_power():
 
 
 def test_closed_form_rel_error_bound_D_eps():
-    """chain_gradients vs closed_form to rtol D·eps where both are in range."""
+    """chain_gradients vs chain_closed_form to rtol D·eps where both are in range."""
     depths = np.arange(1, 121)
     factors = [0.7, 0.9, 1.1, 1.3]
     for dtype in ("float32", "float64"):
         measured = chain_gradients(factors, depths, dtype)
-        cf = closed_form(factors, depths, dtype).astype(float)
+        cf = chain_closed_form(factors, depths, dtype).astype(float)
         eps = np.finfo(dtype).eps
         ok = (cf > np.finfo(dtype).tiny) & (cf < np.finfo(dtype).max)
         rel = np.abs(measured / np.where(ok, cf, 1.0) - 1)

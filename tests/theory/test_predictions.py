@@ -9,16 +9,17 @@ import pytest
 from scipy import integrate
 
 from gradstudy import MLPSpec
-from gradstudy.activations import leaky_relu_with_slope
-from gradstudy.predictions import (
+from gradstudy._seeds import seed_keys
+from gradstudy.families.mlp import init_and_probe
+from gradstudy.nn import leaky_relu_with_slope
+from gradstudy.theory import (
     backprop_factors,
     backprop_profile,
-    jacobian_mean_singular_value,
     log10_backprop_ratio,
     preactivation_q,
+    predicted_jacobian_mean_singular_value,
     weight_grad_profile,
 )
-from gradstudy.sweep import init_and_probe, seed_keys
 
 
 def _gauss(f):
@@ -86,8 +87,8 @@ def test_jacobian_mean_singular_value_quarter_circle():
     # linear activation, square Gaussian W with variance 1/n: singular values follow the
     # quarter-circle law, mean 8/(3π) (Marchenko–Pastur with ratio 1)
     spec = MLPSpec(width=300, depth=3, activation="linear")
-    assert jacobian_mean_singular_value(spec, n_samples=4) == pytest.approx(8 / (3 * math.pi),
-                                                                            rel=0.02)
+    predicted = predicted_jacobian_mean_singular_value(spec, n_samples=4)
+    assert predicted == pytest.approx(8 / (3 * math.pi), rel=0.02)
 
 
 # ------------------------------------------------- leaky ReLU, kinked φ, issue 5 §6 mutations
@@ -137,7 +138,7 @@ def test_jacobian_mean_singular_value_marchenko_pastur_with_gain():
     # linear φ, W with entry variance σ_w²/n: mean singular value σ_w · 8/(3π). (σ_w for
     # σ_w² in the sampler would give σ_w^{1/2} · 8/(3π): 18 % lower at σ_w = 1.5.)
     spec = MLPSpec(width=300, depth=3, activation="linear", sigma_w=1.5)
-    assert jacobian_mean_singular_value(spec, n_samples=4) == pytest.approx(
+    assert predicted_jacobian_mean_singular_value(spec, n_samples=4) == pytest.approx(
         1.5 * 8 / (3 * math.pi), rel=0.02)
 
 
@@ -161,7 +162,7 @@ def test_jacobian_mean_singular_value_nonlinear_layer_dependent():
             w = rng.normal(0.0, math.sqrt(sw2 / n), (n, n))
             d = 1 / np.cosh(math.sqrt(q_layer) * rng.standard_normal(n)) ** 2
             means.append(np.linalg.svd(w * d[None, :], compute_uv=False).mean())
-    got = jacobian_mean_singular_value(spec, q_in, n_samples=4)
+    got = predicted_jacobian_mean_singular_value(spec, q_in, n_samples=4)
     assert got == pytest.approx(np.mean(means), rel=0.03)
 
 

@@ -6,8 +6,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gradstudy import MLPSpec, sample_params
-from gradstudy.curvature import hvp, top_hessian_eigenvalue
-from gradstudy.models import MLP
+from gradstudy.engine import hvp, top_hessian_eigenvalue
+from gradstudy.families.mlp import MLP
 
 
 def test_power_iteration_matches_the_dense_hessian():

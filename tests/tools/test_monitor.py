@@ -8,16 +8,16 @@ import optax
 import pytest
 
 from gradstudy.errors import ConfigError
-from gradstudy.monitor import (
-    FIELDS,
+from gradstudy.tools import (
+    MONITOR_FIELDS,
     MonitorState,
     find_state,
     find_states,
     leaf_names,
+    leaf_norm,
     monitor,
-    plot_heatmap,
-    safe_norm,
-    to_dataset,
+    monitor_dataset,
+    plot_monitor_heatmap,
 )
 
 STEPS, EVERY, CAPACITY, LR = 20, 3, 10, 0.1
@@ -175,7 +175,7 @@ def test_vmap_over_seeds_equals_separate_runs():
     state = find_state(opt_state)
     assert state.count.shape == (3,) and list(np.asarray(state.n_records)) == [3, 3, 3]
     with pytest.raises(ConfigError, match="^state: batched"):
-        to_dataset(state, batched_vars)
+        monitor_dataset(state, batched_vars)
 
 
 def test_at_step_under_vmap_records_the_same_and_stays_a_branch():
@@ -224,7 +224,7 @@ def test_ring_buffer_overwrites_oldest():
         _, state = update(grads, state, params)
     assert int(state.count) == 10 and int(state.n_records) == 10
     np.testing.assert_array_equal(np.asarray(state.step), [8, 9, 6, 7])  # slot = record % 4
-    ds = to_dataset(state, params)
+    ds = monitor_dataset(state, params)
     np.testing.assert_array_equal(ds.step.values, [6, 7, 8, 9])
     np.testing.assert_allclose(ds.grad_norm.sel(leaf="w").values,
                                np.array([7, 8, 9, 10]) * np.sqrt(6), rtol=1e-6)
@@ -234,7 +234,7 @@ def test_ring_buffer_overwrites_oldest():
     state = tx.init(params)
     for t in range(11):
         _, state = jax.jit(tx.update)({"w": jnp.full((2, 3), float(t))}, state, params)
-    ds = to_dataset(state, ["w"])
+    ds = monitor_dataset(state, ["w"])
     np.testing.assert_array_equal(ds.step.values, [6, 9])
     assert int(state.n_records) == 4
 
@@ -242,10 +242,10 @@ def test_ring_buffer_overwrites_oldest():
 def test_underflow_safe_norms_and_stacked_layers():
     tiny = jnp.full((64,), 1e-30, jnp.float32)
     assert float(jnp.sqrt(jnp.sum(tiny**2))) == 0.0  # the naive norm underflows
-    assert float(safe_norm(tiny)) == pytest.approx(8e-30, rel=1e-6)
-    assert float(safe_norm(jnp.full((64,), 1e30, jnp.float32))) == pytest.approx(8e30, rel=1e-6)
-    assert safe_norm(tiny).dtype == jnp.float32
-    assert safe_norm(tiny.astype(jnp.bfloat16)).dtype == jnp.bfloat16
+    assert float(leaf_norm(tiny)) == pytest.approx(8e-30, rel=1e-6)
+    assert float(leaf_norm(jnp.full((64,), 1e30, jnp.float32))) == pytest.approx(8e30, rel=1e-6)
+    assert leaf_norm(tiny).dtype == jnp.float32
+    assert leaf_norm(tiny.astype(jnp.bfloat16)).dtype == jnp.bfloat16
     # stacked leaf (layer axis first), one layer tiny, one huge
     rng = np.random.default_rng(0)
     stack = rng.normal(size=(3, 4, 5)).astype(np.float32) * np.array(
@@ -259,7 +259,7 @@ def test_underflow_safe_norms_and_stacked_layers():
     assert float(state.grad_norm[1][0]) == pytest.approx(want[0], rel=1e-6)
     np.testing.assert_allclose(np.asarray(state.update_ratio[0][0]),
                                np.array(want) / np.sqrt(20), rtol=1e-6)
-    ds = to_dataset(state, params)
+    ds = monitor_dataset(state, params)
     assert list(ds.leaf.values) == ["blocks/kernel[0]", "blocks/kernel[1]",
                                     "blocks/kernel[2]", "head"]
     assert list(ds.layer.values) == [0, 1, 2, -1]
@@ -338,19 +338,19 @@ def test_stacked_scalar_and_leaf_count_mismatch():
         tx.init({"w": jnp.ones(())})
     state = monitor().init({"a": jnp.ones(2), "b": jnp.ones(2)})
     with pytest.raises(ConfigError, match="^params_or_names: 1 leaves"):
-        to_dataset(state, ["a"])
+        monitor_dataset(state, ["a"])
 
 
 def test_to_dataset_and_heatmap(run, tmp_path):
     variables, _, opt_state = run
-    ds = to_dataset(opt_state, variables)  # finds the state inside the chain
+    ds = monitor_dataset(opt_state, variables)  # finds the state inside the chain
     state = find_state(opt_state)
     names = leaf_names(variables)
     assert names[:2] == ["params/Dense_0/bias", "params/Dense_0/kernel"]
     assert ds.sizes == {"step": 7, "leaf": 6} and list(ds.leaf.values) == names
     np.testing.assert_array_equal(ds.step.values, np.arange(0, STEPS, EVERY))
-    assert set(FIELDS) <= set(ds.data_vars)
-    for field in FIELDS:
+    assert set(MONITOR_FIELDS) <= set(ds.data_vars)
+    for field in MONITOR_FIELDS:
         assert ds[field].dims == ("step", "leaf")
         want = np.stack([np.asarray(b[:7]) for b in getattr(state, field)], axis=1)
         np.testing.assert_array_equal(ds[field].values, want)
@@ -360,7 +360,7 @@ def test_to_dataset_and_heatmap(run, tmp_path):
     marked["grad_norm"][2, 1] = np.nan
     marked["grad_norm"][4, 3] = np.inf
     marked["grad_norm"][5, 0] = 0.0
-    fig = plot_heatmap(marked, tmp_path / "sub" / "heat.png")
+    fig = plot_monitor_heatmap(marked, tmp_path / "sub" / "heat.png")
     png, pdf = tmp_path / "sub" / "heat.png", tmp_path / "sub" / "heat.pdf"
     assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,10 +11,10 @@ import pytest
 from jax.test_util import check_grads
 
 from gradstudy import MLPSpec, gradient_norms, sample_params
-from gradstudy.diagnose import diagnose, format_table, summary
 from gradstudy.errors import ConfigError
-from gradstudy.models import LOSSES, MLP
-from gradstudy.probe import probe
+from gradstudy.families.mlp import MLP
+from gradstudy.nn import LOSS_FUNCTIONS
+from gradstudy.tools import diagnose, diagnosis_summary, diagnosis_table, probe
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +41,8 @@ def test_generic_core_equals_mlp_fast_path(activation, norm):
     x = jax.random.normal(jax.random.PRNGKey(1), (4, 16))
     t = jax.random.normal(jax.random.PRNGKey(2), (4, 10))
     fast = jax.device_get(gradient_norms(spec, params, x, t, (6,)))
-    gen = probe(MLP(spec), {"params": params}, (x, t), lambda out, b: LOSSES["mse"](out[0], b[1]),
+    mse = LOSS_FUNCTIONS["mse"]
+    gen = probe(MLP(spec), {"params": params}, (x, t), lambda out, b: mse(out[0], b[1]),
                 call_args=lambda b: (b[0],))
     mods, grads = gen["modules"], gen["params"]
     bp = np.concatenate([np.atleast_1d(mods["input_layer/dense"]["backprop_norm"]),
@@ -198,7 +199,7 @@ def test_module_that_does_not_reach_the_loss_is_reported_not_zero():
     assert np.isnan(out["modules"]["unused"]["backprop_norm"])
     assert float(out["modules"]["used"]["calls"]) == 1
     ds = diagnose(module, x, lambda y, b: jnp.sum(y**2), seeds=2)
-    rows = {r["module"]: r for r in summary(ds)}
+    rows = {r["module"]: r for r in diagnosis_summary(ds)}
     assert "not reached" in rows["unused"]["flags"]
 
 
@@ -262,7 +263,7 @@ def test_vmapped_seeds_equal_a_per_seed_loop():
                                        out["modules"][str(label)]["backprop_norm"],
                                        rtol=1e-12)
         assert ds.loss.values[s] == pytest.approx(float(out["loss"]), rel=1e-14)
-    table = format_table(ds)
+    table = diagnosis_table(ds)
     assert table.splitlines()[2].startswith("Conv_0") and "Dense_0" in table
     one_at_a_time = diagnose(module, batch, _mse, seeds=3, seed_batch=1,
                              call_args=lambda b: (b["x"],))
@@ -290,7 +291,7 @@ def test_deep_tanh_small_init_vanishes_at_the_mean_field_rate():
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from examples.models import deep_tanh_small_init
 
     with jax.enable_x64(False):
@@ -300,7 +301,7 @@ def test_deep_tanh_small_init_vanishes_at_the_mean_field_rate():
     factors = bp[:, 15:23] / bp[:, 16:24]
     geometric = float(np.exp(np.mean(np.log(factors))))
     assert geometric == pytest.approx(np.sqrt(0.5), rel=0.02)
-    rows = summary(ds)
+    rows = diagnosis_summary(ds)
     assert all("vanishing" in r["flags"] for r in rows[:3])
     assert not any("vanishing" in r["flags"] for r in rows[-12:])
     w = np.median(ds.param_grad_norm.values, axis=0)
@@ -323,5 +324,5 @@ def test_diagnose_records_the_signal_through_time():
     np.testing.assert_allclose(steps.values[1], out["modules"]["LSTMCell_0"]["per_step"][
         "backprop_norm"], rtol=1e-6)
     med = np.median(steps.values, axis=0)
-    line = next(x for x in format_table(ds).splitlines() if x.startswith("through time"))
+    line = next(x for x in diagnosis_table(ds).splitlines() if x.startswith("through time"))
     assert f"first/last {med[0] / med[-1]:.2g}" in line

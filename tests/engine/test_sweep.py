@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import gradstudy.engine._sweep
 import gradstudy.results
-import gradstudy.sweep
 from gradstudy import MLPSpec, Sweep
+from gradstudy._seeds import seed_keys
+from gradstudy.engine import run_cached, run_sweep_arrays
 from gradstudy.errors import ConfigError
+from gradstudy.families.mlp import init_and_probe
 from gradstudy.results import write_atomic
-from gradstudy.sweep import init_and_probe, run_cached, run_sweep_arrays, seed_keys
 
 WIDTH, SEEDS, BATCH, DEPTHS = 6, 3, 4, (2, 4)
 POINTS = (
@@ -155,7 +157,7 @@ def test_run_cached_netcdf_roundtrip(swept, tmp_path, monkeypatch):
         calls.append(sw)
         return arrays
 
-    monkeypatch.setattr(gradstudy.sweep, "run_sweep_arrays", fake_run)
+    monkeypatch.setattr(gradstudy.engine._sweep, "run_sweep_arrays", fake_run)
     ds = run_cached(sweep, tmp_path, "probe", progress=False)
     assert len(calls) == 1
     files = sorted(tmp_path.iterdir())
@@ -192,7 +194,7 @@ def test_run_cached_netcdf_roundtrip(swept, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("cache miss: the sweep was recomputed")
 
-    monkeypatch.setattr(gradstudy.sweep, "run_sweep_arrays", boom)
+    monkeypatch.setattr(gradstudy.engine._sweep, "run_sweep_arrays", boom)
     again = run_cached(sweep, tmp_path, "probe", progress=False)
     for name, value in arrays.items():
         np.testing.assert_array_equal(again[name].values, value, err_msg=name)

@@ -10,17 +10,17 @@ import numpy as np
 import optax
 import pytest
 
-from gradstudy import tasks
-from gradstudy.data import Dataset
-from gradstudy.errors import ConfigError
-from gradstudy.tasks import (
+from gradstudy.data import (
     ADDING_BASELINE_MSE,
+    Dataset,
     adding_baseline_loss,
     adding_problem,
     copy_baseline,
     copy_memory,
     sequence_mnist1d,
 )
+from gradstudy.data import _tasks as tasks
+from gradstudy.errors import ConfigError
 
 NEG = -1e9  # a logit whose softmax probability is exactly 0 in float32
 

@@ -10,8 +10,9 @@ import jax
 import numpy as np
 import pytest
 
-from gradstudy import MLPSpec, stats, study
-from gradstudy.sweep import jacobian_mean_singular_values, sample_network
+from gradstudy import MLPSpec
+from gradstudy.families.mlp import measured_jacobian_mean_singular_values, sample_network
+from gradstudy.studies import _stats as stats
 
 NAN = float("nan")
 INF = float("inf")
@@ -28,10 +29,6 @@ def test_finite_median_leaves_out_nonfinite_values():
         med = stats.finite_median(x, axis=0)
     np.testing.assert_array_equal(med, [2.0, NAN, 5.0])
     np.testing.assert_array_equal(stats.finite_median(x, axis=1), [2.5, 3.0, 4.0])
-
-
-def test_finite_median_still_importable_from_study():
-    assert study.finite_median is stats.finite_median
 
 
 # ------------------------------------------------------------------ zero crossings
@@ -180,7 +177,7 @@ def test_jacobian_mean_singular_values_match_numpy_svd():
     l = 2..depth, from a NumPy forward pass of the same network."""
     spec = MLPSpec(width=5, depth=3, activation="tanh", sigma_w=1.4, sigma_b=0.3)
     seeds, batch, base = 3, 2, 7
-    got = jacobian_mean_singular_values(spec, seeds, batch, base_seed=base)
+    got = measured_jacobian_mean_singular_values(spec, seeds, batch, base_seed=base)
     assert got.shape == (seeds,) and got.dtype == np.float64
     for s in range(seeds):
         key = jax.random.fold_in(jax.random.PRNGKey(base), s)
@@ -197,12 +194,12 @@ def test_jacobian_mean_singular_values_match_numpy_svd():
             h = np.tanh(h) @ k + b
         assert got[s] == pytest.approx(np.mean(svals), rel=1e-5)
     # another base seed draws other networks
-    assert not np.allclose(jacobian_mean_singular_values(spec, seeds, batch), got)
+    assert not np.allclose(measured_jacobian_mean_singular_values(spec, seeds, batch), got)
 
 
 def test_moving_average_and_cell_edges_against_loops():
     from gradstudy.plotting import cell_edges
-    from gradstudy.stats import moving_average
+    from gradstudy.studies import moving_average
 
     x = np.random.default_rng(3).normal(size=50)
     for w in (1, 4, 7):

@@ -22,10 +22,10 @@ from gradstudy import (
     init_params,
     register_initializer,
 )
-from gradstudy import activations as activations_mod
-from gradstudy import initializers as initializers_mod
 from gradstudy.errors import ConfigError
-from gradstudy.models import BN_EPS
+from gradstudy.nn import BN_EPS
+from gradstudy.nn import _activations as activations_mod
+from gradstudy.nn import _initializers as initializers_mod
 
 N = 512  # side of the sampled matrices for the variance checks
 # fan_in · Var W at unit gain, from the papers (Glorot & Bengio 2010; He et al. 2015;
@@ -222,7 +222,7 @@ def test_initializer_variance_factor(name, shape):
 
 def test_registered_names_all_have_a_closed_form():
     # a new built-in initializer must get a closed-form reference above
-    assert set(gradstudy.initializers.initializer_names()) == set(CLOSED_FORM_VARIANCE)
+    assert set(gradstudy.nn.initializer_names()) == set(CLOSED_FORM_VARIANCE)
 
 
 @pytest.mark.parametrize("shape", [(N, N), (N, N // 2), (N // 2, N)], ids=["sq", "tall", "wide"])
@@ -315,7 +315,7 @@ def test_user_initializer_and_activation_plug_in(isolated_registries):
     assert fam.sample is _sqrt3_uniform
     assert fam.variance_factor(N, N) == pytest.approx(1.0, rel=VAR_RTOL)
     assert get_initializer("test_sqrt3_uniform_exact").variance_factor(3, 5) == 1.0
-    assert "test_sqrt3_uniform" in gradstudy.initializers.initializer_names()
+    assert "test_sqrt3_uniform" in gradstudy.nn.initializer_names()
 
     spec = MLPSpec(width=8, depth=3, in_dim=4, out_dim=2, init="test_sqrt3_uniform",
                    activation=_softsign, sigma_w=1.7, sigma_b=0.3, dtype="float64")
@@ -387,7 +387,7 @@ def test_spec_validation_one_line_naming_field(field, value, allowed_example):
     assert repr(value) in msg
     if allowed_example is not None:
         # categorical: every allowed value is listed
-        allowed = gradstudy.config.allowed_values()[field]
+        allowed = gradstudy.families.mlp.allowed_values()[field]
         assert allowed_example in allowed
         assert "allowed:" in msg
         for name in allowed:

@@ -17,13 +17,14 @@ import optax
 import pytest
 from flax import traverse_util
 
-import gradstudy.sweep as sweep_mod
+import gradstudy.engine._sweep as sweep_mod
 from gradstudy import Sweep
+from gradstudy._seeds import seed_keys
 from gradstudy.data import Dataset
+from gradstudy.engine import run_cached
 from gradstudy.errors import ConfigError
-from gradstudy.family import family_of
-from gradstudy.probe import probe
-from gradstudy.rnn import (
+from gradstudy.families import family_of
+from gradstudy.families.rnn import (
     RNN_FAMILY,
     RecurrentNet,
     RNNSpec,
@@ -38,7 +39,7 @@ from gradstudy.rnn import (
     state_jacobians,
     through_time,
 )
-from gradstudy.sweep import run_cached, seed_keys
+from gradstudy.tools import probe
 
 CELLS = ("tanh", "relu", "linear", "lstm", "gru")
 # compiled, not run op by op (seconds faster per test)
