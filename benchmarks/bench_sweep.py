@@ -3,7 +3,7 @@
 Default problem (the issue's spec): tanh MLP, width 256, batch 128, Gaussian init σ_w = 1,
 σ_b = 0, 16 seeds, depths 8, 16, ..., 64, one gain point.
 
-* engine: ``gradstudy.sweep.compiled_program(spec(depth=max), depths, ...)``, one call for
+* engine: ``gradstudy.engine.compiled_program(spec(depth=max), depths, ...)``, one call for
   all seeds and depths (one shared forward pass, segment-wise stacked backward pass).
 * loop: what one would write without gradstudy: per depth d a ``jax.jit`` of a single
   depth-d network (init, data, ``jax.grad`` of the MSE w.r.t. params and the
@@ -24,6 +24,7 @@ import platform
 import statistics
 import sys
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -79,7 +80,7 @@ def make_single_network_fn(spec_d: MLPSpec, batch: int, input_std: float, sigma_
                            sigma_b: float):
     """``key -> per-layer norms`` of one depth-``spec_d.depth`` network, jitted.
 
-    Samples weights and data exactly like :func:`gradstudy.sweep.init_and_probe`.
+    Samples weights and data exactly like :func:`gradstudy.families.mlp.init_and_probe`.
     """
     model = MLP(spec_d)
     dtype = jnp.dtype(spec_d.dtype)
@@ -139,7 +140,7 @@ def loop_flops(spec: MLPSpec, depths, batch: int, seeds: int) -> int:
 
 
 def engine_flops(spec: MLPSpec, depths, batch: int, seeds: int) -> dict:
-    """FLOPs of gradstudy.probes.gradient_norms as written, per term, for all seeds.
+    """FLOPs of gradstudy.families.mlp.gradient_norms as written, per term, for all seeds.
 
     Mirrors its segment loop: forward once through L = max(depths) layers (with the Gram
     a aᵀ of every dense input), a readout + its gradient at every requested depth, then
@@ -219,128 +220,187 @@ def check_agreement(engine_out: dict, loop_out: dict, depths) -> float:
     return worst
 
 
-def main(argv=None) -> dict:
-    default_xla_flags()  # first: XLA reads XLA_FLAGS when the backend initialises
-    args = parse_args(argv)
-    t_start = time.perf_counter()
+class Problem(NamedTuple):
+    """The benchmarked sweep: the max-depth network, its dtype, the input scale, the seeds'
+    keys (array and list) and the one gain point the program scales by."""
+
+    spec: MLPSpec
+    dtype: np.dtype
+    input_std: float
+    keys: jax.Array
+    key_list: list
+    sigma_w: np.ndarray
+    sigma_b: np.ndarray
+
+
+class Cold(NamedTuple):
+    """One method's compile time, first (cold) run time and first results."""
+
+    compile_s: float
+    first_s: float
+    out: Any
+
+
+class Timings(NamedTuple):
+    """Steady-state times of both methods (per repeat) and of the matmul reference."""
+
+    engine_times: list
+    loop_times: list
+    mm_times: list
+    mm_flops: int
+
+    @property
+    def engine_s(self) -> float:
+        return statistics.median(self.engine_times)
+
+    @property
+    def loop_s(self) -> float:
+        return statistics.median(self.loop_times)
+
+    @property
+    def mm_s(self) -> float:
+        return statistics.median(self.mm_times)
+
+    @property
+    def matmul_gflops(self) -> float:
+        return self.mm_flops / self.mm_s / 1e9
+
+
+def make_problem(args: argparse.Namespace) -> Problem:
+    """The problem from the command line; logs it and the machine."""
     depths, L = args.depths, args.depths[-1]
     spec = MLPSpec(width=args.width, depth=L, activation=args.activation, init="gaussian",
                    sigma_w=args.sigma_w, sigma_b=args.sigma_b)
     dtype = np.dtype(spec.dtype)
-    input_std = 1.0
-    backend = jax.default_backend()
-    dev = jax.devices()[0]
-    log(f"jax {jax.__version__} backend={backend} device={dev.device_kind} "
+    log(f"jax {jax.__version__} backend={jax.default_backend()} "
+        f"device={jax.devices()[0].device_kind} "
         f"cpus={os.cpu_count()} XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     log(f"problem: width={args.width} batch={args.batch} seeds={args.seeds} depths={depths} "
         f"activation={args.activation} σ_w={args.sigma_w} σ_b={args.sigma_b}")
-
     keys = seed_keys(args.base_seed, args.seeds)
     key_list = [keys[s] for s in range(args.seeds)]
     # the program samples from spec.static_key() and scales by the point's kernel_scales()
     sigma_w = np.asarray([spec.kernel_scales()], dtype)
     sigma_b = np.asarray([spec.sigma_b], dtype)
     jax.block_until_ready((keys, key_list))
+    return Problem(spec, dtype, 1.0, keys, key_list, sigma_w, sigma_b)
 
-    # ---- engine: compile, first (cold) run -------------------------------------------
+
+def cold_engine(args: argparse.Namespace, problem: Problem):
+    """gradstudy's program compiled, and its first (cold) run: (program, :class:`Cold`)."""
+    spec, depths = problem.spec, args.depths
     log("engine: compiling ...")
     # networks per chunk as a sweep would choose them within the memory budget
     chunk = plan_chunk(spec.static_key(), depths, args.batch, args.seeds)
     log(f"engine: {chunk} of {args.seeds} networks per vmapped chunk (memory budget)")
-    program = compiled_program(spec.static_key(), depths, args.batch, input_std, chunk)
+    program = compiled_program(spec.static_key(), depths, args.batch, problem.input_std, chunk)
     t0 = time.perf_counter()
-    engine = program.lower(keys, sigma_w, sigma_b).compile()
-    engine_compile_s = time.perf_counter() - t0
-    engine_out, engine_first_s = clock(engine, keys, sigma_w, sigma_b)
-    log(f"engine: compile {engine_compile_s:.2f}s, first run {engine_first_s:.3f}s")
+    engine = program.lower(problem.keys, problem.sigma_w, problem.sigma_b).compile()
+    compile_s = time.perf_counter() - t0
+    out, first_s = clock(engine, problem.keys, problem.sigma_w, problem.sigma_b)
+    log(f"engine: compile {compile_s:.2f}s, first run {first_s:.3f}s")
+    return engine, Cold(compile_s, first_s, out)
 
-    # ---- loop: per-depth compile, first (cold) loop ------------------------------------
+
+def cold_loop(args: argparse.Namespace, problem: Problem):
+    """One single-network function per depth compiled, and the first (cold) loop over the
+    seeds: (functions by depth, :class:`Cold` with the total compile time)."""
     log("loop: compiling one single-network function per depth ...")
-    loop_fns, loop_compile_s = {}, {}
-    for d in depths:
-        fn = make_single_network_fn(spec.replace(depth=d), args.batch, input_std,
-                                    args.sigma_w, args.sigma_b)
+    loop_fns, compile_s = {}, {}
+    for d in args.depths:
+        fn = make_single_network_fn(problem.spec.replace(depth=d), args.batch,
+                                    problem.input_std, args.sigma_w, args.sigma_b)
         t0 = time.perf_counter()
-        loop_fns[d] = fn.lower(key_list[0]).compile()
-        loop_compile_s[d] = time.perf_counter() - t0
-    loop_out, loop_first_s = clock(run_loop, loop_fns, key_list)
-    loop_compile_total = sum(loop_compile_s.values())
-    log(f"loop: compile {loop_compile_total:.2f}s total "
-        f"({', '.join(f'{d}:{t:.2f}' for d, t in loop_compile_s.items())}), "
-        f"first loop {loop_first_s:.3f}s")
+        loop_fns[d] = fn.lower(problem.key_list[0]).compile()
+        compile_s[d] = time.perf_counter() - t0
+    out, first_s = clock(run_loop, loop_fns, problem.key_list)
+    compile_total = sum(compile_s.values())
+    log(f"loop: compile {compile_total:.2f}s total "
+        f"({', '.join(f'{d}:{t:.2f}' for d, t in compile_s.items())}), "
+        f"first loop {first_s:.3f}s")
+    return loop_fns, Cold(compile_total, first_s, out)
 
-    # ---- agreement before timing -------------------------------------------------------
-    worst = check_agreement(engine_out, loop_out, depths)
-    log(f"agreement: OK (max relative difference {worst:.2e}, rtol {RTOL})")
-    del engine_out, loop_out
 
-    # ---- steady state: one warm-up each, then interleaved timed repeats ----------------
-    clock(engine, keys, sigma_w, sigma_b)
-    clock(run_loop, loop_fns, key_list)
+def steady_state(args: argparse.Namespace, problem: Problem, engine, loop_fns) -> Timings:
+    """One warm-up each, then interleaved timed repeats of both methods and a matmul."""
+    engine_args = (problem.keys, problem.sigma_w, problem.sigma_b)
+    clock(engine, *engine_args)
+    clock(run_loop, loop_fns, problem.key_list)
     # the matmul reference is timed between the repeats too, so that load from other
     # processes on a shared machine hits it as it hits the two methods
-    mm, mm_flops = make_matmul(args.seeds, args.batch, args.width, dtype)
+    mm, mm_flops = make_matmul(args.seeds, args.batch, args.width, problem.dtype)
     mm_calls = max(10, -(-30 // args.repeats))
-    engine_times, loop_times, mm_times = [], [], []
+    t = Timings([], [], [], mm_flops)
     for r in range(args.repeats):
-        engine_times.append(clock(engine, keys, sigma_w, sigma_b)[1])
-        loop_times.append(clock(run_loop, loop_fns, key_list)[1])
-        mm_times += [clock(mm)[1] for _ in range(mm_calls)]
-        log(f"repeat {r + 1}/{args.repeats}: engine {engine_times[-1]:.3f}s "
-            f"loop {loop_times[-1]:.3f}s "
-            f"matmul {statistics.median(mm_times[-mm_calls:]) * 1e3:.2f}ms")
-    engine_s, loop_s = statistics.median(engine_times), statistics.median(loop_times)
-    mm_s = statistics.median(mm_times)
-    matmul_gflops = mm_flops / mm_s / 1e9
+        t.engine_times.append(clock(engine, *engine_args)[1])
+        t.loop_times.append(clock(run_loop, loop_fns, problem.key_list)[1])
+        t.mm_times.extend(clock(mm)[1] for _ in range(mm_calls))
+        log(f"repeat {r + 1}/{args.repeats}: engine {t.engine_times[-1]:.3f}s "
+            f"loop {t.loop_times[-1]:.3f}s "
+            f"matmul {statistics.median(t.mm_times[-mm_calls:]) * 1e3:.2f}ms")
     log(f"matmul ({args.seeds},{args.batch},{args.width})x({args.seeds},{args.width},"
-        f"{args.width}): {mm_s * 1e3:.2f} ms, {matmul_gflops:.1f} GFLOP/s")
+        f"{args.width}): {t.mm_s * 1e3:.2f} ms, {t.matmul_gflops:.1f} GFLOP/s")
+    return t
 
-    # ---- FLOPs -------------------------------------------------------------------------
-    useful = loop_flops(spec, depths, args.batch, args.seeds)
-    eng = engine_flops(spec, depths, args.batch, args.seeds)
-    useful_gflops = useful / engine_s / 1e9
-    engine_total_s = engine_compile_s + engine_first_s
-    loop_total_s = loop_compile_total + loop_first_s
 
-    result = {
+def speed_fields(engine: Cold, loop: Cold, t: Timings) -> dict:
+    """The result's times and speed-ups."""
+    engine_total_s = engine.compile_s + engine.first_s
+    loop_total_s = loop.compile_s + loop.first_s
+    return {
         "benchmark": "sweep_seed_x_depth",
-        "engine_s": engine_s,
-        "loop_s": loop_s,
-        "speedup_vs_loop": loop_s / engine_s,
-        "engine_compile_s": engine_compile_s,
-        "engine_first_run_s": engine_first_s,
+        "engine_s": t.engine_s,
+        "loop_s": t.loop_s,
+        "speedup_vs_loop": t.loop_s / t.engine_s,
+        "engine_compile_s": engine.compile_s,
+        "engine_first_run_s": engine.first_s,
         "engine_total_s": engine_total_s,
-        "loop_compile_s": loop_compile_total,
-        "loop_first_run_s": loop_first_s,
+        "loop_compile_s": loop.compile_s,
+        "loop_first_run_s": loop.first_s,
         "loop_total_s": loop_total_s,
         "speedup_vs_loop_total": loop_total_s / engine_total_s,
-        "engine_min_s": min(engine_times),
-        "loop_min_s": min(loop_times),
-        "speedup_vs_loop_min": min(loop_times) / min(engine_times),
-        "engine_times_s": engine_times,
-        "loop_times_s": loop_times,
+        "engine_min_s": min(t.engine_times),
+        "loop_min_s": min(t.loop_times),
+        "speedup_vs_loop_min": min(t.loop_times) / min(t.engine_times),
+        "engine_times_s": t.engine_times,
+        "loop_times_s": t.loop_times,
+    }
+
+
+def flop_fields(args: argparse.Namespace, spec: MLPSpec, t: Timings) -> dict:
+    """The result's FLOP counts and rates, against the matmul reference."""
+    useful = loop_flops(spec, args.depths, args.batch, args.seeds)
+    eng = engine_flops(spec, args.depths, args.batch, args.seeds)
+    useful_gflops = useful / t.engine_s / 1e9
+    return {
         "useful_gflop": useful / 1e9,
         "useful_gflops": useful_gflops,
-        "loop_gflops": useful / loop_s / 1e9,
-        "matmul_s": mm_s,
-        "matmul_calls": len(mm_times),
-        "matmul_gflops": matmul_gflops,
-        "fraction_of_matmul": useful_gflops / matmul_gflops,
+        "loop_gflops": useful / t.loop_s / 1e9,
+        "matmul_s": t.mm_s,
+        "matmul_calls": len(t.mm_times),
+        "matmul_gflops": t.matmul_gflops,
+        "fraction_of_matmul": useful_gflops / t.matmul_gflops,
         "engine_flops": eng["total"],
         "engine_flops_breakdown": {k: v for k, v in eng.items() if k not in ("total",)},
         "loop_flops": useful,
         "engine_flop_ratio_vs_loop": eng["total"] / useful,
-        "engine_gflops": eng["total"] / engine_s / 1e9,
-        "engine_fraction_of_matmul": eng["total"] / engine_s / 1e9 / matmul_gflops,
-        "loop_fraction_of_matmul": useful / loop_s / 1e9 / matmul_gflops,
+        "engine_gflops": eng["total"] / t.engine_s / 1e9,
+        "engine_fraction_of_matmul": eng["total"] / t.engine_s / 1e9 / t.matmul_gflops,
+        "loop_fraction_of_matmul": useful / t.loop_s / 1e9 / t.matmul_gflops,
         "wasted_flop_fraction": eng["wasted"] / eng["total"],
-        "masking_wasted_flop_fraction": masking_wasted_fraction(depths),
+        "masking_wasted_flop_fraction": masking_wasted_fraction(args.depths),
+    }
+
+
+def setup_fields(args: argparse.Namespace, spec: MLPSpec, worst: float) -> dict:
+    """The result's problem, agreement and machine description."""
+    return {
         "max_rel_diff": worst,
         "rtol": RTOL,
         "width": args.width,
         "batch": args.batch,
         "seeds": args.seeds,
-        "depths": list(depths),
+        "depths": list(args.depths),
         "gain_points": 1,
         "activation": args.activation,
         "init": "gaussian",
@@ -349,13 +409,32 @@ def main(argv=None) -> dict:
         "dtype": spec.dtype,
         "repeats": args.repeats,
         "jax_version": jax.__version__,
-        "backend": backend,
-        "device": dev.device_kind,
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
         "cpu_count": os.cpu_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "python": platform.python_version(),
-        "wall_s": time.perf_counter() - t_start,
     }
+
+
+def main(argv=None) -> dict:
+    default_xla_flags()  # first: XLA reads XLA_FLAGS when the backend initialises
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    problem = make_problem(args)
+    engine, engine_cold = cold_engine(args, problem)
+    loop_fns, loop_cold = cold_loop(args, problem)
+
+    # agreement before timing
+    worst = check_agreement(engine_cold.out, loop_cold.out, args.depths)
+    log(f"agreement: OK (max relative difference {worst:.2e}, rtol {RTOL})")
+    engine_cold, loop_cold = engine_cold._replace(out=None), loop_cold._replace(out=None)
+
+    timings = steady_state(args, problem, engine, loop_fns)
+    result = {**speed_fields(engine_cold, loop_cold, timings),
+              **flop_fields(args, problem.spec, timings),
+              **setup_fields(args, problem.spec, worst),
+              "wall_s": time.perf_counter() - t_start}
     print(json.dumps(result))
     return result
 

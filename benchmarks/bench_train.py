@@ -3,7 +3,7 @@
 Problem (the issue's): 16 seeds × 4 learning rates of a depth-20 ReLU MLP (He init) on
 MNIST-1D, SGD, batch 64, at width 32 and at width 128.
 
-* engine: ``gradstudy.train.train`` — all 64 runs one ``vmap`` axis of a jitted
+* engine: ``gradstudy.engine.train`` — all 64 runs one ``vmap`` axis of a jitted
   ``lax.scan`` over steps (monitor, clipping bookkeeping and evaluation included).
 * loop: what users write: per run a jitted optax step called from Python (one compile per
   learning rate), the same keys and minibatches.
@@ -117,7 +117,8 @@ def bare_sgd_seconds(training, data, trials=3) -> float:
     (best of ``trials``).  The engine's ceiling on this machine: what it spends beyond is
     its bookkeeping."""
     from gradstudy.engine import over_devices, pad_runs, programs, run_block, run_devices
-    from gradstudy.engine._training import _group_inputs, _groups, _loss_fn
+    from gradstudy.engine._training import _group_inputs, _groups
+    from gradstudy.engine._training_programs import _loss_fn
 
     prog, idx = next(iter(_groups(training, training.steps).items()))
     keys, scalars, hyper = _group_inputs(training, idx, prog.branches)

@@ -8,7 +8,7 @@
 
 or in Python::
 
-    from gradstudy.diagnose import diagnose, diagnosis_table
+    from gradstudy.tools import diagnose, diagnosis_table
     module, batch, loss_fn = cnn1d()
     print(diagnosis_table(diagnose(module, batch, loss_fn, seeds=8)))
 """

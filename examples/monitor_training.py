@@ -2,7 +2,7 @@
 
 A plain-Flax 6-layer tanh MLP is fit to a synthetic regression with Adam for 200 steps.
 The only change to the usual loop is the optimizer line, which puts a
-:func:`gradstudy.monitor.monitor` in the chain; afterwards the monitor state is turned into
+:func:`gradstudy.tools.monitor` in the chain; afterwards the monitor state is turned into
 an xarray Dataset and drawn as a layer x step heatmap.
 
     python examples/monitor_training.py [figures/examples/monitor_heatmap.png]

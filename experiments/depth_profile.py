@@ -85,35 +85,83 @@ def validate(p):
 
 
 def run(ctx, p):
-    width, depth = p["width"], p["depth"]
-    points, labels = [], []
-    for act in ACTIVATIONS:
-        for label, (init, gain, _) in INITS.items():
-            points.append(MLPSpec(width=width, depth=depth, activation=act, init=init,
-                                  sigma_w=gain, dtype=p["dtype"]))
-            labels.append(f"{act} | {label}")
-    ds = ctx.sweep(Sweep(points=points, depths=(depth,), seeds=p["seeds"], batch=p["batch"],
-                         labels=labels))
-    factor_points = [MLPSpec(width=width, depth=depth, activation="tanh",
-                             sigma_w=math.sqrt(s2), dtype=p["dtype"])
-                     for s2 in p["tanh_sigma_w2"]]
-    ds_factor = ctx.sweep(Sweep(points=factor_points, depths=(depth,), seeds=p["seeds"],
-                                batch=p["batch"], base_seed=FACTOR_BASE_SEED,
+    points, labels = _points(p)
+    ds = ctx.sweep(Sweep(points=points, depths=(p["depth"],), seeds=p["seeds"],
+                         batch=p["batch"], labels=labels))
+    ds_factor = ctx.sweep(Sweep(points=_factor_points(p), depths=(p["depth"],),
+                                seeds=p["seeds"], batch=p["batch"],
+                                base_seed=FACTOR_BASE_SEED,
                                 labels=[f"tanh | σ_w²={s2:g}" for s2 in p["tanh_sigma_w2"]]),
                           tag="factor")
     # the same ReLU-family He networks with an output cotangent independent of the network
     # (loss ⟨y, t⟩): mean field is exact there; the MSE residual y − t is not independent
     ds_linear = ctx.sweep(Sweep(points=[points[labels.index(f"{act} | He")]
                                         for act in RELU_FAMILY],
-                                depths=(depth,), seeds=p["seeds"], batch=p["batch"],
+                                depths=(p["depth"],), seeds=p["seeds"], batch=p["batch"],
                                 labels=[f"{act} | He | linear loss" for act in RELU_FAMILY],
                                 loss="linear"), tag="linear")
+    claims = _claims(p, points, labels, ds, ds_factor, ds_linear)
+    _draw_profiles(ctx, p, points, labels, ds, ds_linear)
+    _draw_factors(ctx, p, ds_factor)
+    return claims
+
+
+def _points(p):
+    """Every activation × init at the study's width and depth, and their labels."""
+    points, labels = [], []
+    for act in ACTIVATIONS:
+        for label, (init, gain, _) in INITS.items():
+            points.append(MLPSpec(width=p["width"], depth=p["depth"], activation=act,
+                                  init=init, sigma_w=gain, dtype=p["dtype"]))
+            labels.append(f"{act} | {label}")
+    return points, labels
+
+
+def _factor_points(p):
+    """tanh at σ_b = 0 for each σ_w² of ``tanh_sigma_w2``."""
+    return [MLPSpec(width=p["width"], depth=p["depth"], activation="tanh",
+                    sigma_w=math.sqrt(s2), dtype=p["dtype"]) for s2 in p["tanh_sigma_w2"]]
+
+
+# -------------------------------------------------------------------------- claims
+def _claims(p, points, labels, ds, ds_factor, ds_linear):
+    """Per activation: first-to-last ratio claims (sigmoid, tanh: every init; ReLU: the MSE
+    excess at He and σ_w = 3), then the ⟨y, t⟩ claim of the ReLU family; last the per-layer
+    factors of tanh."""
+    depth = p["depth"]
+    bp = ds.backprop_norm.isel(depth=0).values  # (point, seed, layer)
+    bp_linear = ds_linear.backprop_norm.isel(depth=0).values
+    claims = []
+    for act in ACTIVATIONS:
+        for label in INITS:
+            i = labels.index(f"{act} | {label}")
+            if act not in RELU_FAMILY:
+                claims.append(_ratio_claim(act, label, points[i], bp[i], depth))
+            elif act == "relu" and INITS[label][2] in ("he", "gauss3"):
+                # at σ_w = 0.5 and Xavier the output is ≈ 0 next to t, so the MSE cotangent
+                # ≈ −t is independent of the net: the He ⟨y, t⟩ claim, on scaled copies of
+                # the same networks (ReLU is homogeneous), would be counted again
+                claims.append(_relu_mse_claim(label, points[i], bp[i], depth))
+        if act in RELU_FAMILY:
+            spec = points[labels.index(f"{act} | He")]
+            claims.append(_linear_loss_claim(act, spec, bp_linear[RELU_FAMILY.index(act)],
+                                             depth))
+    bpf = ds_factor.backprop_norm.isel(depth=0).values
+    for s2, spec, data in zip(p["tanh_sigma_w2"], _factor_points(p), bpf):
+        claims.append(_factor_claim(s2, spec, data, depth, p["width"]))
+    return claims
+
+
+# ------------------------------------------------------------------------- figures
+def _draw_profiles(ctx, p, points, labels, ds, ds_linear):
+    """depth_profile: ‖∂L/∂W_l‖ and ‖∂L/∂h_l‖ per layer (rows 1–2) with mean field, and the
+    residual measured / mean field (row 3), one column per activation."""
+    depth = p["depth"]
     bp_linear = ds_linear.backprop_norm.isel(depth=0).values
     bp = ds.backprop_norm.isel(depth=0).values  # (point, seed, layer)
     wg = ds.weight_grad_norm.isel(depth=0).values
     bp_status = ds.backprop_norm_status.isel(depth=0).values
     wg_status = ds.weight_grad_norm_status.isel(depth=0).values
-    claims = []
     layers = np.arange(1, depth + 1)
     with plotting.style():
         fig, axes = plotting.figure("double", 5.6, nrows=3, ncols=4, sharex=True,
@@ -138,18 +186,10 @@ def run(ctx, p):
                 residual = profile_residual(bp[i], backprop_profile(spec, 1.0, depth))
                 plotting.median_band(axes[2, col], layers, residual, color)
                 residual_spans.append(_log_span(residual))
-                if act not in RELU_FAMILY:
-                    claims.append(_ratio_claim(act, label, spec, bp[i], depth))
-                elif act == "relu" and INITS[label][2] in ("he", "gauss3"):
-                    # at σ_w = 0.5 and Xavier the output is ≈ 0 next to t, so the MSE cotangent
-                    # ≈ −t is independent of the net: the He ⟨y, t⟩ claim, on scaled copies of
-                    # the same networks (ReLU is homogeneous), would be counted again
-                    claims.append(_relu_mse_claim(label, spec, bp[i], depth))
             if act in RELU_FAMILY:
-                j = RELU_FAMILY.index(act)
                 spec = points[labels.index(f"{act} | He")]
-                claims.append(_linear_loss_claim(act, spec, bp_linear[j], depth))
-                residual = profile_residual(bp_linear[j], backprop_profile(spec, 1.0, depth))
+                residual = profile_residual(bp_linear[RELU_FAMILY.index(act)],
+                                            backprop_profile(spec, 1.0, depth))
                 plotting.median_band(axes[2, col], layers, residual, "0.35", ls=":")
             axes[0, col].set_title(act.replace("_0.2", " (slope 0.2)"))
             axes[2, col].set_xlabel("layer $l$")
@@ -176,19 +216,24 @@ def run(ctx, p):
         fig.tight_layout(rect=(0, 0.04 if len(names) <= 7 else 0.08, 1, 1))
         plotting.save_figure(fig, ctx.figures_dir, NAME)
 
-        # the per-layer factor of ‖δ_l‖² for tanh at σ_b = 0 along the q_l trajectory
-        bpf = ds_factor.backprop_norm.isel(depth=0).values
+
+def _draw_factors(ctx, p, ds_factor):
+    """tanh_backprop_factor: the per-layer factor of ‖δ_l‖² for tanh at σ_b = 0 along the
+    q_l trajectory, against the mean-field χ(q_l)."""
+    depth = p["depth"]
+    layers = np.arange(1, depth + 1)
+    bpf = ds_factor.backprop_norm.isel(depth=0).values
+    with plotting.style():
         fig, ax = plotting.figure("single", 3.0)
         spare = iter(FACTOR_SPARE_COLORS)
         # in the legend: every position on the line is crossed by some curve
         ax.axhline(1.0, color="0.3", lw=0.8, zorder=1)
-        for s2, spec, data in zip(p["tanh_sigma_w2"], factor_points, bpf):
+        for s2, spec, data in zip(p["tanh_sigma_w2"], _factor_points(p), bpf):
             color = FACTOR_COLORS.get(float(s2)) or next(spare)
             ratio = per_layer_factors(data)
             plotting.median_band(ax, layers[:-1], ratio, color, label=rf"$\sigma_w^2$={s2:g}")
             ax.plot(layers[:-1], backprop_factors(spec, preactivation_q(spec, 1.0, depth))[:-1],
                     color="0.1", ls="--", lw=0.8, zorder=4)
-            claims.append(_factor_claim(s2, spec, data, depth, width))
         ax.plot([], [], color="0.1", ls="--", lw=0.8, label=r"mean field $\chi(q_l)$")
         ax.plot([], [], color="0.3", lw=0.8, label=r"$\chi = 1$")
         ax.set_xlabel("layer $l$")
@@ -196,7 +241,6 @@ def run(ctx, p):
         ax.set_title(r"tanh, $\sigma_b=0$: measured (median, 10–90 % of seeds)")
         ax.legend(ncol=3, loc="upper center", bbox_to_anchor=(0.45, -0.2), fontsize=6.5)
         plotting.save_figure(fig, ctx.figures_dir, "tanh_backprop_factor")
-    return claims
 
 
 def _log_span(samples) -> float:

@@ -18,14 +18,11 @@ Recorded: the fraction of runs diverged and when, the fraction of steps where cl
 fired, and the gradient norm before clipping over time.
 """
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gradstudy import MLPSpec, plotting
 from gradstudy.data import mnist1d, teacher_student
-from gradstudy.engine import OptimizerSpec, Training, initial_params, top_hessian_eigenvalue
-from gradstudy.families.mlp import MLP
+from gradstudy.engine import OptimizerSpec, Training, initial_curvature
 from gradstudy.studies import Claim
 
 NAME = "exploding_and_clipping"
@@ -50,6 +47,7 @@ METHODS = {"value": "by value", "global_norm": "by global norm", "adaptive": "ad
 THRESHOLD_PARAM = {"value": "value_thresholds", "global_norm": "norm_thresholds",
                    "adaptive": "agc_thresholds"}
 EARLY = 10  # steps over which the quadratic model's (non-)monotone loss is checked
+LAMBDA_ITERATIONS = 300  # Hessian-vector products of the power iteration for λ_max
 SOURCE_GD = ("quadratic model: LeCun et al. 1993; catapult: Lewkowycz et al. 2020; "
              "edge of stability: Cohen et al. 2021")
 SOURCE_CLIP = "Pascanu et al. 2013 (clipping); Brock et al. 2021 (AGC)"
@@ -77,19 +75,12 @@ def _gradient_descent(ctx, p):
     base = Training(points=(GD_SPEC,), optimizer=OptimizerSpec("sgd", 0.1),
                     steps=p["gd_steps"], seeds=p["gd_seeds"], batch_size=None, loss="mse",
                     eval_every=p["gd_steps"], record_every=p["gd_steps"])
-    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
-    model = MLP(GD_SPEC)
-
-    def loss(params):
-        return 0.5 * jnp.mean(jnp.sum((model.apply({"params": params}, x)[0] - y) ** 2, -1))
-
-    stacked = initial_params(base, 0, range(p["gd_seeds"]))
-    lam, residual = jax.jit(jax.vmap(lambda w: top_hessian_eigenvalue(
-        loss, w, jax.random.PRNGKey(0), 300)))(stacked)
-    lam = np.asarray(lam, float)
+    curvature = initial_curvature(base, data, iterations=LAMBDA_ITERATIONS,
+                                  cache_dir=ctx.results_dir, name="gd-curvature")
+    lam = np.asarray(curvature.lambda_max.values, float)
     # the power iteration's worst relative residual ‖Hv − λv‖/λ, written to the summary
     ctx.extra.setdefault("measured", {})["lambda_max_relative_residual"] = float(
-        np.max(np.asarray(residual) / lam))
+        np.max(np.asarray(curvature.residual.values) / lam))
     training = Training(points=(GD_SPEC,), optimizer=OptimizerSpec("sgd", 0.1),
                         steps=p["gd_steps"], seeds=p["gd_seeds"], batch_size=None,
                         loss="mse", learning_rates=tuple(2.0 * c for c in p["multiples"]),

@@ -8,7 +8,7 @@ of their variance against mean field, and the mean singular value of the layer J
 import numpy as np
 
 from gradstudy import MLPSpec, Sweep, plotting
-from gradstudy.families.mlp import measured_jacobian_mean_singular_values
+from gradstudy.engine import layer_jacobian_spectrum
 from gradstudy.studies import (
     K_SE,
     Claim,
@@ -76,10 +76,41 @@ def run(ctx, p):
     ds_hist = ctx.sweep(Sweep(points=specs, depths=(DEPTH,), seeds=p["histogram_seeds"],
                               batch=p["batch"], labels=list(INITS)), tag="histograms",
                         keep_backprop=True)
+    # the layer Jacobians' mean singular value, per seed (seeds 0.. as the sweeps')
+    jacobians = [layer_jacobian_spectrum(spec, p["jacobian_seeds"], p["jacobian_batch"],
+                                         cache_dir=ctx.results_dir, name="jacobians"
+                                         ).mean_singular_value.values for spec in specs]
+    claims = _claims(p, specs, ds, jacobians)
+    _draw(ctx, specs, ds, ds_hist, [mean_se(sv)[0] for sv in jacobians])
+    return claims
+
+
+def _claims(p, specs, ds, jacobians):
+    """Per init: the two norm claims and the singular-value claim; then the ordering."""
+    bp_norm = ds.backprop_norm.isel(depth=0).values  # (point, seed, layer)
+    wg_norm = ds.weight_grad_norm.isel(depth=0).values
+    claims, svs = [], []
+    for k, (label, spec) in enumerate(zip(INITS, specs)):
+        claims += _norm_claims(label, spec, bp_norm[k], wg_norm[k])
+        sv, sv_claim = _singular_value_claim(label, spec, p, jacobians[k])
+        svs.append(sv)
+        claims.append(sv_claim)
+    standard, normalized = svs
+    claims.append(Claim(
+        "mean_singular_value_order", "published ordering of the layer Jacobians' mean "
+        "singular values: normalized (Xavier) − standard > 0 (the published ≈ 0.5 and "
+        "≈ 0.8 themselves are not compared: 1000 units and image inputs there, width "
+        f"{p['width']} and unit-variance Gaussian inputs here, and φ' depends on the "
+        "pre-activation scale)", normalized - standard, 0.0, 0.0, SOURCE_GB,
+        kind="greater"))
+    return claims
+
+
+def _draw(ctx, specs, ds, ds_hist, svs):
+    """Histograms of ∂L/∂h_l per init (one panel each) and the median norms per layer."""
     backprop = ds_hist.backprop.isel(depth=0).values  # (point, seed, layer, example, unit)
     bp_norm = ds.backprop_norm.isel(depth=0).values  # (point, seed, layer)
     wg_norm = ds.weight_grad_norm.isel(depth=0).values
-    claims, svs = [], {}
     # one range for both panels, wide enough for the standard init's layer 5; what lies
     # beyond it is counted in the end bins and its fraction written beside them
     edges = symmetric_edges(backprop, quantile=0.999, bins=80)
@@ -103,7 +134,6 @@ def run(ctx, p):
             ax.set_xlim(edges[0] / unit, edges[-1] / unit)
             ax.set_yscale("log")
 
-            claims += _norm_claims(label, spec, bp_norm[k], wg_norm[k])
             layers = np.arange(1, DEPTH + 1)
             color = plotting.OKABE_ITO[k]
             axes[2].plot(layers, np.median(bp_norm[k] / bp_norm[k][:, -1:], 0), color=color,
@@ -112,21 +142,9 @@ def run(ctx, p):
                          marker="s", ms=3, ls=":", label=f"{SHORT[label]}: ∂L/∂W")
             for profile in (backprop_profile, weight_grad_profile):
                 axes[2].plot(layers, profile(spec, 1.0), color="0.1", ls="--", lw=0.7, zorder=4)
-
-            sv, sv_claim = _singular_value_claim(label, spec, p)
-            svs[label] = sv
-            claims.append(sv_claim)
             ax.set_title(f"{label} init " rf"($\sigma_w^2$ = {spec.sigma_w2():.3g})"
                          "\nmean singular value "
-                         f"of the\nlayer Jacobians: {sv:.2f}")
-        standard, normalized = svs.values()
-        claims.append(Claim(
-            "mean_singular_value_order", "published ordering of the layer Jacobians' mean "
-            "singular values: normalized (Xavier) − standard > 0 (the published ≈ 0.5 and "
-            "≈ 0.8 themselves are not compared: 1000 units and image inputs there, width "
-            f"{p['width']} and unit-variance Gaussian inputs here, and φ' depends on the "
-            "pre-activation scale)", normalized - standard, 0.0, 0.0, SOURCE_GB,
-            kind="greater"))
+                         f"of the\nlayer Jacobians: {svs[k]:.2f}")
         ylo = min(ax.get_ylim()[0] for ax in axes[:2])
         yhi = max(ax.get_ylim()[1] for ax in axes[:2])
         for ax in axes[:2]:
@@ -142,7 +160,6 @@ def run(ctx, p):
         axes[2].set_title("median norms over seeds\n(mean field dashed)")
         axes[2].legend(fontsize=6, loc="lower right")
         plotting.save_figure(fig, ctx.figures_dir, NAME)
-    return claims
 
 
 def _norm_claims(label, spec, bp_norm, wg_norm):
@@ -163,11 +180,10 @@ def _norm_claims(label, spec, bp_norm, wg_norm):
     ]
 
 
-def _singular_value_claim(label, spec, p):
-    """Measured mean singular value (mean over seeds, SE over seeds) against the Monte Carlo
-    of the same statistic under mean-field assumptions (its SE over MC seeds)."""
-    measured, se = mean_se(measured_jacobian_mean_singular_values(spec, p["jacobian_seeds"],
-                                                         p["jacobian_batch"]))
+def _singular_value_claim(label, spec, p, sv):
+    """Measured mean singular value (mean over seeds of ``sv``, SE over seeds) against the
+    Monte Carlo of the same statistic under mean-field assumptions (its SE over MC seeds)."""
+    measured, se = mean_se(sv)
     mc = np.array([predicted_jacobian_mean_singular_value(spec, seed=s) for s in range(MC_SEEDS)])
     expected, se_mc = float(mc.mean()), float(mc.std(ddof=1) / np.sqrt(MC_SEEDS))
     return measured, Claim(

@@ -21,7 +21,7 @@ SCALES = {
     "smoke": {"factors": [0.1, 0.5, 0.9, 1.0, 1.1, 2.0, 3.0], "max_depth": 200},
     "paper": {"factors": [0.1, 0.5, 0.9, 1.0, 1.1, 1.5, 2.0, 3.0], "max_depth": 1200},
 }
-# `--set` bounds (gradstudy.study.Limit): the run takes ~len(factors)·max_depth² steps;
+# `--set` bounds (gradstudy.studies.Limit): the run takes ~len(factors)·max_depth² steps;
 # distinct factors, since each names its claims.
 LIMITS = {
     "factors": {"range": (1e-3, 1e3), "len": (1, 16), "distinct": True},

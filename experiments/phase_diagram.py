@@ -35,7 +35,7 @@ SCALES = {
               "sigma_b2": [0.0, 0.05], "depths": [2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128],
               "width": 128, "batch": 16, "seeds": 8},
 }
-# `--set` bounds (gradstudy.study.Limit): grids increasing; each σ_b² is one panel.
+# `--set` bounds (gradstudy.studies.Limit): grids increasing; each σ_b² is one panel.
 LIMITS = {
     "sigma_w2": {"range": (1e-3, 100.0), "len": (2, 256), "increasing": True, "distinct": True},
     "sigma_b2": {"range": (0.0, 10.0), "len": (1, 8), "distinct": True},

@@ -22,9 +22,10 @@ without an expectation: their memory is learned (``long_memory``).
 import numpy as np
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
-from gradstudy import Sweep, plotting, theory
-from gradstudy.families.rnn import RNNSpec
+from gradstudy import Sweep, plotting
+from gradstudy.families.rnn import RNNSpec, pascanu_bound_ratio, per_step_rate
 from gradstudy.studies import Claim
+from gradstudy.theory import mean_field_rate
 
 NAME = "rnn_through_time"
 DESCRIPTION = "‖∂L/∂h_t‖ and ‖∂h_T/∂h_t‖ through time at init; Pascanu's bound over ρ"
@@ -59,31 +60,10 @@ def run(ctx, p):
     return claims
 
 
-def rates(ds) -> np.ndarray:
-    """(point, seed) per-step rate (‖∂s_T/∂s_0‖₂)^(1/T)."""
-    jac = ds.jacobian_norm.values
-    return jac[..., -1] ** (1.0 / (jac.shape[-1] - 1))
-
-
-def bound_ratio(ds) -> np.ndarray:
-    """(point, seed, lag) ‖∂s_T/∂s_t‖₂ / λ₁^k: at most 1 by Pascanu's bound (γ = 1)."""
-    jac = ds.jacobian_norm.values
-    lam = ds.recurrent_top_singular.values[..., None]
-    return jac / lam ** np.arange(jac.shape[-1])
-
-
-def mean_field_rate(rhos, input_variance: float = 1.0) -> np.ndarray:
-    """√χ₁ of a tanh layer with σ_w² = ρ² and σ_b² = the input's variance at its fixed
-    point q* (Poole et al. 2016): a reference, not an expectation (see module doc)."""
-    rho2 = np.asarray(rhos, float) ** 2
-    q = theory.fixed_point_q("tanh", rho2, input_variance, dtype="float64")
-    return np.sqrt(np.asarray(theory.chi1("tanh", q, rho2, dtype="float64")))
-
-
 def _claims(p, cells, scale):
     rhos, T = np.asarray(p["rhos"]), p["length"]
     lin = scale["linear"].jacobian_norm.values[..., -1]  # (rho, seed)
-    tanh_rate = np.median(rates(scale["tanh"]), axis=1)
+    tanh_rate = np.median(per_step_rate(scale["tanh"].jacobian_norm), axis=1)
     above = rhos[tanh_rate > 1]
     irnn = cells.jacobian_norm.sel(point="IRNN").values[:, IRNN_LAG]
     tanh_init = cells.state_grad_norm.sel(point="tanh RNN").values
@@ -95,7 +75,9 @@ def _claims(p, cells, scale):
         Claim("tanh_pascanu_bound",
               "tanh RNN: ‖∂s_T/∂s_t‖₂ ≤ λ₁^(T−t) at every lag, ρ and seed (largest ratio "
               "to the bound; rounding allowance 1e-9)",
-              float(np.max(bound_ratio(scale["tanh"]))), 1.0 + 1e-9, 0.0, SOURCE,
+              float(np.max(pascanu_bound_ratio(scale["tanh"].jacobian_norm,
+                                               scale["tanh"].recurrent_top_singular))),
+              1.0 + 1e-9, 0.0, SOURCE,
               kind="less"),
         Claim("irnn_isometry_at_lag",
               f"IRNN: ‖∂s_T/∂s_(T−{IRNN_LAG})‖₂ = 1 (a product of 0/1 masks with an active "
@@ -162,7 +144,7 @@ def _draw(ctx, p, cells, scale):
         ax.plot(grid, mean_field_rate(grid), color="0.5", ls=":", lw=0.9,
                 label="mean field √χ₁ (reference)")
         for k, cell in enumerate(("linear", "tanh")):
-            r = rates(scale[cell])
+            r = per_step_rate(scale[cell].jacobian_norm)
             lam = np.median(scale[cell].recurrent_top_singular.values, axis=1)
             ax.errorbar(lam, np.median(r, axis=1),
                         yerr=np.abs(np.percentile(r, [10, 90], axis=1) - np.median(r, axis=1)),

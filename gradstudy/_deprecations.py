@@ -40,19 +40,28 @@ MOVED_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "family": ("gradstudy.families", ("gradstudy.families._registry",
                                       "gradstudy.families._base")),
     "rnn": ("gradstudy.families.rnn", ("gradstudy.families.rnn._model",)),
-    "cnn": ("gradstudy.families.cnn", ("gradstudy.families.cnn._model",)),
+    "cnn": ("gradstudy.families.cnn", ("gradstudy.families.cnn._spec",
+                                       "gradstudy.families.cnn._model",
+                                       "gradstudy.families.cnn._measure",
+                                       "gradstudy.families.cnn._family")),
     "predictions": ("gradstudy.theory", ("gradstudy.theory._predictions",)),
     "chain": ("gradstudy.theory", ("gradstudy.theory._chain",)),
     "sweep": ("gradstudy.engine", ("gradstudy.engine._sweep", "gradstudy.families.mlp._family",
                                    "gradstudy._seeds")),
-    "train": ("gradstudy.engine", ("gradstudy.engine._training",)),
+    "train": ("gradstudy.engine", ("gradstudy.engine._training_spec",
+                                   "gradstudy.engine._training_programs",
+                                   "gradstudy.engine._checkpoints",
+                                   "gradstudy.engine._training")),
     "optim": ("gradstudy.engine", ("gradstudy.engine._optim",)),
     "memory": ("gradstudy.engine", ("gradstudy.engine._memory",
                                     "gradstudy.families.mlp._memory")),
     "curvature": ("gradstudy.engine", ("gradstudy.engine._curvature",)),
     "probe": ("gradstudy.tools", ("gradstudy.tools._probe", "gradstudy._numerics")),
-    "diagnose": ("gradstudy.tools", ("gradstudy.tools._diagnose",)),
-    "monitor": ("gradstudy.tools", ("gradstudy.tools._monitor",)),
+    "diagnose": ("gradstudy.tools", ("gradstudy.tools._diagnose",
+                                      "gradstudy.tools._diagnosis_table",
+                                      "gradstudy.tools._diagnosis_plot")),
+    "monitor": ("gradstudy.tools", ("gradstudy.tools._monitor", "gradstudy.tools._monitor_dataset",
+                                     "gradstudy.tools._monitor_plot")),
     "tasks": ("gradstudy.data", ("gradstudy.data._tasks",)),
     "study": ("gradstudy.studies", ("gradstudy.studies._protocol", "gradstudy.studies._stats")),
     "stats": ("gradstudy.studies", ("gradstudy.studies._stats",)),
@@ -146,7 +155,7 @@ class _MovedModule(types.ModuleType):
             home = MOVED_MODULES[old][0]
             raise AttributeError(f"module {self.__name__!r} (moved to {home}) has no "
                                  f"attribute {name!r}")
-        _warn(old, name, target, stacklevel=2)
+        _warn(old, name, target, stacklevel=3)
         return _load(target)
 
     def __dir__(self):

@@ -1,4 +1,6 @@
-"""Numerics shared by every measurement: the one overflow- and underflow-safe norm.
+"""Numerics shared by every measurement: the one overflow- and underflow-safe norm, and the
+one way to silence numpy's RuntimeWarnings where a NaN result is the intended answer
+(medians of all-NaN slices are NaN, flagged or drawn as such).
 
 References:
     Blue (1978), A portable Fortran program to find the Euclidean norm of a vector,
@@ -6,6 +8,10 @@ References:
 """
 
 from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -54,3 +60,11 @@ def safe_global_norm(tree) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     m = max_abs_scale(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in leaves]))
     return m * jnp.sqrt(sum(jnp.sum(jnp.square(leaf / m)) for leaf in leaves))
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Within the ``with`` block, ignore ``RuntimeWarning`` (and only that)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield

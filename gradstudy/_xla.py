@@ -42,7 +42,7 @@ def default_xla_flags() -> None:
     if "xla_backend_optimization_level" not in flags:
         flags = (flags + " --xla_backend_optimization_level=1").strip()
     # one XLA CPU device per core: a device runs one program at a time on one core, and
-    # training spreads its independent runs over the devices (gradstudy.train.over_devices:
+    # training spreads its independent runs over the devices (gradstudy.engine.over_devices:
     # 1.8-1.9x on 2 cores); single-device programs (sweeps) run as before
     cores = usable_cores()
     if "xla_force_host_platform_device_count" not in flags and cores > 1:

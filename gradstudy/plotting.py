@@ -1,5 +1,8 @@
 """One publication style for every figure: sizes, palette, fonts, and saving.
 
+Every figure style is defined here: :data:`STYLE` for the studies' figures and
+:data:`COMPACT_STYLE`, its compact variant for dense heatmaps (:func:`style` selects one).
+
 Figures are vector PDF plus 300-dpi PNG, single column ≈ 3.3 in or double column ≈ 6.9 in
 wide, with the colorblind-safe Okabe–Ito palette.
 
@@ -20,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gradstudy import status  # noqa: E402
+from gradstudy._numerics import quiet  # noqa: E402
 
 SINGLE_COLUMN = 3.3
 DOUBLE_COLUMN = 6.9
@@ -51,9 +55,32 @@ STYLE = {
 }
 
 
+# A compact variant for dense, wide figures (the leaf × step heatmaps of
+# gradstudy.tools.plot_monitor_heatmap): matplotlib's defaults (colours, spines, no grid)
+# with smaller fonts, 200-dpi PNGs and thin hatches for the non-finite cells.
+COMPACT_STYLE = {
+    "font.size": 7,
+    "axes.titlesize": 8,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6,
+    "ytick.labelsize": 6,
+    "legend.fontsize": 6,
+    "savefig.dpi": 200,
+    "savefig.bbox": "tight",
+    "pdf.fonttype": 42,
+    "hatch.linewidth": 0.6,
+}
+
+STYLES = {"paper": STYLE, "compact": COMPACT_STYLE}
+
+
 @contextlib.contextmanager
-def style():
-    with plt.rc_context(STYLE):
+def style(name: str = "paper"):
+    """Within the block, the rc settings of figure style ``name``: "paper"
+    (:data:`STYLE`, every study's figures) or "compact" (:data:`COMPACT_STYLE`)."""
+    if name not in STYLES:
+        raise ValueError(f"style: unknown name {name!r}; allowed: {', '.join(STYLES)}")
+    with plt.rc_context(STYLES[name]):
         yield
 
 
@@ -90,7 +117,7 @@ def median_band(ax, x, samples, color, label=None, lo=10, hi=90, positive=True,
     samples = np.asarray(samples, float)
     valid = np.isfinite(samples) & ((samples > 0) if positive else True)
     kept = np.where(valid, samples, np.nan)
-    with np.errstate(all="ignore"), _quiet():
+    with np.errstate(all="ignore"), quiet():
         med = np.nanmedian(kept, axis=0)
         low = np.nanpercentile(kept, lo, axis=0)
         high = np.nanpercentile(kept, hi, axis=0)
@@ -150,15 +177,6 @@ def nonfinite_legend(fig, color="0.3"):
                                   markerfacecolor=face, markeredgecolor=color))
         names.append(text)
     return handles, names
-
-
-@contextlib.contextmanager
-def _quiet():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
 
 
 def decade_ticks(ax, axis: str = "y", max_labels: int = 7) -> None:
@@ -230,7 +248,9 @@ def sequential_colors(n: int, cmap: str = "plasma", lo: float = 0.0, hi: float =
 
 def cell_edges(centers) -> np.ndarray:
     """Edges of the cells around sorted ``centers`` (for ``pcolormesh``): midpoints inside,
-    the first and last cells mirrored outside."""
+    the first and last cells mirrored outside; one centre gets a cell of width 1."""
     c = np.asarray(centers, float)
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
     mid = (c[1:] + c[:-1]) / 2
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])

@@ -36,7 +36,10 @@ from gradstudy._version import __version__
 
 # The attribute holding a result's description (the sweeps' name for it, kept so that
 # existing files stay readable).
-DESCRIPTION_ATTR = "sweep"
+DESCRIPTION_ATTR = "description"
+# gradstudy 0.1 stored every description (a training's too) under "sweep"; such files are
+# still read, and verified like new ones (the content of the attribute is unchanged)
+LEGACY_DESCRIPTION_ATTR = "sweep"
 
 
 def versions() -> dict[str, str]:
@@ -167,7 +170,7 @@ def load_verified(path: Path, description: dict) -> xr.Dataset:
         ds = load(path)
     except Exception as e:  # truncated, empty or foreign bytes fail in many ways
         raise UnusableCache(f"unreadable: {type(e).__name__}") from None
-    stored = ds.attrs.get(DESCRIPTION_ATTR)
+    stored = ds.attrs.get(DESCRIPTION_ATTR, ds.attrs.get(LEGACY_DESCRIPTION_ATTR))
     if stored is None:
         raise UnusableCache("no description")
     if stored != describe_json(description):

@@ -1,5 +1,5 @@
 """One import source for ConfigError: every ``import`` of it in the repository's code names
-``gradstudy.errors``; ``gradstudy.ConfigError`` (the public name) and ``gradstudy.config``
+``gradstudy.errors``; ``gradstudy.ConfigError`` (the public name) and ``gradstudy.families.mlp``
 re-export the same class."""
 
 import ast

@@ -35,7 +35,7 @@ from gradstudy.errors import ConfigError
 from gradstudy.nn import activation_names, initializer_names
 from gradstudy.studies import discover, parse_overrides, study_params
 
-# The documented bounds (gradstudy.config / gradstudy.sweep docstrings and README).
+# The documented bounds (gradstudy.families.mlp / gradstudy.engine docstrings and README).
 MAX_UNITS = 10**6
 MAX_GAIN = 1e6
 MAX_SEEDS = 10**5
@@ -301,7 +301,7 @@ def test_fuzz_sweep_every_valid_sweep_is_accepted(kwargs):
 # ---------------------------------------------------------------------------- --set (CLI)
 def oracle_limit(module, key):
     """The study's declared LIMITS entry for ``key`` in one normal form (independently of
-    gradstudy.study.Limit): lo, hi, choices, min_len, max_len, distinct, increasing."""
+    gradstudy.studies.Limit): lo, hi, choices, min_len, max_len, distinct, increasing."""
     spec = getattr(module, "LIMITS", {}).get(key)
     out = {"lo": None, "hi": None, "choices": None, "len": (1, 10_000), "distinct": False,
            "increasing": False}
@@ -376,7 +376,7 @@ def _float_values(lo, hi):
 
 @st.composite
 def valid_value(draw, template, lim):
-    """A value inside the declared limits, drawn independently of gradstudy.study."""
+    """A value inside the declared limits, drawn independently of gradstudy.studies."""
     if isinstance(template, list):
         lo_len, hi_len = lim["len"]
         hi_len = min(hi_len, lo_len + 12)

@@ -137,6 +137,28 @@ def _drop_checksum(path, files):
             del f.attrs["checksum"]
 
 
+def test_file_of_gradstudy_0_1_with_its_description_under_sweep_is_reused(reference, counted,
+                                                                           tmp_path, capsys):
+    """0.1 stored descriptions under the attribute "sweep" (now "description"): such a file
+    is verified (description, checksum) and reused, not recomputed; a file holding neither
+    attribute is refused."""
+    arrays, files = reference
+    name, pristine = files["this"]
+    path = tmp_path / name
+    path.write_bytes(pristine)
+    with h5py.File(path, "r+") as f:
+        f.attrs["sweep"] = f.attrs["description"]
+        del f.attrs["description"]
+    capsys.readouterr()
+    ds = run_cached(SWEEP, tmp_path, "this", progress=False)
+    assert counted == [] and _notices(capsys) == []
+    _assert_equals_reference(ds, arrays)
+    with h5py.File(path, "r+") as f:
+        del f.attrs["sweep"]
+    run_cached(SWEEP, tmp_path, "this", progress=False)
+    assert len(counted) == 1 and "(no description)" in _notices(capsys)[0]
+
+
 CORRUPTIONS = {
     "truncated_to_half": (_truncate, r"unreadable: \w+"),
     "random_bytes": (_random_bytes, r"unreadable: \w+"),
@@ -194,7 +216,7 @@ def test_cache_file_carries_description_and_checksum(reference, counted, tmp_pat
     (path,) = tmp_path.glob("this-*.nc")
     with xr.open_dataset(path, engine="h5netcdf") as plain:
         attrs = dict(plain.attrs)
-    assert json.loads(attrs["sweep"]) == json.loads(json.dumps(
+    assert json.loads(attrs["description"]) == json.loads(json.dumps(
         dict(SWEEP.describe(), keep_backprop=False), default=str))
     assert attrs["checksum"].startswith("sha256:") and len(attrs["checksum"]) == 7 + 64
     # the checksum is of the data: the same sweep recomputed elsewhere gives the same one

@@ -52,7 +52,7 @@ COPY_FIRST_SYMBOL = 1  # symbols are 1..symbols; the delimiter is symbols + 1
 def adding_baseline_loss() -> float:
     """The constant predictor's loss on the adding problem as the training engine reports it.
 
-    The engine's ``"mse"`` loss (:mod:`gradstudy.train`) is ½‖y − t‖² averaged over the
+    The engine's ``"mse"`` loss (:mod:`gradstudy.engine`) is ½‖y − t‖² averaged over the
     batch, half the usual mean squared error; with one output the constant predictor's
     loss is therefore ½ · :data:`ADDING_BASELINE_MSE` = 1/12 ≈ 0.0833. Compare training
     curves of the engine against this value, and MSEs computed by hand against 1/6.

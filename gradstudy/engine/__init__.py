@@ -8,6 +8,9 @@ from gradstudy.engine._curvature import (
     hvp as hvp,
 )
 from gradstudy.engine._curvature import (
+    initial_curvature as initial_curvature,
+)
+from gradstudy.engine._curvature import (
     top_hessian_eigenvalue as top_hessian_eigenvalue,
 )
 from gradstudy.engine._memory import (
@@ -79,6 +82,9 @@ from gradstudy.engine._optim import (
 from gradstudy.engine._optim import (
     trajectory as trajectory,
 )
+from gradstudy.engine._spectra import (
+    layer_jacobian_spectrum as layer_jacobian_spectrum,
+)
 from gradstudy.engine._sweep import (
     ENGINE_VERSION as ENGINE_VERSION,
 )
@@ -113,64 +119,64 @@ from gradstudy.engine._sweep import (
     unfingerprintable as unfingerprintable,
 )
 from gradstudy.engine._training import (
-    EVAL_MEMORY_BYTES as EVAL_MEMORY_BYTES,
-)
-from gradstudy.engine._training import (
-    EVAL_TRAIN_EXAMPLES as EVAL_TRAIN_EXAMPLES,
-)
-from gradstudy.engine._training import (
-    RUN_BLOCK_BYTES as RUN_BLOCK_BYTES,
-)
-from gradstudy.engine._training import (
-    TRAIN_VERSION as TRAIN_VERSION,
-)
-from gradstudy.engine._training import (
-    Program as Program,
-)
-from gradstudy.engine._training import (
-    Training as Training,
-)
-from gradstudy.engine._training import (
-    clear_initial_params_programs as clear_initial_params_programs,
-)
-from gradstudy.engine._training import (
     data_fingerprint as data_fingerprint,
-)
-from gradstudy.engine._training import (
-    family_for as family_for,
-)
-from gradstudy.engine._training import (
-    hooks_for as hooks_for,
-)
-from gradstudy.engine._training import (
-    initial_params as initial_params,
-)
-from gradstudy.engine._training import (
-    over_devices as over_devices,
-)
-from gradstudy.engine._training import (
-    pad_runs as pad_runs,
-)
-from gradstudy.engine._training import (
-    place_runs as place_runs,
-)
-from gradstudy.engine._training import (
-    programs as programs,
-)
-from gradstudy.engine._training import (
-    run_block as run_block,
-)
-from gradstudy.engine._training import (
-    run_devices as run_devices,
-)
-from gradstudy.engine._training import (
-    run_keys as run_keys,
 )
 from gradstudy.engine._training import (
     train as train,
 )
 from gradstudy.engine._training import (
     training_bytes as training_bytes,
+)
+from gradstudy.engine._training_programs import (
+    EVAL_MEMORY_BYTES as EVAL_MEMORY_BYTES,
+)
+from gradstudy.engine._training_programs import (
+    EVAL_TRAIN_EXAMPLES as EVAL_TRAIN_EXAMPLES,
+)
+from gradstudy.engine._training_programs import (
+    RUN_BLOCK_BYTES as RUN_BLOCK_BYTES,
+)
+from gradstudy.engine._training_programs import (
+    Program as Program,
+)
+from gradstudy.engine._training_programs import (
+    clear_initial_params_programs as clear_initial_params_programs,
+)
+from gradstudy.engine._training_programs import (
+    initial_params as initial_params,
+)
+from gradstudy.engine._training_programs import (
+    over_devices as over_devices,
+)
+from gradstudy.engine._training_programs import (
+    pad_runs as pad_runs,
+)
+from gradstudy.engine._training_programs import (
+    place_runs as place_runs,
+)
+from gradstudy.engine._training_programs import (
+    programs as programs,
+)
+from gradstudy.engine._training_programs import (
+    run_block as run_block,
+)
+from gradstudy.engine._training_programs import (
+    run_devices as run_devices,
+)
+from gradstudy.engine._training_spec import (
+    TRAIN_VERSION as TRAIN_VERSION,
+)
+from gradstudy.engine._training_spec import (
+    Training as Training,
+)
+from gradstudy.engine._training_spec import (
+    family_for as family_for,
+)
+from gradstudy.engine._training_spec import (
+    hooks_for as hooks_for,
+)
+from gradstudy.engine._training_spec import (
+    run_keys as run_keys,
 )
 
 __all__ = [
@@ -193,7 +199,9 @@ __all__ = [
     "hooks_for",
     "human",
     "hvp",
+    "initial_curvature",
     "initial_params",
+    "layer_jacobian_spectrum",
     "MAX_BATCH",
     "MAX_POINTS",
     "MAX_SEEDS",

@@ -1,11 +1,11 @@
 """Sweeps: a grid of model specs × depths × seeds, one compiled program per distinct shape.
 
-What a spec means is its model family's business (:mod:`gradstudy.family`; the MLP is
-:mod:`gradstudy.mlp_family`).  Points whose family ``program_key`` is equal share a program:
+What a spec means is its model family's business (:mod:`gradstudy.families`; the MLP is
+:mod:`gradstudy.families.mlp`).  Points whose family ``program_key`` is equal share a program:
 what differs between them (for the MLP: gains σ_w, σ_b, or the scale of a Gaussian or uniform
 init family) enters as per-point scalars on a ``lax.map`` axis (chunked, so memory stays
 bounded), seeds are a ``vmap`` axis, and all depths come out of one pass (for the MLP,
-:func:`gradstudy.probes.gradient_norms`).  Seeds use common random numbers: seed s draws the
+:func:`gradstudy.families.mlp.gradient_norms`).  Seeds use common random numbers: seed s draws the
 same unit-gain weights and data for every point.
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 from gradstudy._seeds import seed_keys
 from gradstudy._validate import check_int, check_real, check_sequence, short_repr
 from gradstudy.engine._memory import plan_networks
-from gradstudy.engine._training import clear_initial_params_programs
-from gradstudy.engine._training import programs as training_programs
+from gradstudy.engine._training_programs import clear_initial_params_programs
+from gradstudy.engine._training_programs import programs as training_programs
 from gradstudy.errors import ConfigError
 from gradstudy.families._base import ModelFamily
 from gradstudy.families._registry import family_of
@@ -55,7 +55,7 @@ class Sweep:
         base_seed: PRNG seed the per-seed keys are folded from.
         labels: a name per point (default "p0", "p1", ...).
         gain_chunk: at most this many gain points evaluated together (each with all
-            seeds); fewer when the memory budget asks for it (:mod:`gradstudy.memory`).
+            seeds); fewer when the memory budget asks for it (:mod:`gradstudy.engine`).
         loss: "mse" (½‖y − t‖²) or "linear" (⟨y, t⟩: an output cotangent t independent of
             the network, the mean-field assumption; see ``models.linear_loss``).
     """
@@ -148,13 +148,13 @@ def compiled_program(spec, depths: tuple[int, ...], batch: int, input_std: float
 
     ``spec`` is a family ``program_key`` (for the MLP a ``static_key()``); each of the G
     points enters as its family ``scalars`` (for the MLP: kernel scales (G, 3), σ_b (G,)).
-    ``fingerprint`` (of the spec's functions, :mod:`gradstudy.fingerprint`) is only part of
+    ``fingerprint`` (of the spec's functions, :mod:`gradstudy.nn`) is only part of
     the cache key: a name registered again, or a callable whose defaults or closure changed,
     gets a new program.  Call ``compiled_program.__wrapped__`` (no caching) where the
     functions cannot be fingerprinted.
 
     The G·S networks (point × seed) run ``chunk`` at a time: ``lax.map`` over chunks,
-    ``vmap`` within one, so memory is bounded by the chunk (see :mod:`gradstudy.memory`).
+    ``vmap`` within one, so memory is bounded by the chunk (see :mod:`gradstudy.engine`).
     """
     measure = family_of(spec).measure
 
@@ -192,7 +192,7 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
                      desc: str = "sweep") -> dict:
     """Run every program of ``sweep``; arrays with leading (point, seed) axes.
 
-    Each program's chunk size comes from :func:`gradstudy.memory.plan_networks` and the
+    Each program's chunk size comes from :func:`gradstudy.engine.plan_networks` and the
     family's estimate; a sweep one of whose networks cannot fit the memory budget is refused
     (ConfigError) before any program is compiled.
     """
@@ -238,7 +238,7 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
 
 def sweep_dataset(sweep: Sweep, arrays: dict, description: dict | None = None):
     """The arrays of ``run_sweep_arrays`` as a Dataset: dims (point, seed) + the dims the
-    family declares (``measured``; for the MLP :data:`gradstudy.probes.MEASURED`), the
+    family declares (``measured``; for the MLP :data:`gradstudy.families.mlp.MEASURED`), the
     family's per-point coordinates, and the sweep ``description`` (default
     ``sweep.describe()``) as attributes."""
 

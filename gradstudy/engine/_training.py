@@ -1,7 +1,7 @@
 """Training many networks at once with Optax: points × learning rates × seeds in one program.
 
 ``train(Training(...), data)`` trains every run of a grid — network specs of any family
-with training hooks (:class:`gradstudy.family.TrainHooks`: MLPs, RNNs, 1-D CNNs; their
+with training hooks (:class:`gradstudy.families.TrainHooks`: MLPs, RNNs, 1-D CNNs; their
 scalars, e.g. gains or the recurrent scale, enter traced, as in sweeps, where the shapes
 agree), optimizers (one per point if wished: learning
 rate and clipping threshold traced, the optimizer itself selected per run), learning rates
@@ -14,11 +14,16 @@ so a killed run resumes from its last chunk with bit-identical results.
 
 Recorded per run: the minibatch loss and accuracy every step; the global gradient norm
 **before** clipping and whether clipping fired; per-layer gradient norms and relative
-updates ‖ΔW_l‖/‖W_l‖ every ``record_every`` steps (:func:`gradstudy.monitor.monitor`
+updates ‖ΔW_l‖/‖W_l‖ every ``record_every`` steps (:func:`gradstudy.tools.monitor`
 wrapping the optimizer); test (and full training-set) loss and accuracy at every chunk
 boundary; the first step whose loss is not finite (``diverged_at``, −1 if none).  A diverged
 run's records after its divergence are NaN; the other runs of its batch are computed
 independently and are not affected.
+
+The pieces: the spec (:class:`Training`, :mod:`gradstudy.engine._training_spec`), the
+compiled programs and their layout over devices (:mod:`gradstudy.engine._training_programs`),
+the checkpoints (:mod:`gradstudy.engine._checkpoints`); here :func:`train` groups the points
+by program, checks the memory, runs the chunks and assembles the labeled Dataset.
 
 References:
     Glorot & Bengio (2010); He et al. (2015); Schoenholz et al. (2017): the studies that
@@ -27,440 +32,47 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
 import json
-import os
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from gradstudy._seeds import seed_keys
-from gradstudy._validate import check_choice, check_int, check_real, check_sequence
-from gradstudy._xla import compile_options
 from gradstudy.data._datasets import Dataset
+from gradstudy.engine._checkpoints import _checkpoint_path, _load_checkpoint, _save_checkpoint
 from gradstudy.engine._memory import BUDGET_ENV, budget_bytes, human
-from gradstudy.engine._optim import OptimizerSpec, build, clip_fired, program_key, select, switch
+from gradstudy.engine._optim import program_key
+from gradstudy.engine._training_programs import (
+    EVAL_TRAIN_EXAMPLES,
+    Program,
+    _capacity,
+    _scalar_arrays,
+    pad_runs,
+    place_runs,
+    programs,
+    run_devices,
+)
+from gradstudy.engine._training_spec import (
+    Training,
+    _fingerprint,
+    family_for,
+    hooks_for,
+    run_keys,
+)
 from gradstudy.errors import ConfigError
-from gradstudy.families._registry import family_of, registered_families
-from gradstudy.nn._losses import LOSS_FUNCTIONS, TRAINING_LOSSES
 from gradstudy.results import (
     DESCRIPTION_ATTR,
-    cache_key,
     cached,
     describe_json,
     labeled_dataset,
-    notice,
 )
-from gradstudy.tools._monitor import find_state, leaf_names, monitor
+from gradstudy.tools._monitor import find_state, leaf_names
 
-TRAIN_VERSION = 3  # bumped whenever what training records changes (2: update norms,
-#                   3: per-point optimizers and their coordinates)
 
-
-def family_for(spec, field: str = "points"):
-    """The model family of ``spec``, which must be trainable (one-line ConfigError)."""
-    family = family_of(spec, field)
-    if family.train is None:
-        allowed = ", ".join(f.spec_type.__name__ for f in registered_families()
-                            if f.train is not None)
-        raise ConfigError(f"{field}: {type(spec).__name__} networks cannot be trained "
-                          f"(trainable: {allowed})")
-    return family
-
-
-def hooks_for(spec):
-    """The :class:`gradstudy.family.TrainHooks` of ``spec``'s family."""
-    return family_for(spec).train
-
-
-@dataclass(frozen=True)
-class Training:
-    """A grid of training runs.
-
-    Attributes:
-        points: network specs of one trainable family (MLPSpec, RNNSpec, CNNSpec; their
-            input and output sizes must match the data); points whose family
-            ``program_key`` agrees share one program (their scalars are traced).
-        optimizer: what they are trained with: one spec for every point, or a tuple with
-            one per point.  Points whose networks share a program share it whatever their
-            optimizers (:func:`gradstudy.optim.switch`; learning rate and clipping
-            threshold traced), so a grid over optimizers or clipping methods is one
-            compiled program.
-        steps: optimizer steps per run.
-        learning_rates: one run per rate, for every point.  Default: each point's own
-            optimizer's rate (the ``learning_rate`` dim then has one entry, whose
-            coordinate is that rate, or NaN where the points' rates differ; the
-            ``optimizer_learning_rate`` coordinate has each point's).
-        seeds: initialisations (and minibatch orders) per point and rate.
-        batch_size: minibatch size (examples drawn uniformly with replacement per step);
-            None for full-batch gradient descent (every example at every step).
-        loss: "cross_entropy" (integer labels) or "mse" (½‖y − t‖², batch mean).
-        record_every: per-layer gradient norms and ‖ΔW_l‖/‖W_l‖ every this many steps.
-        eval_every: test-set evaluation and checkpoint every this many steps.
-        base_seed: PRNG seed the runs' keys are folded from.
-        labels: a name per point (default "p0", "p1", ...).
-        seed_lr_scale: optional, one factor per seed multiplying every learning rate of
-            that seed (e.g. 1/λ_max of each seed's initial Hessian, so that the rates are
-            multiples of each network's own 2/λ_max).
-    """
-
-    points: tuple[Any, ...]
-    optimizer: OptimizerSpec | tuple[OptimizerSpec, ...]
-    steps: int = 1000
-    learning_rates: tuple[float, ...] | None = None
-    seeds: int = 8
-    batch_size: int | None = 128
-    loss: str = "cross_entropy"
-    record_every: int = 10
-    eval_every: int = 100
-    base_seed: int = 0
-    labels: tuple[str, ...] | None = None
-    seed_lr_scale: tuple[float, ...] | None = None
-
-    def __post_init__(self):
-        points = check_sequence("points", self.points, max_len=10**4)
-        kinds = [family_for(p, f"points: item {i}").name for i, p in enumerate(points)]
-        if len(set(kinds)) > 1:
-            raise ConfigError(f"points: all of one model family; got {', '.join(kinds)}"[:200])
-        for i, p in enumerate(points):
-            if p.dtype != "float32":
-                raise ConfigError(f"points: item {i} has dtype {p.dtype}; training runs in "
-                                  "float32 only")
-        if len({hooks_for(p).layers(p) for p in points}) > 1:
-            raise ConfigError("points: must share one depth (the records' layer axis)")
-        object.__setattr__(self, "points", points)
-        if isinstance(self.optimizer, (tuple, list)):
-            optimizers = tuple(self.optimizer)
-            for i, o in enumerate(optimizers):
-                if not isinstance(o, OptimizerSpec):
-                    raise ConfigError(f"optimizer: item {i} must be an OptimizerSpec, got "
-                                      f"{type(o).__name__}")
-            if len(optimizers) != len(points):
-                raise ConfigError(f"optimizer: need one OptimizerSpec per point "
-                                  f"({len(points)}), got {len(optimizers)}")
-            object.__setattr__(self, "optimizer", optimizers)
-        elif not isinstance(self.optimizer, OptimizerSpec):
-            raise ConfigError(f"optimizer: must be an OptimizerSpec (or one per point), got "
-                              f"{type(self.optimizer).__name__}")
-        if self.learning_rates is not None:
-            rates = check_sequence("learning_rates", self.learning_rates, max_len=10**4)
-            object.__setattr__(self, "learning_rates",
-                               tuple(check_real("learning_rates", r, 0.0, 1e6) for r in rates))
-        else:
-            own = {o.learning_rate for o in self.optimizers}
-            if len(own) == 1:
-                object.__setattr__(self, "learning_rates", (own.pop(),))
-        object.__setattr__(self, "steps", check_int("steps", self.steps, 1, 10**8))
-        object.__setattr__(self, "seeds", check_int("seeds", self.seeds, 1, 10**5))
-        if self.batch_size is not None:
-            object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size,
-                                                             1, 10**6))
-        check_choice("loss", self.loss, TRAINING_LOSSES)
-        object.__setattr__(self, "record_every", check_int("record_every", self.record_every,
-                                                           1, 10**8))
-        object.__setattr__(self, "eval_every", check_int("eval_every", self.eval_every, 1,
-                                                         10**8))
-        object.__setattr__(self, "base_seed", check_int("base_seed", self.base_seed, 0,
-                                                        2**32 - 1))
-        labels = tuple(f"p{i}" for i in range(len(points))) if self.labels is None \
-            else tuple(str(x) for x in check_sequence("labels", self.labels))
-        if len(labels) != len(points) or len(set(labels)) != len(labels):
-            raise ConfigError(f"labels: need {len(points)} distinct labels, got {labels!r}"
-                              [:200])
-        object.__setattr__(self, "labels", labels)
-        if self.seed_lr_scale is not None:
-            scale = tuple(check_real("seed_lr_scale", v, 0.0, 1e12)
-                          for v in check_sequence("seed_lr_scale", self.seed_lr_scale))
-            if len(scale) != self.seeds:
-                raise ConfigError(f"seed_lr_scale: need one factor per seed ({self.seeds}), "
-                                  f"got {len(scale)}")
-            object.__setattr__(self, "seed_lr_scale", scale)
-
-    @property
-    def optimizers(self) -> tuple[OptimizerSpec, ...]:
-        """One optimizer per point."""
-        if isinstance(self.optimizer, OptimizerSpec):
-            return (self.optimizer,) * len(self.points)
-        return self.optimizer
-
-    @property
-    def rate_axis(self) -> tuple[float, ...]:
-        """The ``learning_rate`` coordinate: the rates, or (NaN,) for "each point's own"."""
-        return (float("nan"),) if self.learning_rates is None else self.learning_rates
-
-    def point_rates(self, point: int) -> tuple[float, ...]:
-        """The learning rates point ``point`` is trained at, along the ``learning_rate``
-        dim (before ``seed_lr_scale``)."""
-        if self.learning_rates is None:
-            return (self.optimizers[point].learning_rate,)
-        return self.learning_rates
-
-    @property
-    def runs_per_point(self) -> int:
-        return len(self.rate_axis) * self.seeds
-
-    def describe(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in ("points", "optimizer")}  # eval_every too: it sets eval_step
-        d["points"] = [p.describe() for p in self.points]
-        d["optimizer"] = self.optimizer.describe() if isinstance(self.optimizer,
-                                                                OptimizerSpec) \
-            else [o.describe() for o in self.optimizer]
-        d["train_version"] = TRAIN_VERSION
-        return d
-
-
-# ------------------------------------------------------------------------------ one run
-def _loss_fn(spec, loss: str):
-    forward = hooks_for(spec).apply(spec)
-
-    def fn(params, x, y):
-        out = forward(params, x)
-        if loss == "cross_entropy":
-            # labels (batch,) or, for sequence outputs, (batch, time): mean over both
-            value = LOSS_FUNCTIONS[loss](out, y)
-            accuracy = jnp.mean(jnp.argmax(out, -1) == y)
-        else:
-            value = LOSS_FUNCTIONS[loss](out, y)
-            accuracy = jnp.asarray(jnp.nan, value.dtype)
-        return value, accuracy
-
-    return fn
-
-
-class Program(NamedTuple):
-    """What one compiled training program is built from; everything else (gains, learning
-    rates, clipping thresholds, which optimizer, the data) enters it traced, so trainings
-    with equal programs share the compiled code (:func:`programs`)."""
-
-    spec: Any  # the family's program_key of the points
-    branches: tuple[OptimizerSpec, ...]  # optim.program_key of each optimizer of the group
-    steps: int
-    batch_size: int | None
-    loss: str
-    record_every: int
-    chunk: int
-
-
-def _capacity(prog: Program) -> int:
-    return -(-prog.steps // prog.record_every)
-
-
-def _transform(prog: Program, hyper):
-    hooks = hooks_for(prog.spec)
-    inner = switch([build(b, hyper["learning_rate"], output_layer=hooks.is_output,
-                          stacked=hooks.stacked, clip_threshold=hyper["clip_threshold"])
-                    for b in prog.branches], hyper["branch"])
-    return monitor(prog.record_every, _capacity(prog), stacked=hooks.stacked, inner=inner)
-
-
-def _clip_fired(prog: Program, hyper, grads, params):
-    hooks = hooks_for(prog.spec)
-    return select(hyper["branch"], [clip_fired(b, grads, params, hooks.is_output,
-                                               hooks.stacked, hyper["clip_threshold"])
-                                    for b in prog.branches])
-
-
-def _init_run(prog: Program, key, scalars, hyper):
-    k_init, k_data = jax.random.split(key)
-    params = hooks_for(prog.spec).init(prog.spec, k_init, scalars)
-    opt_state = _transform(prog, hyper).init(params)
-    return {"params": params, "opt_state": opt_state, "data_key": k_data,
-            "diverged_at": jnp.asarray(-1, jnp.int32)}
-
-
-def _chunk_program(prog: Program):
-    """``(state, hyper, start, x, y) -> (state, records (chunk,))`` for one run; vmapped."""
-    loss_fn = _loss_fn(prog.spec, prog.loss)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    # only a last chunk that runs past ``steps`` needs its tail masked (a select over the
-    # whole state at every step: left out of the program when the chunks divide the steps)
-    padded = prog.steps % prog.chunk != 0
-
-    def run(state, hyper, start, x, y):
-        tx = _transform(prog, hyper)
-
-        def step(state, t):
-            params = state["params"]
-            if prog.batch_size is None:  # full batch: plain gradient descent
-                xb, yb = x, y
-            else:
-                idx = jax.random.randint(jax.random.fold_in(state["data_key"], t),
-                                         (prog.batch_size,), 0, x.shape[0])
-                xb, yb = x[idx], y[idx]
-            (value, accuracy), grads = grad_fn(params, xb, yb)
-            grad_norm = optax.tree.norm(grads)
-            fired = _clip_fired(prog, hyper, grads, params)
-            updates, opt_state = tx.update(grads, state["opt_state"], params, at_step=t)
-            active = t < prog.steps  # the padded tail of the last chunk does nothing
-            diverged = state["diverged_at"] >= 0
-            now = active & ~diverged & ~jnp.isfinite(value)
-            new = {"params": optax.apply_updates(params, updates), "opt_state": opt_state,
-                   "data_key": state["data_key"],
-                   "diverged_at": jnp.where(now, t, state["diverged_at"]).astype(jnp.int32)}
-            if padded:
-                new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
-            keep = active & ~diverged
-            nan = jnp.asarray(jnp.nan, value.dtype)
-            record = {"loss": jnp.where(keep, value, nan),
-                      "accuracy": jnp.where(keep, accuracy, nan),
-                      "grad_norm": jnp.where(keep, grad_norm, nan),
-                      "clip_fired": jnp.where(keep, fired, False)}
-            return new, record
-
-        return jax.lax.scan(step, state, start + jnp.arange(prog.chunk))
-
-    return run
-
-
-RUN_BLOCK_BYTES = 2 * 2**20  # on a CPU: runs vmapped together hold about this many weights
-
-
-def run_block(spec, runs: int) -> int:
-    """How many runs one training program steps together (``vmap``); blocks of them run
-    one after another (``lax.map``).
-
-    On a CPU, vmapping every run streams all their weights through memory at each step;
-    blocks whose weights stay in cache are faster (measured, 2 cores, 20-layer MLPs, batch
-    64, 64 runs: width 128: blocks of 2 runs 61 GFLOP/s, all 64 vmapped 43; width 32:
-    blocks of 16 39 GFLOP/s, all 64 34).  Elsewhere (GPU) every run is vmapped.
-    """
-    if jax.default_backend() != "cpu":
-        return runs
-    fit = max(2, RUN_BLOCK_BYTES // (4 * hooks_for(spec).param_count(spec)))
-    return int(min(runs, 2 ** int(np.log2(fit))))
-
-
-@functools.lru_cache(maxsize=32)
-def programs(prog: Program, fingerprint=None):
-    """``(init, run, evaluate)``, jitted, for ``prog``; cached, so that trainings with the
-    same program (in one process) compile it once.  ``fingerprint`` (of the network's
-    functions) is only part of the cache key; call ``programs.__wrapped__`` where the
-    functions have none."""
-    # runs are initialised one after another (lax.map), not vmapped: XLA's CPU runtime
-    # (jax 0.10.2) deadlocks on the vmapped initialisation of orthogonal-init networks
-    # (measured: 20 layers, width 64, ≥ 4 runs, every time; 2 runs or lax.map: never)
-
-    init = jax.jit(lambda keys, scalars, hyper: jax.lax.map(
-        lambda a: _init_run(prog, *a), (keys, scalars, hyper)),
-        compiler_options=compile_options("training"))
-    chunk = _chunk_program(prog)
-
-    def run(state, hyper, start, x, y):
-        block = run_block(prog.spec, hyper["learning_rate"].shape[0])
-        return jax.lax.map(lambda a: chunk(a[0], a[1], start, x, y), (state, hyper),
-                           batch_size=block)
-
-    run = jax.jit(over_devices(run, 2), compiler_options=compile_options("training"))
-    evaluate = jax.jit(over_devices(_evaluate_program(prog), 1),
-                       compiler_options=compile_options("training"))
-    return init, run, evaluate
-
-
-def run_devices() -> list:
-    """The devices a training's runs are spread over (the default backend's)."""
-    return jax.devices()
-
-
-def _runs_sharding():
-    """How a run-axis array is laid out over :func:`run_devices` (None: one device)."""
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    devices = run_devices()
-    if len(devices) == 1:
-        return None
-    return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
-
-
-def pad_runs(tree, multiple: int):
-    """``tree`` (numpy, leading run axis) with its last run repeated up to a multiple of
-    ``multiple`` runs (a whole number per device; the copies are dropped afterwards)."""
-    return jax.tree.map(lambda a: np.concatenate(
-        [a, np.repeat(a[-1:], -a.shape[0] % multiple, axis=0)]), tree)
-
-
-def place_runs(tree):
-    """``tree`` (leading run axis) laid out as the training programs return it, so that
-    the first call of a program sees the layout of the later ones: a program is compiled
-    per input layout, and the initial state (from one device) would compile it twice."""
-    sharding = _runs_sharding()
-    # through the host: splitting a device array compiles a slicing program per shape
-    return tree if sharding is None else jax.device_put(jax.device_get(tree), sharding)
-
-
-def over_devices(fn, n_split: int):
-    """``fn`` with its first ``n_split`` arguments (and every output) split along their
-    leading run axis over :func:`run_devices`, each device running its share
-    (``jax.shard_map``); the other arguments are given whole to every device.  The run
-    count must be a multiple of the device count (:func:`_compute` pads it).
-
-    On a CPU, gradstudy's entry points make one XLA device per core
-    (:func:`gradstudy._xla.default_xla_flags`): one device executes its program on one
-    core at a time, and runs are independent, so each core gets its share (measured, 2
-    cores, 64 runs: 1.9x at width 32, 1.8x at width 128).  With one device ``fn`` is
-    returned unchanged.
-    """
-    from jax.sharding import PartitionSpec
-
-    if len(run_devices()) == 1:
-        return fn
-
-    def wrapped(*args):
-        split, whole = PartitionSpec("runs"), PartitionSpec()
-        specs = tuple(split if i < n_split else whole for i in range(len(args)))
-        mesh = _runs_sharding().mesh
-        return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=split,
-                             check_vma=False)(*args)
-
-    return wrapped
-
-
-def _program_for(prog: Program):
-    fingerprint = _fingerprint(prog.spec)
-    return programs(prog, fingerprint) if fingerprint is not None else \
-        programs.__wrapped__(prog, None)
-
-
-EVAL_TRAIN_EXAMPLES = 1000  # training-set metrics on the first this many examples
-EVAL_MEMORY_BYTES = 2**28  # runs evaluated together: their activations within this
-
-
-def _evaluate_program(prog: Program):
-    """``(states, x, y, x_test, y_test) -> metrics (runs,)``: ``lax.map`` over the runs in
-    batches whose forward activations fit ``EVAL_MEMORY_BYTES``."""
-    spec = prog.spec
-    loss_fn = _loss_fn(spec, prog.loss)
-
-    def evaluate_all(states, x, y, x_test, y_test):
-        runs = jax.tree.leaves(states)[0].shape[0]
-        examples = max(x.shape[0], x_test.shape[0])
-        per_run = hooks_for(spec).activation_bytes(spec, examples)
-        batch = int(max(1, min(runs, EVAL_MEMORY_BYTES // per_run)))
-        return jax.lax.map(lambda st: evaluate(st, x, y, x_test, y_test), states,
-                           batch_size=batch)
-
-    def evaluate(state, x, y, x_test, y_test):
-        diverged = state["diverged_at"] >= 0
-        out = {}
-        for name, (xs, ys) in (("train", (x, y)), ("test", (x_test, y_test))):
-            value, accuracy = loss_fn(state["params"], xs, ys)
-            nan = jnp.asarray(jnp.nan, value.dtype)
-            out[f"{name}_loss"] = jnp.where(diverged, nan, value)
-            out[f"{name}_accuracy"] = jnp.where(diverged, nan, accuracy)
-        return out
-
-    return evaluate_all
-
-
-# ------------------------------------------------------------------------------ the grid
+# ----------------------------------------------------------------------------- the grid
 def train(training: Training, data: Dataset, cache_dir: Path | str | None = None,
           name: str = "train", progress: bool = True, progress_label: str = "train"):
     """Train every run of ``training`` on ``data``; a labeled xarray Dataset.
@@ -522,56 +134,10 @@ def data_fingerprint(data: Dataset) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def initial_params(training: Training, point: int, seed):
-    """The parameters run (point, any rate, seed) starts from, as :func:`train` draws them;
-    ``seed`` an int, or a sequence of seeds (then stacked along a leading seed axis, drawn
-    in one compiled program)."""
-    spec = training.points[point]
-    seeds = np.atleast_1d(np.asarray(seed, int))
-    keys = run_keys(training)[seeds]
-    family = family_for(spec)
-    static = family.program_key(spec)
-    draw = _initial_params_program(static) if _fingerprint(static) is not None \
-        else _initial_params_program.__wrapped__(static)
-    params = draw(keys, _scalar_arrays([family.scalars(spec)]))
-    return jax.tree.map(lambda a: a[0], params) if np.ndim(seed) == 0 else params
-
-
-@functools.lru_cache(maxsize=16)
-def _initial_params_program(static):
-    init = hooks_for(static).init
-
-    def one(key, scalars):
-        k_init, _ = jax.random.split(key)
-        return init(static, k_init, scalars)
-
-
-    return jax.jit(lambda keys, scalars: jax.lax.map(
-        lambda k: one(k, jax.tree.map(lambda a: a[0], scalars)), keys),
-        compiler_options=compile_options("training"))
-
-
-def _scalar_arrays(per_point: list[tuple]) -> tuple:
-    """The family scalars of several points, stacked: one float32 array per entry of the
-    ``scalars`` tuple, with a leading point axis."""
-    return tuple(np.asarray([s[j] for s in per_point], np.float32)
-                 for j in range(len(per_point[0])))
-
-
-def clear_initial_params_programs() -> None:
-    """Free the compiled programs of :func:`initial_params`."""
-    _initial_params_program.cache_clear()
-
-
-def _fingerprint(spec):
-    return family_for(spec).fingerprint(spec)
-
-
-def run_keys(training: Training) -> jax.Array:
-    """Keys of the runs of one point, (learning rate, seed) flattened rate-major; seed s
-    has the same key at every rate and point (common random numbers)."""
-    seeds = seed_keys(training.base_seed, training.seeds)
-    return jnp.tile(seeds, (len(training.rate_axis), 1))
+def _program_for(prog: Program):
+    fingerprint = _fingerprint(prog.spec)
+    return programs(prog, fingerprint) if fingerprint is not None else \
+        programs.__wrapped__(prog, None)
 
 
 def _group_inputs(training: Training, idx: list[int], branches) -> tuple:
@@ -780,55 +346,3 @@ def _to_dataset(training, arrays, n_chunks, chunk):
              "notes": "records after a run's divergence are NaN; eval_step e holds the "
                       "metrics after e optimizer steps"}
     return labeled_dataset(arrays, dims, coords, attrs, descriptions)
-
-
-# --------------------------------------------------------------------------- checkpoints
-def _checkpoint_path(cache_dir, name, description, idx) -> Path:
-
-    return Path(cache_dir) / f"{name}-{cache_key(description)}-g{idx[0]}.ckpt.npz"
-
-
-def _save_checkpoint(path: Path, state, records, evals, done: int) -> None:
-    """State, records so far and the chunk count, written atomically (temp + rename)."""
-    leaves = jax.tree.leaves(jax.device_get(state))
-    payload = {f"state_{i}": np.asarray(a) for i, a in enumerate(leaves)}
-    for c, rec in enumerate(records):
-        payload.update({f"rec_{c}_{k}": np.asarray(v) for k, v in rec.items()})
-    for c, ev in enumerate(jax.device_get(evals)):
-        payload.update({f"eval_{c}_{k}": np.asarray(v) for k, v in ev.items()})
-    payload["done"] = np.asarray(done)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **payload)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _load_checkpoint(path: Path, template):
-    """(state, records, evals, done) from ``path``, or None (one line) if unusable."""
-
-    try:
-        with np.load(path) as z:
-            files = dict(z)
-        treedef = jax.tree.structure(template)
-        leaves = jax.tree.leaves(template)
-        state_leaves = [files[f"state_{i}"] for i in range(len(leaves))]
-        for got, want in zip(state_leaves, leaves):
-            if got.shape != want.shape or got.dtype != want.dtype:
-                raise ValueError("shapes differ")
-        done = int(files["done"])
-        rec_keys = sorted({k.split("_", 2)[2] for k in files if k.startswith("rec_")})
-        ev_keys = sorted({k.split("_", 2)[2] for k in files if k.startswith("eval_")})
-        records = [{k: files[f"rec_{c}_{k}"] for k in rec_keys} for c in range(done)]
-        evals = [{k: files[f"eval_{c}_{k}"] for k in ev_keys} for c in range(done + 1)]
-    except Exception as e:  # noqa: BLE001 -- a damaged checkpoint: start again
-        notice(f"checkpoint {path} is unusable ({type(e).__name__}); starting afresh")
-        return None
-    notice(f"resuming from {path} after {done} chunks")
-    state = jax.tree.unflatten(treedef, [jnp.asarray(a) for a in state_leaves])
-    return state, records, evals, done

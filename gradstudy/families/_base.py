@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 
 class TrainHooks(NamedTuple):
-    """How :func:`gradstudy.train.train` trains a family's networks (pure functions).
+    """How :func:`gradstudy.engine.train` trains a family's networks (pure functions).
 
     A program is built from one ``key_spec`` (``ModelFamily.program_key``); the numbers of
     ``ModelFamily.scalars(spec)`` enter it traced, per run, so points differing only in

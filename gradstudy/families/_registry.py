@@ -11,7 +11,7 @@ from __future__ import annotations
 from gradstudy._validate import short_repr
 from gradstudy.errors import ConfigError
 from gradstudy.families._base import ModelFamily
-from gradstudy.families.cnn._model import CNN_FAMILY
+from gradstudy.families.cnn._family import CNN_FAMILY
 from gradstudy.families.mlp._family import MLP_FAMILY
 from gradstudy.families.rnn._model import RNN_FAMILY
 

@@ -166,7 +166,7 @@ def _canon(obj: Any, stack: tuple):
     if type(obj) is tuple:
         return ("tuple",) + tuple(_canon(x, stack) for x in obj)
     if isinstance(obj, tuple) and hasattr(type(obj), "_fields"):  # a namedtuple record
-        return ("namedtuple", _type_name(type(obj)),) + tuple(_canon(x, stack) for x in obj)
+        return ("namedtuple", _class_key(type(obj)),) + tuple(_canon(x, stack) for x in obj)
     if type(obj) is frozenset:
         return ("frozenset",) + tuple(sorted((_canon(x, stack) for x in obj), key=repr))
     if isinstance(obj, types.CodeType):
@@ -197,7 +197,7 @@ def _canon(obj: Any, stack: tuple):
         return ("method", _canon(obj.__func__, stack), _canon(obj.__self__, stack))
     if isinstance(obj, type) and issubclass(obj, BaseException):
         # raising an exception produces no number; its name is enough
-        return ("exception-class", _type_name(obj))
+        return ("exception-class", _class_key(obj))
     custom = _custom_derivative_canon(obj, stack)
     if custom is not None:
         return custom
@@ -336,7 +336,7 @@ def _frozen_instance_canon(obj, stack: tuple):
                 members.append((attr, _canon(value, stack)))
             except NotFingerprintable as e:
                 raise NotFingerprintable(f"{_type_name(klass)}.{attr} {e}") from None
-        classes.append((_type_name(klass), tuple(members)))
+        classes.append((_class_key(klass), tuple(members)))
     state = vars(obj) if hasattr(obj, "__dict__") else {
         f: getattr(obj, f) for f in cls.__dataclass_fields__}
     try:
@@ -372,6 +372,14 @@ def _library_name(obj) -> str | None:
     except Exception:
         return None
     return f"{module_name}:{qualname}" if target is obj else None
+
+
+def _class_key(cls: type) -> str:
+    """A class as it enters a fingerprint: its qualified name, not its module.  What the class
+    computes is fingerprinted through its members; the module it lives in is where, not
+    what (as file names and line numbers are left out of code), so moving a class, e.g.
+    inside gradstudy's private modules, keeps every cache key built on it."""
+    return getattr(cls, "__qualname__", cls.__name__)
 
 
 def _type_name(cls: type) -> str:

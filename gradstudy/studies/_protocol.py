@@ -113,7 +113,7 @@ class Context:
 
 
     def train(self, training, data, tag: str = "train"):
-        """Train (or load) ``training`` on ``data`` (:func:`gradstudy.train.train`), with a
+        """Train (or load) ``training`` on ``data`` (:func:`gradstudy.engine.train`), with a
         checkpoint after every chunk in this study's results folder; diverged runs are
         counted for the summary."""
 
@@ -520,7 +520,7 @@ def run_study(module: ModuleType, scale: str = "smoke", out: Path = Path("."),
         "figures": sorted(str(p.relative_to(out)) for p in figures_dir.glob("*.png")),
         # values that are not normal numbers, by variable and reason (gradstudy.status)
         "nonfinite": ctx.extra.get("nonfinite", {}),
-        # training runs whose loss became non-finite, per training (gradstudy.train)
+        # training runs whose loss became non-finite, per training (gradstudy.engine)
         "diverged_runs": ctx.extra.get("diverged_runs", {}),
         # other measured diagnostics a study reports (ctx.extra["measured"])
         "measured": ctx.extra.get("measured", {}),

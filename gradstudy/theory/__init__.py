@@ -16,8 +16,26 @@ from gradstudy.theory._chain import (
 from gradstudy.theory._chain import (
     predicted_breakdown_depth as predicted_breakdown_depth,
 )
-from gradstudy.theory._mean_field import (
-    Z_MAX as Z_MAX,
+from gradstudy.theory._closed_forms import (
+    leaky_relu_chi1 as leaky_relu_chi1,
+)
+from gradstudy.theory._closed_forms import (
+    leaky_relu_length_map as leaky_relu_length_map,
+)
+from gradstudy.theory._closed_forms import (
+    linear_chi1 as linear_chi1,
+)
+from gradstudy.theory._closed_forms import (
+    linear_length_map as linear_length_map,
+)
+from gradstudy.theory._closed_forms import (
+    relu_chi1 as relu_chi1,
+)
+from gradstudy.theory._closed_forms import (
+    relu_correlation_map as relu_correlation_map,
+)
+from gradstudy.theory._closed_forms import (
+    relu_length_map as relu_length_map,
 )
 from gradstudy.theory._mean_field import (
     MeanFieldError as MeanFieldError,
@@ -27,9 +45,6 @@ from gradstudy.theory._mean_field import (
 )
 from gradstudy.theory._mean_field import (
     backprop_factor_trajectory as backprop_factor_trajectory,
-)
-from gradstudy.theory._mean_field import (
-    bivariate_gaussian_expectation as bivariate_gaussian_expectation,
 )
 from gradstudy.theory._mean_field import (
     chi1 as chi1,
@@ -56,25 +71,7 @@ from gradstudy.theory._mean_field import (
     fixed_point_q as fixed_point_q,
 )
 from gradstudy.theory._mean_field import (
-    gauss_hermite as gauss_hermite,
-)
-from gradstudy.theory._mean_field import (
-    gaussian_expectation as gaussian_expectation,
-)
-from gradstudy.theory._mean_field import (
-    leaky_relu_chi1 as leaky_relu_chi1,
-)
-from gradstudy.theory._mean_field import (
-    leaky_relu_length_map as leaky_relu_length_map,
-)
-from gradstudy.theory._mean_field import (
     length_map as length_map,
-)
-from gradstudy.theory._mean_field import (
-    linear_chi1 as linear_chi1,
-)
-from gradstudy.theory._mean_field import (
-    linear_length_map as linear_length_map,
 )
 from gradstudy.theory._mean_field import (
     mean_field as mean_field,
@@ -84,15 +81,6 @@ from gradstudy.theory._mean_field import (
 )
 from gradstudy.theory._mean_field import (
     q_trajectory as q_trajectory,
-)
-from gradstudy.theory._mean_field import (
-    relu_chi1 as relu_chi1,
-)
-from gradstudy.theory._mean_field import (
-    relu_correlation_map as relu_correlation_map,
-)
-from gradstudy.theory._mean_field import (
-    relu_length_map as relu_length_map,
 )
 from gradstudy.theory._predictions import (
     backprop_factors as backprop_factors,
@@ -120,6 +108,21 @@ from gradstudy.theory._predictions import (
 )
 from gradstudy.theory._predictions import (
     weight_grad_profile as weight_grad_profile,
+)
+from gradstudy.theory._quadrature import (
+    Z_MAX as Z_MAX,
+)
+from gradstudy.theory._quadrature import (
+    bivariate_gaussian_expectation as bivariate_gaussian_expectation,
+)
+from gradstudy.theory._quadrature import (
+    gauss_hermite as gauss_hermite,
+)
+from gradstudy.theory._quadrature import (
+    gaussian_expectation as gaussian_expectation,
+)
+from gradstudy.theory._recurrent import (
+    mean_field_rate as mean_field_rate,
 )
 
 __all__ = [
@@ -149,6 +152,7 @@ __all__ = [
     "log10_backprop_ratio",
     "mean_field",
     "mean_field_error",
+    "mean_field_rate",
     "MeanFieldError",
     "MeanFieldPoint",
     "output_variance",

@@ -1,4 +1,4 @@
-"""Mean-field predictions for a concrete :class:`~gradstudy.config.MLPSpec`.
+"""Mean-field predictions for a concrete :class:`~gradstudy.families.mlp.MLPSpec`.
 
 Bridges a model spec (activation, init family, gains, widths, input scale) and
 :mod:`gradstudy.theory`: the pre-activation variances q_l of layers 1..L and the

@@ -23,22 +23,22 @@ from gradstudy.tools._diagnose import (
     diagnose as diagnose,
 )
 from gradstudy.tools._diagnose import (
-    diagnosis_summary as diagnosis_summary,
-)
-from gradstudy.tools._diagnose import (
-    diagnosis_table as diagnosis_table,
-)
-from gradstudy.tools._diagnose import (
     load_factory as load_factory,
 )
 from gradstudy.tools._diagnose import (
     outermost_recurrent as outermost_recurrent,
 )
 from gradstudy.tools._diagnose import (
+    variant_label as variant_label,
+)
+from gradstudy.tools._diagnosis_plot import (
     plot_diagnosis as plot_diagnosis,
 )
-from gradstudy.tools._diagnose import (
-    variant_label as variant_label,
+from gradstudy.tools._diagnosis_table import (
+    diagnosis_summary as diagnosis_summary,
+)
+from gradstudy.tools._diagnosis_table import (
+    diagnosis_table as diagnosis_table,
 )
 from gradstudy.tools._monitor import (
     MAX_CAPACITY as MAX_CAPACITY,
@@ -68,16 +68,16 @@ from gradstudy.tools._monitor import (
     monitor as monitor,
 )
 from gradstudy.tools._monitor import (
-    monitor_dataset as monitor_dataset,
-)
-from gradstudy.tools._monitor import (
     path_name as path_name,
 )
 from gradstudy.tools._monitor import (
-    plot_monitor_heatmap as plot_monitor_heatmap,
-)
-from gradstudy.tools._monitor import (
     valid_rows as valid_rows,
+)
+from gradstudy.tools._monitor_dataset import (
+    monitor_dataset as monitor_dataset,
+)
+from gradstudy.tools._monitor_plot import (
+    plot_monitor_heatmap as plot_monitor_heatmap,
 )
 from gradstudy.tools._probe import (
     PROBE as PROBE,

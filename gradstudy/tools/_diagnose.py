@@ -10,6 +10,11 @@ Both norms are needed: in a deep tanh network at small init the weight gradients
 nearly flat across layers while ‖∂L/∂output‖ falls by orders of magnitude (Glorot & Bengio
 2010), so flags on ‖∂L/∂W‖ alone miss vanishing.
 
+This module measures (:func:`diagnose`) and reads the Dataset's structure
+(:func:`variant_label`, :func:`outermost_recurrent`), and loads the command's factories;
+the table is in :mod:`gradstudy.tools._diagnosis_table`, the figure in
+:mod:`gradstudy.tools._diagnosis_plot`.
+
 References:
     X. Glorot and Y. Bengio. Understanding the difficulty of training deep feedforward
     neural networks. AISTATS 2010.
@@ -18,7 +23,6 @@ References:
 from __future__ import annotations
 
 import importlib
-import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -64,7 +68,7 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         seed_batch: networks evaluated at once (``lax.map`` over batches, ``vmap`` within
             one); default ``seeds``, except 1 for models with an ``nn.RNN`` on CPU (an
             intermittent XLA deadlock, see the code).
-        select, **kwargs: as :func:`gradstudy.probe.probe`.
+        select, **kwargs: as :func:`gradstudy.tools.probe`.
 
     Returns:
         xarray Dataset with dims ``seed`` and ``module`` (one entry per probed module and
@@ -73,28 +77,16 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         ``backprop_norm``, ``param_grad_norm``, ``out_rms``, ``out_mean``, ``out_q``,
         ``out_zero_frac``, ``calls``, ``grad_norm`` (per parameter leaf) and ``loss``.
     """
-    import xarray as xr
-
     args = (batch,) if call_args is None else tuple(call_args(batch))
     scalars = _check_variants(variants, variables, init_fn)
     n_variants = 1 if scalars is None else len(next(iter(scalars.values())))
     if variables is None:
         seeds = _check_seeds(seeds)
-        if scalars is not None:
-            init = init_fn
-        else:
-            init = init_fn if init_fn is not None else (lambda key: module.init(key, *args,
-                                                                                **kwargs))
+        init = _initialiser(module, args, kwargs, init_fn, scalars)
         keys = seed_keys(base_seed, seeds)
     else:
-        seeds, keys = 1, None
-    if variables is not None:
-        example = variables
-    elif scalars is None:
-        example = jax.eval_shape(init, keys[0])
-    else:
-        example = jax.eval_shape(lambda key: init(key, **{k: v[0] for k, v in scalars.items()}),
-                                 keys[0])
+        seeds, keys, init = 1, None, None
+    example = _example_variables(variables, init, keys, scalars)
     probes = make_probes(module, example, *args, select=select, **kwargs)
     if not probes.order:
         raise ConfigError("select: no submodule of the model was selected for probing")
@@ -106,39 +98,110 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
 
     if variables is None:
         if seed_batch is None:
-            # XLA's CPU runtime (jax 0.10.2) intermittently deadlocks on a vmapped nn.RNN
-            # program (measured: 3 of 6 runs of examples.models:lstm_classifier with 8
-            # vmapped seeds hung, and 1 of 6 of the same model's plain jax.grad without
-            # gradstudy; with lax.map over seeds, 0 of 16 and 0 of 6), so seeds of
-            # recurrent models run one at a time there
-            seed_batch = 1 if probes.recurrent and jax.default_backend() == "cpu" else seeds
+            seed_batch = _default_seed_batch(probes, seeds)
         seed_batch = _check_seeds(seed_batch, "seed_batch")
-        n = n_variants * seeds
-        if scalars is None:
-            program = jax.jit(lambda ks: jax.lax.map(lambda key: one(init(key)), ks,
-                                                     batch_size=min(seed_batch, n)))
-            result = program(keys)
-        else:
-            # network v·S + s is variant v with seed s; the scalars are traced: one program
-            flat = {k: jnp.repeat(v, seeds) for k, v in scalars.items()}
-
-            def one_network(args):
-                key, values = args
-                return one(init(key, **values))
-
-            program = jax.jit(lambda ks, sc: jax.lax.map(one_network, (ks, sc),
-                                                         batch_size=min(seed_batch, n)))
-            result = program(jnp.tile(keys, (n_variants,) + (1,) * (keys.ndim - 1)), flat)
-        seeds = n  # networks, split into (variant, seed) below
+        result = _run_networks(one, init, keys, scalars, seeds, n_variants, seed_batch)
+        seeds = n_variants * seeds  # networks, split into (variant, seed) below
     else:
         result = jax.tree.map(lambda a: a[None], jax.jit(one)(variables))
     result = jax.device_get(result)
-
     order = [path_label(p) for p, _ in probes.order]
+    ds = _dataset(result, order, seeds, type(module).__name__)
+    if scalars is not None:
+        ds = _split_variants(ds, n_variants, {k: np.asarray(v) for k, v in scalars.items()})
+    _name_norms(ds)
+    return ds
+
+
+# ------------------------------------------------------------------ running the networks
+
+
+def _initialiser(module, args, kwargs, init_fn, scalars):
+    """``key [, **scalars] -> variables``: ``init_fn``, else ``module.init`` on the call's
+    arguments (with variants, ``init_fn`` is required and checked already)."""
+    if scalars is not None or init_fn is not None:
+        return init_fn
+    return lambda key: module.init(key, *args, **kwargs)
+
+
+def _example_variables(variables, init, keys, scalars):
+    """Variables (or their shapes) of one network, for finding the probed modules."""
+    if variables is not None:
+        return variables
+    if scalars is None:
+        return jax.eval_shape(init, keys[0])
+    return jax.eval_shape(lambda key: init(key, **{k: v[0] for k, v in scalars.items()}),
+                          keys[0])
+
+
+def _default_seed_batch(probes, seeds: int) -> int:
+    """Networks per ``lax.map`` batch when the caller gives none."""
+    # XLA's CPU runtime (jax 0.10.2) intermittently deadlocks on a vmapped nn.RNN
+    # program (measured: 3 of 6 runs of examples.models:lstm_classifier with 8
+    # vmapped seeds hung, and 1 of 6 of the same model's plain jax.grad without
+    # gradstudy; with lax.map over seeds, 0 of 16 and 0 of 6), so seeds of
+    # recurrent models run one at a time there
+    return 1 if probes.recurrent and jax.default_backend() == "cpu" else seeds
+
+
+def _run_networks(one, init, keys, scalars, seeds: int, n_variants: int, seed_batch: int):
+    """``one`` of every initialised network in one compiled program, a leading axis of
+    ``n_variants * seeds`` networks (variant-major)."""
+    n = n_variants * seeds
+    if scalars is None:
+        program = jax.jit(lambda ks: jax.lax.map(lambda key: one(init(key)), ks,
+                                                 batch_size=min(seed_batch, n)))
+        return program(keys)
+    # network v·S + s is variant v with seed s; the scalars are traced: one program
+    flat = {k: jnp.repeat(v, seeds) for k, v in scalars.items()}
+
+    def one_network(args):
+        key, values = args
+        return one(init(key, **values))
+
+    program = jax.jit(lambda ks, sc: jax.lax.map(one_network, (ks, sc),
+                                                 batch_size=min(seed_batch, n)))
+    return program(jnp.tile(keys, (n_variants,) + (1,) * (keys.ndim - 1)), flat)
+
+
+# ------------------------------------------------------------------------- the Dataset
+
+
+def _dataset(result, order: list[str], seeds: int, model: str):
+    """The probed values of ``seeds`` networks (host arrays) as a Dataset."""
+    import xarray as xr
+
+    labels, paths, layers, counts, columns = _module_rows(result["modules"], order, seeds)
+    data = {name: (("seed", "module"), np.stack(columns[name], axis=1)) for name in MODULE_VARS}
+    with np.errstate(invalid="ignore"):
+        data["out_rms"] = (("seed", "module"), np.sqrt(np.stack(columns["out_q"], axis=1)))
+    param_labels, param_values = _param_rows(result["params"], seeds)
+    data["grad_norm"] = (("seed", "param"), np.stack(param_values, axis=1))
+    data["loss"] = (("seed",), np.asarray(result["loss"]))
+    coords = {"seed": np.arange(seeds), "module": labels, "path": ("module", paths),
+              "layer": ("module", layers), "param_count": ("module", counts),
+              "param": param_labels}
+    _add_per_step(data, coords, result["modules"], order, seeds)
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update({
+        "model": model,
+        "description": "gradient flow per probed submodule (gradstudy.tools.diagnose); NaN where "
+                       "a module's output does not reach the loss (calls = 0); a module "
+                       "applied at several time steps (calls > 1) has per-call averages",
+        "thresholds": f"vanishing < {VANISHING_RATIO:g}, exploding > {EXPLODING_RATIO:g} "
+                      f"(ratio to the last module); dead: zero fraction > {DEAD_FRACTION:g}",
+    })
+    return ds
+
+
+def _module_rows(modules, order: list[str], seeds: int):
+    """One row per probed module and layer of a stacked module, in forward order: labels,
+    paths, layers (-1 if not stacked), parameter counts and per-seed columns of
+    :data:`MODULE_VARS`."""
     labels, paths, layers, columns = [], [], [], {name: [] for name in MODULE_VARS}
     counts = []
     for path in order:
-        entry = result["modules"][path]
+        entry = modules[path]
         n_layers = int(np.prod(entry["calls"].shape[1:]))
         for layer in range(n_layers):
             stacked = entry["calls"].ndim > 1
@@ -148,47 +211,45 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
             counts.append(int(np.asarray(entry["param_count"]).reshape(seeds, -1)[0, layer]))
             for name in MODULE_VARS:
                 columns[name].append(np.asarray(entry[name]).reshape(seeds, -1)[:, layer])
-    data = {name: (("seed", "module"), np.stack(columns[name], axis=1)) for name in MODULE_VARS}
-    with np.errstate(invalid="ignore"):
-        data["out_rms"] = (("seed", "module"), np.sqrt(np.stack(columns["out_q"], axis=1)))
+    return labels, paths, layers, counts, columns
+
+
+def _param_rows(params, seeds: int):
+    """One label and per-seed column per parameter leaf and layer."""
     param_labels, param_values = [], []
-    for key, value in result["params"].items():
+    for key, value in params.items():
         value = np.asarray(value).reshape(seeds, -1)
         for layer in range(value.shape[1]):
             param_labels.append(f"{key}[{layer}]" if value.shape[1] > 1 else key)
             param_values.append(value[:, layer])
-    data["grad_norm"] = (("seed", "param"), np.stack(param_values, axis=1))
-    data["loss"] = (("seed",), np.asarray(result["loss"]))
-    coords = {"seed": np.arange(seeds), "module": labels, "path": ("module", paths),
-              "layer": ("module", layers), "param_count": ("module", counts),
-              "param": param_labels}
-    # modules inside an nn.RNN: every time step (the BPTT signal ‖∂L/∂output_t‖)
-    recurrent = [p for p in order if "per_step" in result["modules"][p]]
-    if recurrent:
-        steps = {p: result["modules"][p]["per_step"] for p in recurrent}
-        n_steps = max(np.asarray(v["calls"]).shape[-1] for v in steps.values())
-        for name in ("backprop_norm", "out_q", "calls"):
-            block = np.full((seeds, len(recurrent), n_steps), np.nan)
-            for j, p in enumerate(recurrent):
-                value = np.asarray(steps[p][name]).reshape(seeds, -1)
-                block[:, j, :value.shape[1]] = value
-            data[f"{name}_per_step"] = (("seed", "recurrent_module", "time"), block)
-        coords.update({"recurrent_module": recurrent, "time": np.arange(n_steps)})
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update({
-        "model": type(module).__name__,
-        "description": "gradient flow per probed submodule (gradstudy.diagnose); NaN where "
-                       "a module's output does not reach the loss (calls = 0); a module "
-                       "applied at several time steps (calls > 1) has per-call averages",
-        "thresholds": f"vanishing < {VANISHING_RATIO:g}, exploding > {EXPLODING_RATIO:g} "
-                      f"(ratio to the last module); dead: zero fraction > {DEAD_FRACTION:g}",
-    })
-    if scalars is not None:
-        ds = _split_variants(ds, n_variants, {k: np.asarray(v) for k, v in scalars.items()})
+    return param_labels, param_values
+
+
+def _add_per_step(data: dict, coords: dict, modules, order: list[str], seeds: int) -> None:
+    """Modules inside an nn.RNN: every time step (the BPTT signal ‖∂L/∂output_t‖), as
+    ``<name>_per_step`` on (seed, recurrent_module, time), NaN-padded to the longest."""
+    recurrent = [p for p in order if "per_step" in modules[p]]
+    if not recurrent:
+        return
+    steps = {p: modules[p]["per_step"] for p in recurrent}
+    n_steps = max(np.asarray(v["calls"]).shape[-1] for v in steps.values())
+    for name in ("backprop_norm", "out_q", "calls"):
+        block = np.full((seeds, len(recurrent), n_steps), np.nan)
+        for j, p in enumerate(recurrent):
+            value = np.asarray(steps[p][name]).reshape(seeds, -1)
+            block[:, j, :value.shape[1]] = value
+        data[f"{name}_per_step"] = (("seed", "recurrent_module", "time"), block)
+    coords.update({"recurrent_module": recurrent, "time": np.arange(n_steps)})
+
+
+def _name_norms(ds) -> None:
+    """The two gradient norms' ``long_name`` attributes (axis and legend labels)."""
     for name in ("backprop_norm", "param_grad_norm"):
         ds[name].attrs["long_name"] = {"backprop_norm": "‖∂L/∂output‖",
                                        "param_grad_norm": "‖∂L/∂θ‖ (parameters below)"}[name]
-    return ds
+
+
+# ----------------------------------------------------------------- checks and variants
 
 
 def _check_variants(variants, variables, init_fn) -> dict[str, jax.Array] | None:
@@ -249,80 +310,11 @@ def variant_label(ds, k: int) -> str:
 
 
 def _check_seeds(seeds, name: str = "seeds") -> int:
+    """``seeds`` as an int in [1, 4096]; ConfigError naming ``name`` else."""
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) \
             or not 1 <= seeds <= 4096:
         raise ConfigError(f"{name}: must be an integer in [1, 4096], got {seeds!r}")
     return int(seeds)
-
-
-def diagnosis_summary(ds) -> list[dict]:
-    """Per module (forward order): medians over seeds, ratios to the last module, flags."""
-    if "variant" in ds.dims:
-        raise ConfigError("ds: has a variant dim; summarise one variant, ds.isel(variant=k)")
-    with _quiet():  # all-NaN columns (modules not reached) are NaN, flagged below
-        return _summary(ds)
-
-
-def _summary(ds) -> list[dict]:
-    med = {name: np.nanmedian(ds[name].values, axis=0) if np.isfinite(ds[name].values).any()
-           else np.full(ds.sizes["module"], np.nan)
-           for name in ("backprop_norm", "param_grad_norm", "out_rms", "out_zero_frac")}
-    last_bp = _last_finite(med["backprop_norm"])
-    last_w = _last_finite(med["param_grad_norm"])
-    rows = []
-    for i, label in enumerate(ds.module.values):
-        bp, w = med["backprop_norm"][i], med["param_grad_norm"][i]
-        r_bp, r_w = bp / last_bp, w / last_w
-        flags = []
-        if not math.isfinite(bp):
-            flags.append("not reached" if np.all(ds.calls.values[:, i] == 0) else "non-finite")
-        if r_bp < VANISHING_RATIO or r_w < VANISHING_RATIO:
-            flags.append("vanishing")
-        if r_bp > EXPLODING_RATIO or r_w > EXPLODING_RATIO:
-            flags.append("exploding")
-        if med["out_zero_frac"][i] > DEAD_FRACTION:
-            flags.append("dead")
-        rows.append({"module": str(label), "params": int(ds.param_count.values[i]),
-                     "backprop_norm": bp, "backprop_ratio": r_bp, "param_grad_norm": w,
-                     "param_grad_ratio": r_w, "out_rms": med["out_rms"][i],
-                     "zero_frac": med["out_zero_frac"][i], "flags": flags})
-    return rows
-
-
-def _last_finite(values) -> float:
-    finite = [v for v in values if math.isfinite(v) and v > 0]
-    return finite[-1] if finite else float("nan")
-
-
-def diagnosis_table(ds) -> str:
-    """The forward-order table printed by ``gradstudy diagnose`` (one per variant)."""
-    if "variant" in ds.dims:
-        return "\n\n".join(f"variant {k}: {variant_label(ds, k)}\n"
-                             + diagnosis_table(ds.isel(variant=k))
-                             for k in range(ds.sizes["variant"]))
-    rows = diagnosis_summary(ds)
-    width = max([len(r["module"]) for r in rows] + [6])
-    head = (f"{'module':{width}}  {'params':>9}  {'‖∂L/∂out‖':>10} {'ratio':>8}  "
-            f"{'‖∂L/∂θ‖':>10} {'ratio':>8}  {'rms out':>9}  {'zeros':>5}  flags")
-    lines = [head, "-" * len(head)]
-
-    def num(x):
-        return f"{x:10.3e}" if math.isfinite(x) else f"{'nan':>10}"
-
-    def ratio(x):
-        return f"{x:8.2g}" if math.isfinite(x) else f"{'-':>8}"
-
-    for r in rows:
-        lines.append(f"{r['module']:{width}}  {r['params']:9d}  {num(r['backprop_norm'])} "
-                     f"{ratio(r['backprop_ratio'])}  {num(r['param_grad_norm'])} "
-                     f"{ratio(r['param_grad_ratio'])}  {num(r['out_rms'])[1:]}  "
-                     f"{r['zero_frac']:5.2f}  {', '.join(r['flags'])}")
-    for line in _through_time_lines(ds):
-        lines.append(line)
-    lines.extend(_repeated_call_lines(ds))
-    lines.append(f"medians over {ds.sizes['seed']} seeds; ratios to the last module; flags: "
-                 f"{ds.attrs['thresholds']}; loss {np.nanmedian(ds.loss.values):.4g}")
-    return "\n".join(lines)
 
 
 def outermost_recurrent(ds) -> list[str]:
@@ -334,180 +326,7 @@ def outermost_recurrent(ds) -> list[str]:
     return [m for m in names if not any(m.startswith(o + "/") for o in names if o != m)]
 
 
-def _through_time_lines(ds) -> list[str]:
-    lines = []
-    for name in outermost_recurrent(ds):
-        with _quiet():
-            med = np.nanmedian(ds.backprop_norm_per_step.sel(recurrent_module=name).values,
-                               axis=0)
-        steps = [0, len(med) // 2, len(med) - 1]
-        ratio = med[0] / med[-1]
-        flag = (" vanishing" if ratio < VANISHING_RATIO else
-                " exploding" if ratio > EXPLODING_RATIO else "")
-        lines.append(f"through time, {name} ‖∂L/∂out_t‖: " + ", ".join(
-            f"t={t}: {med[t]:.3e}" for t in steps) + f"; first/last {ratio:.2g}{flag}")
-    return lines
-
-
-def _repeated_call_lines(ds) -> list[str]:
-    """Modules applied several times per forward pass with no per-step record (e.g. a cell
-    in a user-written ``nn.scan`` over time whose parameters are broadcast): their row holds
-    per-call averages, which the table must say."""
-    stepped = set(outermost_recurrent(ds))
-    if "recurrent_module" in ds.coords:
-        stepped |= {str(m) for m in ds.recurrent_module.values}
-    calls = np.nanmax(ds.calls.values, axis=0)
-    repeated = [(str(m), int(c)) for m, p, c in zip(ds.module.values, ds.path.values, calls)
-                if c > 1 and str(p) not in stepped]
-    if not repeated:
-        return []
-    names = ", ".join(f"{m} ({c}×)" for m, c in repeated[:6]) + (" …" if len(repeated) > 6
-                                                                  else "")
-    return [f"applied several times per forward pass, rows are per-call averages: {names}; "
-            "per-step values need the loop written as nn.RNN"]
-
-
-def plot_diagnosis(ds, path: Path | str | None = None, title: str | None = None):
-    """Per-module ‖∂L/∂output‖ and ‖∂L/∂θ‖: median and 10–90 % band over seeds, log axis.
-
-    Modules whose values are not finite are marked (✕) at the bottom of the axis instead
-    of being left out.  With a ``variant`` dim, every variant is drawn in its own colour
-    (‖∂L/∂output‖ solid with its band, ‖∂L/∂θ‖ dashed).
-    """
-    from gradstudy import plotting  # on use: importing gradstudy must not import matplotlib
-
-    variants = ds.sizes.get("variant", 0)
-    first = ds.isel(variant=0) if variants else ds
-    cells = outermost_recurrent(first)
-    with plotting.style():
-        if cells:  # a second panel: the signal through time
-            fig, (ax, ax_t) = plotting.figure("double", 3.2, ncols=2,
-                                              gridspec_kw={"width_ratios": [2, 1]})
-        else:
-            fig, ax = plotting.figure("double", 3.2)
-        if variants:
-            import matplotlib
-
-            cmap = matplotlib.colormaps["viridis"]
-            colours = [cmap(0.85 * k / max(variants - 1, 1)) for k in range(variants)]
-            for k in range(variants):
-                one = ds.isel(variant=k)
-                label = variant_label(ds, k)
-                _draw_norms(ax, one, "backprop_norm", colours[k], "o", "-",
-                            f"‖∂L/∂output‖, {label}", band=True, band_label=k == 0)
-                _draw_norms(ax, one, "param_grad_norm", colours[k], "s", "--", None,
-                            band=False)
-            ax.plot([], [], "k--", lw=1.0, label="‖∂L/∂θ‖ (dashed)")
-            if cells:
-                for k in range(variants):
-                    _plot_through_time(ax_t, ds.isel(variant=k), cells[:1], colours[k],
-                                       variant_label(ds, k))
-        else:
-            for name, colour, marker in (("backprop_norm", "C0", "o"),
-                                         ("param_grad_norm", "C1", "s")):
-                _draw_norms(ax, ds, name, colour, marker, "-",
-                            ds[name].attrs["long_name"] + " (median)",
-                            band=True, band_label=name == "backprop_norm")
-            if cells:
-                _plot_through_time(ax_t, ds, cells)
-            with _quiet():
-                last = _last_finite(np.nanmedian(ds.backprop_norm.values, axis=0))
-            if np.isfinite(last):
-                ax.axhline(VANISHING_RATIO * last, color="0.4", ls=":", lw=0.9,
-                           label=f"vanishing flag: {VANISHING_RATIO:g} × last module's")
-        ax.set_yscale("log")
-        x = np.arange(ds.sizes["module"])
-        labels, groups = _short_labels([str(m) for m in ds.module.values])
-        ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=6)
-        for k, (name, start, stop) in enumerate(groups):  # top-level blocks: shaded, named
-            if stop - start > 1:
-                ax.axvspan(start - 0.5, stop - 0.5, color="0.5", alpha=0.08 * (1 + k % 2),
-                           lw=0)
-                ax.text((start + stop - 1) / 2, 1.0, name, transform=ax.get_xaxis_transform(),
-                        ha="center", va="bottom", fontsize=6, color="0.3")
-        ax.set_ylabel("gradient norm")
-        lo, hi = ax.get_ylim()
-        ax.set_ylim(lo / 10 ** (0.45 * np.log10(hi / lo)), hi)  # room for the legend below
-        what = f"{ds.sizes['seed']} seeds" + (f" × {variants} variants" if variants else "")
-        ax.set_title(title or f"{ds.attrs.get('model', 'model')}: gradient flow per module "
-                              f"(forward order, {what})", pad=12)
-        ax.legend(loc="lower left", fontsize=6, ncol=2)
-        if path is not None:
-            plotting.save_figure(fig, Path(path).parent, Path(path).stem)
-    return fig
-
-
-def _draw_norms(ax, ds, name, colour, marker, style, label, band, band_label=True):
-    """Median over seeds (and the 10–90 % band) of ``ds[name]`` per module; modules whose
-    median is not finite marked ✕ at the bottom."""
-    x = np.arange(ds.sizes["module"])
-    values = ds[name].values
-    finite = np.isfinite(values) & (values > 0)
-    with np.errstate(invalid="ignore"), _quiet():
-        med = np.nanmedian(np.where(finite, values, np.nan), axis=0)
-        lo = np.nanpercentile(np.where(finite, values, np.nan), 10, axis=0)
-        hi = np.nanpercentile(np.where(finite, values, np.nan), 90, axis=0)
-    ax.plot(x, med, color=colour, marker=marker, ms=3, lw=1.2, ls=style, label=label)
-    if band:
-        ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0,
-                        label="10–90 % of seeds" if band_label else None)
-    bad = ~np.isfinite(med) & np.any(ds.calls.values > 0, axis=0)
-    if name == "param_grad_norm":  # NaN without parameters below: nothing to mark
-        bad &= ds.param_count.values > 0
-    if bad.any():
-        ax.plot(x[bad], np.full(bad.sum(), np.nanmin(med) if np.isfinite(med).any()
-                                else 1.0), "x", color=colour, ms=6,
-                label=f"{name}: non-finite")
-
-
-def _plot_through_time(ax, ds, cells, colour=None, label=None):
-    t = ds.time.values
-    for k, name in enumerate(cells):
-        values = ds.backprop_norm_per_step.sel(recurrent_module=name).values
-        with _quiet():
-            med = np.nanmedian(values, axis=0)
-            lo, hi = (np.nanpercentile(values, q, axis=0) for q in (10, 90))
-        c = colour or f"C{k + 2}"
-        ax.plot(t, med, color=c, lw=1.2, label=f"{label or name} (median)")
-        ax.fill_between(t, lo, hi, color=c, alpha=0.25, lw=0)
-        bad = ~np.isfinite(med)
-        if bad.any():
-            ax.plot(t[bad], np.full(bad.sum(), np.nanmin(med[~bad]) if (~bad).any() else 1.0),
-                    "x", color=c, label="non-finite")
-    ax.set_yscale("log")
-    ax.set_xlabel("time step t")
-    ax.set_ylabel(r"$\|\partial L/\partial \mathrm{output}_t\|$")
-    ax.set_title("through time (10–90 % of seeds)", pad=12)
-    ax.legend(loc="best", fontsize=6)
-
-
-def _short_labels(labels: list[str], width: int = 14):
-    """Tick labels inside a top-level block relative to it (long names cut with "…"), and
-    the blocks as ``(name, first index, stop index)`` for shading."""
-    def cut(part):
-        return part if len(part) <= width else part[:width - 1] + "…"
-
-    short, groups = [], []
-    for i, label in enumerate(labels):
-        head, _, rest = label.partition("/")
-        top = head.split("[")[0]
-        if groups and groups[-1][0] == top:
-            groups[-1] = (top, groups[-1][1], i + 1)
-        else:
-            groups.append((top, i, i + 1))
-        short.append("/".join(cut(p) for p in rest.split("/")) if rest else label)
-    return short, groups
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._w.__exit__(*exc)
+# ------------------------------------------------------------------------- factories
 
 
 def load_factory(spec: str):

@@ -30,6 +30,11 @@ the oldest, so the state always holds the most recent ``capacity`` records (the 
 run, where a blow-up happens, is kept).  ``n_records`` counts every record ever taken; the
 valid rows are ``min(n_records, capacity)`` and :func:`monitor_dataset` returns them in step order.
 
+This module holds the transformation, its state, the search for the state in an optax state
+and the order of the buffer's rows; the Dataset is made in
+:mod:`gradstudy.tools._monitor_dataset` and the heatmap drawn in
+:mod:`gradstudy.tools._monitor_plot`.
+
 References:
     You, Gitman & Ginsburg (2017), Large batch training of convolutional networks,
     arXiv:1708.03888 (LARS: per-layer ratio of ‖W_l‖ to ‖∇L(W_l)‖ and of the update to the
@@ -42,9 +47,7 @@ References:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -218,6 +221,21 @@ def monitor(every: int = 10, capacity: int = 100, *, stacked: StackedFn | None =
         arXiv:1708.03888 (per-layer ‖ΔW_l‖/‖W_l‖ and ‖W_l‖/‖∇L‖ ratios, LARS).
         Karpathy, CS231n notes (folklore: update/weight ratio ≈ 1e-3 is healthy).
     """
+    every, capacity, inner_tx = _check_arguments(every, capacity, stacked, inner)
+
+    def init_fn(params):
+        return _init_state(params, capacity, stacked, inner_tx)
+
+    def update_fn(updates, state, params=None, *, at_step=None, **extra_args):
+        return _update(updates, state, params, at_step, extra_args, every=every,
+                       capacity=capacity, stacked=stacked, inner_tx=inner_tx)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _check_arguments(every, capacity, stacked, inner):
+    """``every`` and ``capacity`` as ints, and ``inner`` with extra-argument support (or
+    None); ConfigError naming a bad argument."""
     every = check_int("every", every, 1, MAX_EVERY)
     capacity = check_int("capacity", capacity, 1, MAX_CAPACITY)
     if stacked is not None and not callable(stacked):
@@ -227,83 +245,107 @@ def monitor(every: int = 10, capacity: int = 100, *, stacked: StackedFn | None =
                                   and callable(getattr(inner, "update", None))):
         raise ConfigError(f"inner: must be None or an optax.GradientTransformation, "
                           f"got {short_repr(inner)}")
-    inner_tx = None if inner is None else optax.with_extra_args_support(inner)
+    return every, capacity, None if inner is None else optax.with_extra_args_support(inner)
 
-    def init_fn(params):
-        layout = _layout(params, stacked)
-        leaves = jax.tree.leaves(params)
 
-        def buf(leaf, layers, fill, dtype):
-            shape = (capacity,) if layers is None else (capacity, layers)
-            return jnp.full(shape, fill, dtype)
+def _init_state(params, capacity: int, stacked: StackedFn | None, inner_tx) -> MonitorState:
+    """The state before the first step: no record, every row NaN (norms) or -1."""
+    layout = _layout(params, stacked)
+    leaves = jax.tree.leaves(params)
 
-        def floats():
-            return tuple(buf(x, n, jnp.nan, _real_float_dtype(jnp.result_type(x)))
-                         for x, (_, n) in zip(leaves, layout))
+    def buf(leaf, layers, fill, dtype):
+        shape = (capacity,) if layers is None else (capacity, layers)
+        return jnp.full(shape, fill, dtype)
 
-        return MonitorState(
-            count=jnp.zeros((), jnp.int32),
-            n_records=jnp.zeros((), jnp.int32),
-            step=jnp.full((capacity,), -1, jnp.int32),
-            grad_norm=floats(), update_norm=floats(), param_norm=floats(),
-            update_ratio=floats(),
-            nonfinite=tuple(buf(x, n, -1, jnp.int32) for x, (_, n) in zip(leaves, layout)),
-            inner_state=optax.EmptyState() if inner_tx is None else inner_tx.init(params))
+    def floats():
+        return tuple(buf(x, n, jnp.nan, _real_float_dtype(jnp.result_type(x)))
+                     for x, (_, n) in zip(leaves, layout))
 
-    def update_fn(updates, state, params=None, *, at_step=None, **extra_args):
-        if inner_tx is None:
-            out, inner_state = updates, state.inner_state
-        else:
-            out, inner_state = inner_tx.update(updates, state.inner_state, params,
-                                               **extra_args)
-        layout = _layout(updates, stacked)
-        grads = jax.tree.leaves(updates)
-        outs = grads if inner_tx is None else jax.tree.leaves(out)
-        if len(grads) != len(state.grad_norm) or len(outs) != len(grads):
-            raise ConfigError(f"updates: {len(grads)} leaves, but the monitor state was "
-                              f"initialised for {len(state.grad_norm)}")
-        ps = None if params is None else jax.tree.leaves(params)
-        if ps is not None and len(ps) != len(grads):
-            raise ConfigError(f"params: {len(ps)} leaves, but updates have {len(grads)}")
+    return MonitorState(
+        count=jnp.zeros((), jnp.int32),
+        n_records=jnp.zeros((), jnp.int32),
+        step=jnp.full((capacity,), -1, jnp.int32),
+        grad_norm=floats(), update_norm=floats(), param_norm=floats(),
+        update_ratio=floats(),
+        nonfinite=tuple(buf(x, n, -1, jnp.int32) for x, (_, n) in zip(leaves, layout)),
+        inner_state=optax.EmptyState() if inner_tx is None else inner_tx.init(params))
 
-        # a step index shared by every run of a vmapped batch (a scan counter) keeps the
-        # decision a branch; the state's own counter is batched, and vmap would turn the
-        # branch into a select that computes every norm at every step
-        record = (state.count if at_step is None else at_step) % every == 0
-        # at a recording step n_records = count // every; from an unbatched at_step the
-        # slot is unbatched too, and the writes stay slice updates under vmap
-        slot = (state.n_records if at_step is None else at_step // every) % capacity
-        fields = (state.grad_norm, state.update_norm, state.param_norm, state.update_ratio,
-                  state.nonfinite)
 
-        def write(fields):
-            new = tuple([] for _ in MONITOR_FIELDS)
-            for i, (g, u, (_, layers)) in enumerate(zip(grads, outs, layout)):
-                st = layers is not None
-                gn = leaf_norm(g, st)
-                un = gn if inner_tx is None else leaf_norm(u, st)
-                if ps is None:
-                    pn = jnp.full(gn.shape, jnp.nan, fields[2][i].dtype)
-                    ratio = jnp.full(un.shape, jnp.nan, un.dtype)
-                else:
-                    pn = leaf_norm(ps[i], st)
-                    ratio = (un / pn).astype(un.dtype)
-                for j, value in enumerate((gn, un, pn, ratio, _nonfinite(g, st))):
-                    buf = fields[j][i]
-                    new[j].append(jax.lax.dynamic_update_index_in_dim(
-                        buf, value.astype(buf.dtype), slot, 0))
-            return tuple(tuple(f) for f in new)
+def _update(updates, state: MonitorState, params, at_step, extra_args: dict, *, every: int,
+            capacity: int, stacked: StackedFn | None, inner_tx):
+    """One ``update`` call: the updates returned (``inner``'s, or the received ones) and
+    the next state, with a row written if this step is recorded."""
+    if inner_tx is None:
+        out, inner_state = updates, state.inner_state
+    else:
+        out, inner_state = inner_tx.update(updates, state.inner_state, params,
+                                           **extra_args)
+    layout = _layout(updates, stacked)
+    grads, outs, ps = _checked_leaves(updates, out, params, state, inner_tx is None)
 
-        fields = jax.lax.cond(record, write, lambda f: f, fields)
-        return out, MonitorState(
-            count=optax.safe_increment(state.count),
-            n_records=jnp.where(record, optax.safe_increment(state.n_records),
-                                state.n_records),
-            step=state.step.at[slot].set(jnp.where(record, state.count, state.step[slot])),
-            grad_norm=fields[0], update_norm=fields[1], param_norm=fields[2],
-            update_ratio=fields[3], nonfinite=fields[4], inner_state=inner_state)
+    # a step index shared by every run of a vmapped batch (a scan counter) keeps the
+    # decision a branch; the state's own counter is batched, and vmap would turn the
+    # branch into a select that computes every norm at every step
+    record = (state.count if at_step is None else at_step) % every == 0
+    # at a recording step n_records = count // every; from an unbatched at_step the
+    # slot is unbatched too, and the writes stay slice updates under vmap
+    slot = (state.n_records if at_step is None else at_step // every) % capacity
+    fields = (state.grad_norm, state.update_norm, state.param_norm, state.update_ratio,
+              state.nonfinite)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    def write(fields):
+        return _write_row(fields, grads, outs, ps, layout, slot, inner_tx is None)
+
+    fields = jax.lax.cond(record, write, lambda f: f, fields)
+    return out, MonitorState(
+        count=optax.safe_increment(state.count),
+        n_records=jnp.where(record, optax.safe_increment(state.n_records),
+                            state.n_records),
+        step=state.step.at[slot].set(jnp.where(record, state.count, state.step[slot])),
+        grad_norm=fields[0], update_norm=fields[1], param_norm=fields[2],
+        update_ratio=fields[3], nonfinite=fields[4], inner_state=inner_state)
+
+
+def _checked_leaves(updates, out, params, state: MonitorState, identity: bool):
+    """The leaves of the received tree, of the returned tree and of ``params`` (None
+    without params); ConfigError if their numbers do not match the state's."""
+    grads = jax.tree.leaves(updates)
+    outs = grads if identity else jax.tree.leaves(out)
+    if len(grads) != len(state.grad_norm) or len(outs) != len(grads):
+        raise ConfigError(f"updates: {len(grads)} leaves, but the monitor state was "
+                          f"initialised for {len(state.grad_norm)}")
+    ps = None if params is None else jax.tree.leaves(params)
+    if ps is not None and len(ps) != len(grads):
+        raise ConfigError(f"params: {len(ps)} leaves, but updates have {len(grads)}")
+    return grads, outs, ps
+
+
+def _write_row(fields, grads, outs, ps, layout, slot, identity: bool):
+    """``fields`` (one tuple of buffers per :data:`MONITOR_FIELDS` entry) with row
+    ``slot`` set to this step's values."""
+    new = tuple([] for _ in MONITOR_FIELDS)
+    for i, (g, u, (_, layers)) in enumerate(zip(grads, outs, layout)):
+        p = None if ps is None else ps[i]
+        values = _leaf_values(g, u, p, layers is not None, identity, fields[2][i].dtype)
+        for j, value in enumerate(values):
+            buf = fields[j][i]
+            new[j].append(jax.lax.dynamic_update_index_in_dim(
+                buf, value.astype(buf.dtype), slot, 0))
+    return tuple(tuple(f) for f in new)
+
+
+def _leaf_values(g, u, p, stacked: bool, identity: bool, param_norm_dtype):
+    """One leaf's row, in :data:`MONITOR_FIELDS` order: ‖g‖, ‖u‖ (= ‖g‖ if ``identity``),
+    ‖p‖ and ‖u‖/‖p‖ (NaN if ``p`` is None), the number of non-finite entries of ``g``."""
+    gn = leaf_norm(g, stacked)
+    un = gn if identity else leaf_norm(u, stacked)
+    if p is None:
+        pn = jnp.full(gn.shape, jnp.nan, param_norm_dtype)
+        ratio = jnp.full(un.shape, jnp.nan, un.dtype)
+    else:
+        pn = leaf_norm(p, stacked)
+        ratio = (un / pn).astype(un.dtype)
+    return gn, un, pn, ratio, _nonfinite(g, stacked)
 
 
 # ------------------------------------------------------------------ finding the state
@@ -340,7 +382,7 @@ def find_state(opt_state) -> MonitorState:
     return found[0]
 
 
-# ------------------------------------------------------------------------------ dataset
+# ------------------------------------------------------------------ reading the buffer
 
 
 def valid_rows(state: MonitorState) -> np.ndarray:
@@ -351,202 +393,6 @@ def valid_rows(state: MonitorState) -> np.ndarray:
     return (start + np.arange(min(n, capacity))) % capacity
 
 
-def monitor_dataset(state, params_or_names):
-    """The valid records as an ``xarray.Dataset`` with dims ``(step, leaf)``.
-
-    A stacked leaf contributes one ``leaf`` entry per layer, named ``path[l]``; the
-    non-dimension coordinates ``path`` (the '/'-joined parameter path) and ``layer`` (-1 for
-    a plain leaf) say where each entry comes from.  Rows are in step order; with a full ring
-    buffer only the latest ``capacity`` records exist (``attrs["dropped_records"]``).
-
-    Args:
-        state: a :class:`MonitorState`, or an optax state containing exactly one.  Not
-            batched: index a vmapped state first, ``jax.tree.map(lambda x: x[i], state)``.
-        params_or_names: the parameter pytree the optimizer was initialised with (names are
-            its '/'-joined key paths, e.g. ``params/Dense_0/kernel``), or a sequence of one
-            name per leaf.
-
-    Returns:
-        Dataset with ``grad_norm``, ``update_norm``, ``param_norm``, ``update_ratio``
-        (floats) and ``nonfinite`` (int) on ``(step, leaf)``.
-    """
-    import xarray as xr
-
-    if not isinstance(state, MonitorState):
-        state = find_state(state)
-    state = jax.device_get(state)
-    if np.ndim(state.count) != 0:
-        raise ConfigError(f"state: batched monitor state (count shape {np.shape(state.count)}); "
-                          f"index one run first: jax.tree.map(lambda x: x[i], state)")
-    n_leaves = len(state.grad_norm)
-    if isinstance(params_or_names, Sequence) and all(isinstance(s, str)
-                                                     for s in params_or_names):
-        names = list(params_or_names)
-    else:
-        names = leaf_names(params_or_names)
-    if len(names) != n_leaves:
-        raise ConfigError(f"params_or_names: {len(names)} leaves, but the monitor recorded "
-                          f"{n_leaves}")
-    rows = valid_rows(state)
-    entries, paths, layers = [], [], []
-    for name, buf in zip(names, state.grad_norm):
-        if np.ndim(buf) == 1:
-            entries.append(name)
-            paths.append(name)
-            layers.append(-1)
-        else:
-            for layer in range(np.shape(buf)[1]):
-                entries.append(f"{name}[{layer}]")
-                paths.append(name)
-                layers.append(layer)
-    if len(set(entries)) != len(entries):
-        raise ConfigError("params_or_names: leaf names are not unique")
-
-    def table(field):
-        cols = [np.asarray(b)[rows].reshape(len(rows), -1) for b in getattr(state, field)]
-        return np.concatenate(cols, axis=1) if cols else np.zeros((len(rows), 0))
-
-    long_names = {
-        "grad_norm": "norm of the tree the monitor received (gradients if first/wrapping)",
-        "update_norm": "norm of the tree the monitor returned (updates ΔW if last/wrapping)",
-        "param_norm": "parameter norm ‖W‖ (NaN: update called without params)",
-        "update_ratio": "update_norm / param_norm (NaN: no params; inf: ‖W‖ = 0)",
-        "nonfinite": "number of NaN/inf entries in the received tree",
-    }
-    capacity = int(np.shape(state.step)[0])
-    n = int(state.n_records)
-    return xr.Dataset(
-        {f: (("step", "leaf"), table(f), {"long_name": long_names[f]}) for f in MONITOR_FIELDS},
-        coords={"step": np.asarray(state.step)[rows].astype(np.int64),
-                "leaf": np.asarray(entries, dtype=object),
-                "path": ("leaf", np.asarray(paths, dtype=object)),
-                "layer": ("leaf", np.asarray(layers, dtype=np.int64))},
-        attrs={"steps_seen": int(state.count), "records_taken": n, "capacity": capacity,
-               "valid_records": len(rows), "dropped_records": n - len(rows),
-               "buffer": "ring: when full, the oldest record is overwritten"})
-
-
-# ----------------------------------------------------------------------------- heatmap
-
-# non-finite cell categories: (label, face colour, hatch); colours outside viridis/cividis
-_NONFINITE = (("NaN", "#CC79A7", "xxxx"),
-              ("+inf", "#D55E00", "////"),
-              ("0 (log10 = −inf)", "white", "...."))
-_RC = {"font.size": 7, "axes.titlesize": 8, "axes.labelsize": 7, "xtick.labelsize": 6,
-       "ytick.labelsize": 6, "legend.fontsize": 6, "savefig.dpi": 200,
-       "savefig.bbox": "tight", "pdf.fonttype": 42, "hatch.linewidth": 0.6}
-
-
-def _edges(values) -> np.ndarray:
-    v = np.asarray(values, float)
-    if v.size == 1:
-        return np.array([v[0] - 0.5, v[0] + 0.5])
-    mid = (v[1:] + v[:-1]) / 2
-    return np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]])
-
-
-def _common_prefix(names: Sequence[str]) -> str:
-    parts = [n.split("/") for n in names]
-    prefix = os.path.commonprefix(parts) if len(names) > 1 else []
-    if prefix and len(prefix) == min(len(p) for p in parts):
-        prefix = prefix[:-1]  # never strip a whole name
-    return "/".join(prefix) + "/" if prefix else ""
-
-
-def _panel(fig, ax, values, x_edges, y_edges, cmap, label, title):
-    from matplotlib.collections import PatchCollection
-    from matplotlib.patches import Patch, Rectangle
-    from matplotlib.transforms import offset_copy
-
-    values = np.asarray(values, float)  # (leaf, step)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logv = np.log10(values)
-    finite = np.isfinite(logv)
-    vmin, vmax = (float(logv[finite].min()), float(logv[finite].max())) if finite.any() \
-        else (0.0, 1.0)
-    if vmin == vmax:
-        vmin, vmax = vmin - 0.5, vmax + 0.5
-    mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(logv), cmap=cmap,
-                         vmin=vmin, vmax=vmax, shading="flat")
-    fig.colorbar(mesh, ax=ax, label=label + ("" if finite.any() else " (no finite cells)"),
-                 fraction=0.06, pad=0.02)
-    categories = (np.isnan(values), np.isposinf(values), values == 0)
-    handles = []
-    for (name, color, hatch), mask in zip(_NONFINITE, categories):
-        cells = np.argwhere(mask)
-        rects = [Rectangle((x_edges[j], y_edges[i]), x_edges[j + 1] - x_edges[j],
-                           y_edges[i + 1] - y_edges[i]) for i, j in cells]
-        if rects:
-            ax.add_collection(PatchCollection(rects, facecolor=color, edgecolor="0.15",
-                                              hatch=hatch, linewidth=0.0))
-        handles.append(Patch(facecolor=color, edgecolor="0.15", hatch=hatch,
-                             label=f"{name}: {len(rects)} cell{'' if len(rects) == 1 else 's'}"))
-    # below the step label, a fixed distance in points whatever the figure height
-    below = offset_copy(ax.transAxes, fig=fig, y=-26, units="points")
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-              bbox_transform=below, ncol=3, frameon=False, handlelength=1.6,
-              columnspacing=1.0, borderaxespad=0.0)
-    ax.set_title(title)
-    ax.set_xlabel("step")
-
-
-def plot_monitor_heatmap(ds, path: str | os.PathLike | None = None, *, title: str | None = None):
-    """Leaf × step heatmaps of log10 ``grad_norm`` and log10 ``update_ratio``.
-
-    Non-finite cells are never blank: NaN, +inf and zero values (log10 = −inf) are drawn
-    in distinct hatched colours, and each panel's legend gives their cell counts.
-
-    Args:
-        ds: a dataset from :func:`monitor_dataset`.
-        path: if given, write ``<path without suffix>.png`` and ``.pdf`` (folders created).
-        title: optional figure title.
-
-    Returns:
-        The ``matplotlib.figure.Figure`` (not registered with pyplot, so no figure leaks).
-    """
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    names = [str(s) for s in ds.leaf.values]
-    prefix = _common_prefix(names)
-    labels = [s[len(prefix):] for s in names]
-    steps = np.asarray(ds.step.values)
-    n_rows = max(len(labels), 1)
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(7.0, max(2.6, 0.17 * n_rows + 1.5)), layout="constrained")
-        axes = fig.subplots(1, 2, sharey=True)
-        x_edges, y_edges = _edges(steps) if steps.size else np.array([0.0, 1.0]), \
-            np.arange(n_rows + 1) - 0.5
-        # g: what the monitor received (raw gradients if first in the chain or wrapping);
-        # u: what it returned (ΔW if last or wrapping; = g if first without inner)
-        panels = (("grad_norm", "viridis", "log$_{10}$ ‖g$_l$‖",
-                   "gradient norm ‖g$_l$‖ (monitor input)"),
-                  ("update_ratio", "cividis", "log$_{10}$ ‖u$_l$‖/‖W$_l$‖",
-                   "update/parameter ratio ‖u$_l$‖/‖W$_l$‖ (u: monitor output)"))
-        for ax, (field, cmap, label, panel_title) in zip(axes, panels):
-            values = np.asarray(ds[field].values, float).T  # (leaf, step)
-            if values.size == 0:
-                values = np.full((n_rows, max(steps.size, 1)), np.nan)
-            _panel(fig, ax, values, x_edges, y_edges, cmap, label, panel_title)
-        axes[0].set_yticks(np.arange(len(labels)), labels)
-        axes[0].set_ylim(n_rows - 0.5, -0.5)  # first leaf on top
-        axes[0].set_ylabel(f"leaf ({prefix}…)" if prefix else "leaf")
-        fig.suptitle(title or f"gradient monitor: {ds.attrs.get('valid_records', len(steps))}"
-                              f" records, {len(labels)} leaves")
-        if path is not None:
-            base = Path(path)
-            if base.suffix.lower() in (".png", ".pdf"):
-                base = base.with_suffix("")
-            base.parent.mkdir(parents=True, exist_ok=True)
-            for suffix, meta in ((".png", {"Software": None}), (".pdf", {"CreationDate": None})):
-                target = base.with_name(base.name + suffix)
-                tmp = target.with_name(f"{target.stem}.tmp{os.getpid()}{suffix}")
-                fig.savefig(tmp, metadata=meta)
-                tmp.replace(target)
-    return fig
-
-
-__all__ = ["MONITOR_FIELDS", "MonitorState", "find_state", "find_states", "leaf_names", "monitor",
-           "path_name", "plot_monitor_heatmap", "leaf_norm", "monitor_dataset", "valid_rows"]
-
-
+__all__ = ["MAX_CAPACITY", "MAX_EVERY", "MONITOR_FIELDS", "MonitorState", "find_state",
+           "find_states", "leaf_names", "leaf_norm", "monitor", "path_name",
+           "valid_rows"]

@@ -1,6 +1,6 @@
 """Shared setup for the ReLU-excess study: the exact depth_profile networks, any output cotangent.
 
-Weights, inputs and targets come from gradstudy.sweep.sample_network (same PRNG keys as a
+Weights, inputs and targets come from gradstudy.families.mlp.sample_network (same PRNG keys as a
 gradstudy sweep with base_seed=0, so seeds 0..15 are the paper's networks). The forward and
 backward passes are written out here so that the output cotangent can be chosen:
 

@@ -1,4 +1,4 @@
-"""Recurrent benchmark tasks (gradstudy.tasks): layouts, targets and baselines checked
+"""Recurrent benchmark tasks (gradstudy.data): layouts, targets and baselines checked
 against independent references (Python loops, the papers' stated baselines, optax)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests of gradstudy.sweep and gradstudy.results.
+"""Tests of gradstudy.engine and gradstudy.results.
 
 The vmapped (seeds) / lax.map'ed (gains) / grouped (programs) sweep is compared with a plain
 Python loop over (point, seed) calling ``init_and_probe`` with the same keys; the cache is
@@ -182,8 +182,8 @@ def test_run_cached_netcdf_roundtrip(swept, tmp_path, monkeypatch):
     for name, value in arrays.items():
         np.testing.assert_array_equal(plain[name].values, value, err_msg=name)
         np.testing.assert_array_equal(ds[name].values, value, err_msg=name)
-    assert ds.attrs["sweep"] == plain.attrs["sweep"]
-    desc = json.loads(plain.attrs["sweep"])
+    assert ds.attrs["description"] == plain.attrs["description"]
+    desc = json.loads(plain.attrs["description"])
     assert desc["seeds"] == SEEDS and desc["depths"] == list(DEPTHS)
     assert [p["sigma_w"] for p in desc["points"]] == [p.sigma_w for p in POINTS]
     vers = json.loads(plain.attrs["versions"])
@@ -198,7 +198,7 @@ def test_run_cached_netcdf_roundtrip(swept, tmp_path, monkeypatch):
     again = run_cached(sweep, tmp_path, "probe", progress=False)
     for name, value in arrays.items():
         np.testing.assert_array_equal(again[name].values, value, err_msg=name)
-    assert again.attrs["sweep"] == plain.attrs["sweep"]
+    assert again.attrs["description"] == plain.attrs["description"]
     # ...but any change to the config is a miss
     for changed in (_sweep(seeds=2), _sweep(base_seed=4), _sweep(batch=BATCH + 1),
                     _sweep(points=POINTS[:2], labels=LABELS[:2])):

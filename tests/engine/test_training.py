@@ -9,6 +9,7 @@ import optax
 import pytest
 
 import gradstudy.engine._training as train_mod
+import gradstudy.engine._training_programs as programs_mod
 from gradstudy import MLPSpec, sample_params
 from gradstudy.data import Dataset, mnist1d, teacher_student
 from gradstudy.engine import OptimizerSpec, Training, run_keys, train
@@ -356,6 +357,7 @@ def test_runs_spread_over_devices_equal_one_device(monkeypatch):
     train_mod.programs.cache_clear()
     spread = train(training, DATA, progress=False)
     monkeypatch.setattr(train_mod, "run_devices", lambda: devices[:1])
+    monkeypatch.setattr(programs_mod, "run_devices", lambda: devices[:1])
     train_mod.programs.cache_clear()
     one = train(training, DATA, progress=False)
     train_mod.programs.cache_clear()

@@ -1,4 +1,4 @@
-"""The 1-D convolutional family (gradstudy.cnn) and the delta-orthogonal initializer.
+"""The 1-D convolutional family (gradstudy.families.cnn) and the delta-orthogonal initializer.
 
 References, each independent of the code under test: Q of a LAPACK QR
 (``jax.nn.initializers.orthogonal``) and Gram matrices for delta-orthogonal kernels; a

@@ -1,4 +1,4 @@
-"""The recurrent family (gradstudy.rnn), each probe against an independent reference.
+"""The recurrent family (gradstudy.families.rnn), each probe against an independent reference.
 
 * forward pass, ∂L/∂s_t and ‖∂s_T/∂s_t‖₂ of every cell against a hand-written unrolled loop
   (central differences and ``jax.jacfwd`` of it, NumPy's SVD), float64;

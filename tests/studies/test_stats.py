@@ -1,6 +1,7 @@
-"""Tests of the measurements moved out of the studies into the library (gradstudy.stats,
-gradstudy.sweep.jacobian_mean_singular_values), each against an independent reference: a
-closed form, a hand-computed value, or a NumPy forward pass with ``numpy.linalg.svd``.
+"""Tests of the statistics studies use (gradstudy.studies) and of
+gradstudy.families.mlp.measured_jacobian_mean_singular_values, each against an independent
+reference: a closed form, a hand-computed value, or a NumPy forward pass with
+``numpy.linalg.svd``.
 """
 
 import math

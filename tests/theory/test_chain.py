@@ -1,4 +1,4 @@
-"""Tests of gradstudy.chain: reverse-mode ∂x_D/∂x_0 through D equal factors.
+"""Tests of gradstudy.theory: reverse-mode ∂x_D/∂x_0 through D equal factors.
 
 References: exact rational arithmetic (``fractions.Fraction``) for factor**D, and the IEEE 754
 limits of float32/float64 worked out by hand (smallest normal 2^-126 / 2^-1022, smallest

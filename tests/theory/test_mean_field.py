@@ -344,7 +344,7 @@ def _normal_cdf(x):
     return 0.5 * math.erfc(-x / math.sqrt(2))
 
 
-# name: (φ, φ', kinks), written out independently of gradstudy.activations
+# name: (φ, φ', kinks), written out independently of gradstudy.nn
 REFERENCE_ACTIVATIONS = {
     "softsign": (lambda x: x / (1 + abs(x)), lambda x: 1 / (1 + abs(x)) ** 2, (0.0,)),
     "hard_tanh": (lambda x: min(max(x, -1.0), 1.0), lambda x: float(abs(x) < 1), (-1.0, 1.0)),

@@ -1,4 +1,4 @@
-"""gradstudy.monitor against an independent reference: a plain numpy loop, float64 norms."""
+"""gradstudy.tools against an independent reference: a plain numpy loop, float64 norms."""
 
 import flax.linen as nn
 import jax

@@ -1,4 +1,4 @@
-"""The generic probe core (gradstudy.probe) and diagnose, against independent references:
+"""The generic probe core (gradstudy.tools) and diagnose, against independent references:
 the MLP fast path, explicit additive perturbations differentiated with ``jax.grad`` (checked
 by finite differences in float64), an unrolled copy of a scanned stack, flax's own
 ``capture_intermediates`` and a per-seed Python loop."""

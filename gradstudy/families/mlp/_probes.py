@@ -8,7 +8,7 @@ deepest output.  Entering segment j the cotangents of all depths ≥ d_j are sta
 leading axis and pulled back together with one vmapped VJP, so a depth-d network never
 pays for layers it does not have: no masked FLOPs, and the forward pass is shared.
 
-Per-layer quantities are read off perturbations (see :mod:`gradstudy.models`):
+Per-layer quantities are read off perturbations (see :mod:`gradstudy.families.mlp`):
 ‖∂L/∂h_l‖ directly, and ‖∂L/∂W_l‖_F through the Gram identity
 ‖aᵀg‖_F² = Σ (a aᵀ) ⊙ (g gᵀ), which never forms the (fan_in x fan_out) gradient.
 
@@ -20,7 +20,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +54,7 @@ MEASURED = {
     "preact_q": (("layer",), "second moment q_l of the pre-activations h_l"),
     "backprop": (("depth", "layer", "example", "unit"), "back-propagated signal dL/dh_l"),
 }
+
 
 def _check_depths(spec: MLPSpec, depths: Sequence[int]) -> tuple[int, ...]:
     depths = tuple(sorted({int(d) for d in depths}))
@@ -137,9 +138,6 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
     """
     require_dtype(spec)
     depths = _check_depths(spec, depths)
-    n, L = len(depths), depths[-1]
-    batch, width = x.shape[0], spec.width
-    dtype = jnp.dtype(spec.dtype)
     bounds = (0,) + depths
     # Without normalisation ∂L/∂z_l is ∂L/∂h_l (times α on residual layers), so the second
     # perturbation, and the cotangent it costs in every backward step, is not needed.
@@ -147,63 +145,126 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
     if loss not in PROBE_LOSSES:
         raise ConfigError(f"loss: unknown value {loss!r}; allowed: {', '.join(PROBE_LOSSES)}")
     loss_fn = jax.value_and_grad(_readout_loss(spec, loss), argnums=(0, 1), has_aux=True)
+    fwd = _forward(spec, params, x, targets, bounds, dense_pert, loss_fn)
+    bwd = _backward(spec, fwd, bounds, x.shape[0], dense_pert, keep_backprop)
+    stats = jax.tree.map(lambda *s: jnp.concatenate(s), *fwd.stats)
+    finite = _finiteness(stats, depths, fwd.outputs_finite)
+    per_depth = {"weight_grad_norm": bwd.weight_norm, "bias_grad_norm": bwd.bias_norm,
+                 "backprop_norm": bwd.backprop_norm}
+    per_network = {"loss": jnp.stack(fwd.losses), "input_grad_norm": safe_norm(bwd.ct, (1, 2)),
+                   "readout_grad_norm": jnp.stack(fwd.readout_norms)}
+    structural = _structural_zeros(stats, depths, fwd.readouts_blocked)
+    out = _with_status(per_depth, per_network, stats, finite, structural)
+    if keep_backprop:
+        out["backprop"] = status.mask_forward(bwd.backprop,
+                                              finite.network[:, None, None, None])
+    return out
 
-    # Forward: once through L layers, keeping each segment's VJP and each depth's loss.
+
+class _Forward(NamedTuple):
+    """What the shared forward pass keeps, one entry per segment (= per requested depth)."""
+
+    vjps: list  # the segment's VJP: cotangent of its output -> (of its input, perturbations)
+    grams: list  # (Gram a aᵀ of every dense input, its max-abs scale)
+    stats: list  # forward statistics of the segment's layers
+    losses: list  # loss of the depth-d network
+    loss_cts: list  # ∂L/∂h_d of the depth-d network
+    readout_norms: list  # ‖∂L/∂(readout parameters)‖
+    outputs_finite: list  # the depth-d network's output is finite
+    readouts_blocked: list  # no path from the readout back to h_d
+
+
+def _forward(spec: MLPSpec, params: dict, x, targets, bounds: tuple[int, ...],
+             dense_pert: bool, loss_fn) -> _Forward:
+    """Once through L layers, keeping each segment's VJP and each depth's loss."""
+    batch, width, dtype = x.shape[0], spec.width, jnp.dtype(spec.dtype)
     h = x
-    vjps, grams, fwd_stats, losses, loss_cts, readout_norms = [], [], [], [], [], []
-    outputs_finite, readouts_blocked = [], []
+    fwd = _Forward([], [], [], [], [], [], [], [])
     for start, stop in zip(bounds[:-1], bounds[1:]):
         pert = zero_perturbation(batch, width, dtype, stop - start, dense=dense_pert)
         seg = _segment_params(params, start, stop)
         fn = _segment_fn(spec, start, stop)
         h, vjp, stats = jax.vjp(lambda h_, p_, seg=seg, fn=fn: fn(h_, p_, seg), h, pert,
                                 has_aux=True)
-        vjps.append(vjp)
-        grams.append((stats.pop("dense_input_gram"), stats.pop("dense_input_scale")))
-        fwd_stats.append(stats)
+        fwd.vjps.append(vjp)
+        fwd.grams.append((stats.pop("dense_input_gram"), stats.pop("dense_input_scale")))
+        fwd.stats.append(stats)
         (loss, (output_finite, blocked)), (ct_h, ct_readout) = loss_fn(h, params["readout"],
                                                                          targets)
-        losses.append(loss)
-        outputs_finite.append(output_finite)
-        readouts_blocked.append(blocked)
-        loss_cts.append(ct_h)
-        readout_norms.append(safe_global_norm(ct_readout))
+        fwd.losses.append(loss)
+        fwd.outputs_finite.append(output_finite)
+        fwd.readouts_blocked.append(blocked)
+        fwd.loss_cts.append(ct_h)
+        fwd.readout_norms.append(safe_global_norm(ct_readout))
+    return fwd
 
+
+class _Backward(NamedTuple):
+    """Per-(depth, layer) norms (NaN where the layer is deeper than the network), the
+    cotangent of the inputs, and the raw signals (None unless kept)."""
+
+    weight_norm: jax.Array
+    bias_norm: jax.Array
+    backprop_norm: jax.Array
+    backprop: jax.Array | None
+    ct: jax.Array
+
+
+def _backward(spec: MLPSpec, fwd: _Forward, bounds: tuple[int, ...], batch: int,
+              dense_pert: bool, keep_backprop: bool) -> _Backward:
+    """Deepest segment first; the cotangent stack grows by one depth per segment."""
+    n, L = len(bounds) - 1, bounds[-1]
+    width, dtype = spec.width, jnp.dtype(spec.dtype)
     nan = jnp.full((n, L), jnp.nan, dtype)
     weight_norm, bias_norm, backprop_norm = nan, nan, nan
     backprop = jnp.full((n, L, batch, width), jnp.nan, dtype) if keep_backprop else None
 
-    # Backward: deepest segment first; the cotangent stack grows by one depth per segment.
     ct = jnp.zeros((0, batch, width), dtype)
     for j in reversed(range(n)):
         start, stop = bounds[j], bounds[j + 1]
-        ct = jnp.concatenate([loss_cts[j][None], ct])  # rows: depths j..n-1
-        ct, ct_pert = jax.vmap(vjps[j])(ct)
+        ct = jnp.concatenate([fwd.loss_cts[j][None], ct])  # rows: depths j..n-1
+        ct, ct_pert = jax.vmap(fwd.vjps[j])(ct)
         delta = ct_pert["h"]  # (rows, layers, batch, width)
         g = ct_pert["dense"] if dense_pert else delta * _dense_scale(spec, start, stop, dtype)
-        # every norm is taken of max|.|-scaled values: squares of 1e-20 underflow in float32
-        gram_a, scale_a = grams[j]
-        scale_g = max_abs_scale(g, axis=(2, 3))[..., None, None]
-        gs = g / scale_g
-        w2 = jnp.einsum("lbc,rlbc->rl", gram_a, jnp.einsum("rlbw,rlcw->rlbc", gs, gs))
-        weight_norm = weight_norm.at[j:, start:stop].set(
-            scale_a * scale_g[..., 0, 0] * jnp.sqrt(jnp.maximum(w2, 0)))
+        weight_norm = weight_norm.at[j:, start:stop].set(_weight_norms(*fwd.grams[j], g))
         bias_norm = bias_norm.at[j:, start:stop].set(safe_norm(jnp.sum(g, axis=2), (2,)))
         backprop_norm = backprop_norm.at[j:, start:stop].set(safe_norm(delta, (2, 3)))
         if keep_backprop:
             backprop = backprop.at[j:, start:stop].set(delta)
+    return _Backward(weight_norm, bias_norm, backprop_norm, backprop, ct)
 
-    stats = jax.tree.map(lambda *s: jnp.concatenate(s), *fwd_stats)
-    # A depth-d network's forward pass is finite if h_1..h_d and its output are; otherwise
-    # none of its gradients means anything (relu'(inf) = 0 turns a NaN cotangent into 0).
+
+def _weight_norms(gram_a: jax.Array, scale_a: jax.Array, g: jax.Array) -> jax.Array:
+    """‖∂L/∂W_l‖_F = ‖aᵀg‖_F per (row, layer) from the scaled Gram of the inputs a and
+    the cotangents g (rows, layers, batch, width), without forming aᵀg."""
+    # every norm is taken of max|.|-scaled values: squares of 1e-20 underflow in float32
+    scale_g = max_abs_scale(g, axis=(2, 3))[..., None, None]
+    gs = g / scale_g
+    w2 = jnp.einsum("lbc,rlbc->rl", gram_a, jnp.einsum("rlbw,rlcw->rlbc", gs, gs))
+    return scale_a * scale_g[..., 0, 0] * jnp.sqrt(jnp.maximum(w2, 0))
+
+
+class _Finiteness(NamedTuple):
+    """Which forward values are finite."""
+
+    network: jax.Array  # (n,) the depth-d network's h_1..h_d and output
+    present: jax.Array  # (n, L) layer l exists in the depth-d network
+    before: jax.Array  # (L,) h_1..h_{l-1}
+
+
+def _finiteness(stats: dict, depths: tuple[int, ...], outputs_finite: list) -> _Finiteness:
+    """A depth-d network's forward pass is finite if h_1..h_d and its output are; otherwise
+    none of its gradients means anything (relu'(inf) = 0 turns a NaN cotangent into 0)."""
+    L = depths[-1]
     layers_finite = jnp.cumprod(stats["finite"].astype(jnp.int32)).astype(bool)  # h_1..h_l
     network_finite = layers_finite[jnp.asarray(depths) - 1] & jnp.stack(outputs_finite)  # (n,)
     present = jnp.arange(L)[None, :] < jnp.asarray(depths)[:, None]  # (n, L)
     before = jnp.concatenate([jnp.ones((1,), bool), layers_finite[:-1]])  # h_1..h_{l-1}
-    per_depth = {"weight_grad_norm": weight_norm, "bias_grad_norm": bias_norm,
-                 "backprop_norm": backprop_norm}
-    per_network = {"loss": jnp.stack(losses), "input_grad_norm": safe_norm(ct, (1, 2)),
-                   "readout_grad_norm": jnp.stack(readout_norms)}
+    return _Finiteness(network_finite, present, before)
+
+
+def _structural_zeros(stats: dict, depths: tuple[int, ...], readouts_blocked: list) -> dict:
+    """Per per-depth quantity, (n, L): where it is exactly 0 by structure."""
     # δ_l of a depth-d network is exactly 0 by structure if no path leads back from the
     # output to h_l: φ' = 0 everywhere at some h_m, l ≤ m ≤ d (HiddenLayer m+1 or readout)
     blocked = stats["blocked"].astype(jnp.int32)  # (L,): layer l's input h_{l-1} blocks
@@ -211,22 +272,25 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
     d = jnp.asarray(depths)[:, None]
     blocked_between = (after[None, 1:] - after[d]) > 0  # any blocked layer m in (l, d]
     no_path = blocked_between | jnp.stack(readouts_blocked)[:, None]  # (n, L)
-    structural = {"weight_grad_norm": no_path | stats["input_zero"][None, :],
-                  "bias_grad_norm": no_path, "backprop_norm": no_path}
+    return {"weight_grad_norm": no_path | stats["input_zero"][None, :],
+            "bias_grad_norm": no_path, "backprop_norm": no_path}
+
+
+def _with_status(per_depth: dict, per_network: dict, stats: dict, finite: _Finiteness,
+                 structural: dict) -> dict:
+    """Every value (gradients of non-finite networks NaN) and its ``<name>_status``."""
     out = {}
     for name, value in per_depth.items():
-        out[name] = status.mask_forward(value, network_finite[:, None])
-        out[name + "_status"] = status.classify(value, network_finite[:, None], present,
-                                                structural[name])
+        out[name] = status.mask_forward(value, finite.network[:, None])
+        out[name + "_status"] = status.classify(value, finite.network[:, None],
+                                                finite.present, structural[name])
     for name, value in per_network.items():
         # the loss of an overflowed network is itself the non-finite forward value: keep it
-        out[name] = value if name == "loss" else status.mask_forward(value, network_finite)
-        out[name + "_status"] = status.classify(value, network_finite)
+        out[name] = value if name == "loss" else status.mask_forward(value, finite.network)
+        out[name + "_status"] = status.classify(value, finite.network)
     for name in ("preact_mean", "preact_q"):
         out[name] = stats[name]
-        out[name + "_status"] = status.classify(stats[name], before)
-    if keep_backprop:
-        out["backprop"] = status.mask_forward(backprop, network_finite[:, None, None, None])
+        out[name + "_status"] = status.classify(stats[name], finite.before)
     return out
 
 

@@ -44,8 +44,8 @@ class MLPSpec:
         depth: number of hidden layers (weight matrices before the readout).
         in_dim: input dimension; ``None`` means ``width``.
         out_dim: readout dimension.
-        activation: a name from ``gradstudy.activations`` or a callable ``jnp -> jnp``.
-        init: a name from ``gradstudy.initializers`` or a unit-gain callable
+        activation: a name from ``gradstudy.nn`` or a callable ``jnp -> jnp``.
+        init: a name from ``gradstudy.nn`` or a unit-gain callable
             ``(key, shape, dtype) -> array``.
         sigma_w: weight gain; with ``init="gaussian"`` W ~ N(0, σ_w²/fan_in).
         sigma_b: bias standard deviation, b ~ N(0, σ_b²).
@@ -116,7 +116,7 @@ class MLPSpec:
 
         ``activation`` and ``init`` are readable labels (a registered name, or a callable's
         ``name#hash``); ``activation_fingerprint`` and ``init_fingerprint`` hash the
-        functions they resolve to now (see :mod:`gradstudy.fingerprint`), so re-registering
+        functions they resolve to now (see :mod:`gradstudy.nn`), so re-registering
         a name or changing a default or closure value changes the description.  A
         fingerprint is None where the computation cannot be compared; such a description
         must not key a cache.

@@ -1,6 +1,7 @@
 """The recurrent family: Elman (tanh, ReLU, linear), LSTM and GRU networks unrolled in time
 (:class:`RNNSpec`), measured through time (:func:`through_time`), with their
-:data:`RNN_FAMILY` record for sweeps and trainings.
+:data:`RNN_FAMILY` record for sweeps and trainings, and the rates read from a sweep's
+records (:func:`per_step_rate`, :func:`pascanu_bound_ratio`).
 """
 
 from gradstudy.families.rnn._model import (
@@ -105,6 +106,12 @@ from gradstudy.families.rnn._model import (
 from gradstudy.families.rnn._model import (
     through_time as through_time,
 )
+from gradstudy.families.rnn._rates import (
+    pascanu_bound_ratio as pascanu_bound_ratio,
+)
+from gradstudy.families.rnn._rates import (
+    per_step_rate as per_step_rate,
+)
 
 __all__ = [
     "activation_bytes",
@@ -119,6 +126,8 @@ __all__ = [
     "leaf_kind",
     "MAX_LENGTH",
     "param_count",
+    "pascanu_bound_ratio",
+    "per_step_rate",
     "READOUTS",
     "RECURRENT_INITS",
     "recurrent_kernels",

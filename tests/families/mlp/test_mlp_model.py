@@ -1,4 +1,4 @@
-"""Tests of gradstudy.models, gradstudy.initializers, gradstudy.activations and MLPSpec.
+"""Tests of gradstudy.families.mlp, gradstudy.nn, gradstudy.nn and MLPSpec.
 
 References are independent of the code under test: a NumPy forward pass written from the
 equations in the MLPSpec docstring, closed-form initializer variances and bounds, and

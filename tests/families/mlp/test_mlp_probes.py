@@ -1,4 +1,4 @@
-"""Tests of gradstudy.probes against independent references.
+"""Tests of gradstudy.families.mlp against independent references.
 
 * ``gradient_norms`` (segment-wise vmapped VJPs, Gram identity, max-abs scaled norms) is
   compared with plain ``jax.grad`` of the full depth-d MLP loss (``models.MLP`` +
