@@ -113,3 +113,16 @@ def test_tests_mirror_the_package_folders():
         if parent:
             assert (PKG / parent / "__init__.py").is_file(), f"tests/{f} mirrors no folder"
     assert gradstudy.__all__ and "sweep" not in gradstudy.__all__
+
+
+def test_importing_gradstudy_imports_neither_matplotlib_nor_an_old_path():
+    import subprocess
+    import sys
+
+    code = ("import sys, warnings; warnings.simplefilter('error', DeprecationWarning); "
+            "import gradstudy; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+            "assert 'gradstudy.plotting' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]

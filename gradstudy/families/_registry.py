@@ -13,7 +13,7 @@ from gradstudy.errors import ConfigError
 from gradstudy.families._base import ModelFamily
 from gradstudy.families.cnn._family import CNN_FAMILY
 from gradstudy.families.mlp._family import MLP_FAMILY
-from gradstudy.families.rnn._model import RNN_FAMILY
+from gradstudy.families.rnn._family import RNN_FAMILY
 
 # The built-in families, in a table above them (the families never import it); users add
 # theirs with register_family.
