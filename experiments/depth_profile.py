@@ -4,7 +4,7 @@ Median over seeds with a 10–90 % band, mean-field prediction dashed (anchored 
 layer), and a residual row (measured / mean field per layer).  Claims: the first-to-last-layer
 gradient ratio against mean field for every activation × init, and the per-layer factor of
 ‖∂L/∂h_l‖² of tanh near criticality (on networks drawn from other seeds, so no claim counts
-the same networks twice).  Tolerances are K_SE standard errors over seeds (gradstudy.stats).
+the same networks twice).  Tolerances are K_SE standard errors over seeds (gradstudy.studies).
 """
 
 import math
@@ -42,7 +42,7 @@ SCALES = {
     "paper": {"width": 256, "depth": 64, "seeds": 16, "batch": 32,
               "tanh_sigma_w2": [0.8, 1.0, 1.5, 2.0], "dtype": "float64"},
 }
-# `--set` bounds (gradstudy.study.Limit): depth >= 8 for the L/4..3L/4 claims; tanh σ_w²
+# `--set` bounds (gradstudy.studies.Limit): depth >= 8 for the L/4..3L/4 claims; tanh σ_w²
 # distinct (each labels a curve, one colour each) and at most 8 colours.
 LIMITS = {
     "width": (1, 65536),  # what does not fit the memory budget is refused with its estimate
@@ -64,7 +64,7 @@ INITS = {  # label -> (init family, gain σ_w, short id)
     "He": ("he_normal", 1.0, "he"),
     "Gaussian σ_w=3": ("gaussian", 3.0, "gauss3"),
 }
-SOURCE = "mean-field theory (Poole et al. 2016; Schoenholz et al. 2017), predictions.py"
+SOURCE = "mean-field theory (Poole et al. 2016; Schoenholz et al. 2017), gradstudy.theory"
 # The per-layer-factor sweep draws its networks from these seeds, not from the main sweep's:
 # tanh with σ_w² = 2 is tanh with He init, and the same networks must not be counted twice.
 FACTOR_BASE_SEED = 1
@@ -306,7 +306,7 @@ def _relu_mse_claim(label, spec, bp, depth):
                  f"½log10[(1−2/n)^(L−1) + ρ(1−(1−2/n)^(L−1))], ρ = (v(m+2)+1)/(v+1), "
                  f"v = {v:.3g} (SE {se:.2g}), within {K_SE:g} SE", excess, predicted,
                  tolerance(se), "leading-order correction derived here (Euler identity of "
-                 "homogeneous φ), predictions.relu_readout_excess")
+                 "homogeneous φ), gradstudy.theory.relu_readout_excess")
 
 
 def _factor_claim(s2, spec, bp, depth, width):

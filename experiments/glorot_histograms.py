@@ -36,7 +36,7 @@ SCALES = {
     "paper": {"width": 500, "seeds": 128, "histogram_seeds": 8, "batch": 32,
               "jacobian_seeds": 8, "jacobian_batch": 4},
 }
-# `--set` bounds (gradstudy.study.Limit): histograms keep every back-propagated value.
+# `--set` bounds (gradstudy.studies.Limit): histograms keep every back-propagated value.
 LIMITS = {
     "width": (1, 4096),
     "seeds": (2, 256),  # >= 2: claims use the standard error over seeds
@@ -55,7 +55,8 @@ SHORT = {"standard": "standard", "normalized (Xavier)": "Xavier"}
 MC_SEEDS = 4  # Monte Carlo repetitions of the prediction, for its standard error
 SOURCE_GB = "published value: Glorot & Bengio 2010 (ordering of mean singular values only)"
 SOURCE_MC = ("Monte Carlo (mean-field assumptions: Gaussian W of the init's variance, i.i.d. "
-             "N(0, q_(l−1)) pre-activations), predictions.jacobian_mean_singular_value")
+             "N(0, q_(l−1)) pre-activations), "
+             "gradstudy.theory.predicted_jacobian_mean_singular_value")
 SOURCE_MF = "mean-field theory (Schoenholz et al. 2017) with σ_w² = n·Var W of the init"
 
 

@@ -44,7 +44,7 @@ LIMITS = {
     "batch": (1, 4096),
     "seeds": (1, 1024),
 }
-SOURCE = "mean-field theory (Schoenholz et al. 2017), predictions.log10_backprop_ratio"
+SOURCE = "mean-field theory (Schoenholz et al. 2017), gradstudy.theory.log10_backprop_ratio"
 SOURCE_ASYMPTOTIC = "mean-field theory: asymptotic critical point χ₁(q*) = 1, theory.py"
 # Grid claim: per cell z = (median over seeds − prediction) / SE of the median.  Pure seed
 # noise gives RMS z ≈ √((n−1)/(n−3)) (t-distributed z): 1.7 at n = 4 seeds, 1.2 at n = 8;

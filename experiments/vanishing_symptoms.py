@@ -2,7 +2,7 @@
 
 Expectations, stated before measuring: a 10-layer sigmoid MLP with Xavier init has
 χ = σ_w² E[σ'(h)²] ≪ 1 per layer, so ‖∂L/∂W_l‖ falls by orders of magnitude towards the
-input (mean field: ``predictions.weight_grad_profile``).  Trained with plain SGD, its loss
+input (mean field: ``gradstudy.theory.weight_grad_profile``).  Trained with plain SGD, its loss
 stays near the constant predictor's ln 10, and the relative weight change ‖ΔW_l‖/‖W_l‖ of
 the early layers is smaller than that of the last hidden layer by the factor mean field
 predicts at init: the early layers are frozen.  The same network with ReLU and He init
@@ -35,7 +35,7 @@ LEARN_MARGIN = 0.5
 # over the L − 2 hidden layers between layer 2 and layer L the prediction is uncertain by
 # about (L − 2)·log10(1 + 2/n) decades (stated, added to the seed-to-seed tolerance).
 FINITE_WIDTH_PER_LAYER = 2.0
-SOURCE = "Glorot & Bengio 2010; mean field (Schoenholz et al. 2017), predictions.py"
+SOURCE = "Glorot & Bengio 2010; mean field (Schoenholz et al. 2017), gradstudy.theory"
 
 
 def validate(p):

@@ -9,13 +9,20 @@ gradstudy 0.2: ``import gradstudy.sweep``, ``from gradstudy.sweep import Sweep``
 new path.  The pattern is optax's ``_deprecations``: one table, a module ``__getattr__``.
 
 ``gradstudy.diagnose``, ``gradstudy.monitor`` and ``gradstudy.probe`` were modules that
-could be called; they are functions now.  Their old module attributes
-(``gradstudy.monitor.to_dataset``, ``gradstudy.diagnose.format_table``, ...) stay attached
-to the functions, and warn when called.
+could be called; they are the functions themselves now, also where ``import
+gradstudy.diagnose`` asks for the old module (the import returns the function, so it cannot
+replace ``gradstudy.diagnose`` by a module).  The old modules' functions hang on them and
+warn when called (``gradstudy.monitor.to_dataset``, ``gradstudy.diagnose.format_table``);
+their classes and constants hang on them as they are, without a warning (a function's
+attributes cannot warn on access).
+
+A name that is no longer public (e.g. ``gradstudy.config.check_int``) still resolves; its
+warning says so and where it lives now.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -79,7 +86,6 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("config", "check_dtype"): "gradstudy._validate:check_dtype",
     ("config", "check_sequence"): "gradstudy._validate:check_sequence",
     ("config", "short_repr"): "gradstudy._validate:short_repr",
-    ("models", "LOSSES"): "gradstudy.nn:LOSS_FUNCTIONS",
     ("models", "Normalize"): "gradstudy.nn:Normalize",
     ("models", "BN_EPS"): "gradstudy.nn:BN_EPS",
     ("models", "mse_loss"): "gradstudy.nn:mse_loss",
@@ -94,7 +100,7 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("memory", "param_count"): "gradstudy.families.mlp:param_count",
     ("memory", "network_bytes"): "gradstudy.families.mlp:network_bytes",
     ("memory", "network_output_bytes"): "gradstudy.families.mlp:network_output_bytes",
-    ("sweep", "seed_keys"): "gradstudy._seeds:seed_keys",
+    ("sweep", "seed_keys"): "gradstudy.engine:seed_keys",
     ("sweep", "init_and_probe"): "gradstudy.families.mlp:init_and_probe",
     ("sweep", "sample_network"): "gradstudy.families.mlp:sample_network",
     ("sweep", "jacobian_mean_singular_values"):
@@ -104,7 +110,7 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("predictions", "jacobian_mean_singular_value"):
         "gradstudy.theory:predicted_jacobian_mean_singular_value",
     ("chain", "closed_form"): "gradstudy.theory:chain_closed_form",
-    ("probe", "safe_norm"): "gradstudy._numerics:safe_norm",
+    ("probe", "safe_norm"): "gradstudy.nn:safe_norm",
     ("diagnose", "format_table"): "gradstudy.tools:diagnosis_table",
     ("diagnose", "summary"): "gradstudy.tools:diagnosis_summary",
     ("diagnose", "plot"): "gradstudy.tools:plot_diagnosis",
@@ -121,13 +127,25 @@ CALLABLE_MODULES = {"diagnose": "gradstudy.tools:diagnose",
                     "probe": "gradstudy.tools:probe"}
 
 
+def _probe_losses() -> dict:
+    losses = importlib.import_module("gradstudy.nn._losses")
+    return {name: losses.LOSS_FUNCTIONS[name] for name in losses.PROBE_LOSSES}
+
+
+# old names whose value is built from the new ones: (old, name) -> (what to use, value)
+DERIVED_NAMES = {
+    ("models", "LOSSES"): ("gradstudy.nn.LOSS_FUNCTIONS restricted to gradstudy.nn.PROBE_LOSSES",
+                           _probe_losses),
+}
+
+
 def _load(target: str):
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
-def _public_path(target: str) -> str:
-    return target.replace(":", ".")
+def _is_private(target: str) -> bool:
+    return any(part.startswith("_") for part in target.partition(":")[0].split("."))
 
 
 def new_path(old: str, name: str) -> str | None:
@@ -141,47 +159,68 @@ def new_path(old: str, name: str) -> str | None:
     return None
 
 
-def _warn(old: str, name: str, target: str, stacklevel: int) -> None:
-    warnings.warn(f"gradstudy.{old}.{name} is deprecated (removed in gradstudy {REMOVED_IN}); "
-                  f"use {_public_path(target)}", DeprecationWarning, stacklevel=stacklevel)
+def message(old: str, name: str, target: str) -> str:
+    """The DeprecationWarning for ``gradstudy.<old>.<name>``, now at ``target``."""
+    where = target.replace(":", ".")
+    if _is_private(target):
+        return (f"gradstudy.{old}.{name} is deprecated (removed in gradstudy {REMOVED_IN}) "
+                f"and no longer public; it is {where} now")
+    return f"gradstudy.{old}.{name} is deprecated (removed in gradstudy {REMOVED_IN}); use {where}"
+
+
+def resolve(old: str, name: str, stacklevel: int = 2):
+    """``gradstudy.<old>.<name>``, with its DeprecationWarning (AttributeError if unknown)."""
+    if (old, name) in DERIVED_NAMES:
+        what, value = DERIVED_NAMES[(old, name)]
+        warnings.warn(f"gradstudy.{old}.{name} is deprecated (removed in gradstudy "
+                      f"{REMOVED_IN}); use {what}", DeprecationWarning, stacklevel=stacklevel + 1)
+        return value()
+    target = new_path(old, name)
+    if target is None:
+        raise AttributeError(f"module 'gradstudy.{old}' (moved to {MOVED_MODULES[old][0]}) has "
+                             f"no attribute {name!r}")
+    warnings.warn(message(old, name, target), DeprecationWarning, stacklevel=stacklevel + 1)
+    return _load(target)
+
+
+def old_names(old: str) -> list[str]:
+    """The public names the old module ``gradstudy.<old>`` answers to."""
+    names = {n for o, n in list(MOVED_NAMES) + list(DERIVED_NAMES) if o == old}
+    for module in MOVED_MODULES[old][1]:
+        names |= {n for n, v in vars(importlib.import_module(module)).items()
+                  if not n.startswith("_") and not isinstance(v, types.ModuleType)
+                  and getattr(v, "__module__", module) == module}
+    return sorted(names)
 
 
 class _MovedModule(types.ModuleType):
     """``gradstudy.<old>``: each attribute resolved through the tables, with a warning."""
 
     def __getattr__(self, name: str):
+        old = self.__name__.rpartition(".")[2]
+        if name == "__all__":  # `from gradstudy.sweep import *`
+            return old_names(old)
         if name.startswith("__"):
             raise AttributeError(name)
-        old = self.__name__.rpartition(".")[2]
-        target = new_path(old, name)
-        if target is None:
-            home = MOVED_MODULES[old][0]
-            raise AttributeError(f"module {self.__name__!r} (moved to {home}) has no "
-                                 f"attribute {name!r}")
-        _warn(old, name, target, stacklevel=3)
-        return _load(target)
+        return resolve(old, name, stacklevel=2)
 
     def __dir__(self):
-        old = self.__name__.rpartition(".")[2]
-        home, private = MOVED_MODULES[old]
-        return sorted(set(dir(importlib.import_module(home))) | {n for o, n in MOVED_NAMES
-                                                                 if o == old})
-
-    def __call__(self, *args, **kwargs):
-        old = self.__name__.rpartition(".")[2]
-        if old not in CALLABLE_MODULES:
-            raise TypeError(f"module {self.__name__!r} is not callable")
-        return _load(CALLABLE_MODULES[old])(*args, **kwargs)
+        return old_names(self.__name__.rpartition(".")[2])
 
 
 class _Loader(importlib.abc.Loader):
     def create_module(self, spec):
+        old = spec.name.rpartition(".")[2]
+        if old in CALLABLE_MODULES:
+            # the function itself: the import system then sets gradstudy.<old> to it again
+            return _load(CALLABLE_MODULES[old])
         return _MovedModule(spec.name)
 
     def exec_module(self, module):
-        old = module.__name__.rpartition(".")[2]
-        module.__doc__ = (f"Deprecated: gradstudy.{old} moved to {MOVED_MODULES[old][0]} "
-                          f"(removed in gradstudy {REMOVED_IN}).")
+        if isinstance(module, _MovedModule):
+            old = module.__name__.rpartition(".")[2]
+            module.__doc__ = (f"Deprecated: gradstudy.{old} moved to {MOVED_MODULES[old][0]} "
+                              f"(removed in gradstudy {REMOVED_IN}).")
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -205,31 +244,27 @@ def module_getattr(name: str):
     raise AttributeError(f"module 'gradstudy' has no attribute {name!r}")
 
 
-def _deprecated_call(old: str, name: str, target: str):
+def _deprecated_call(old: str, name: str, function):
+    @functools.wraps(function)
     def call(*args, **kwargs):
-        _warn(old, name, target, stacklevel=3)
-        return _load(target)(*args, **kwargs)
+        resolve(old, name, stacklevel=2)  # the warning
+        return function(*args, **kwargs)
 
-    call.__name__ = name
-    call.__doc__ = f"Deprecated: use {_public_path(target)}."
+    target = new_path(old, name)
+    call.__doc__ = f"Deprecated: {message(old, name, target)}.\n\n{function.__doc__ or ''}"
     return call
 
 
 def attach_legacy_attributes() -> None:
-    """``gradstudy.monitor.to_dataset(...)`` and the like, where ``gradstudy.monitor`` is now
-    the function: the old module's functions hang on the new function and warn when
-    called."""
+    """The old modules' names on the functions that replace them (see the module docstring):
+    functions wrapped to warn when called, classes and constants as they are."""
     for old, target in CALLABLE_MODULES.items():
         function = _load(target)
-        home, private = MOVED_MODULES[old]
-        names = {n for o, n in MOVED_NAMES if o == old}
-        for module in private:
-            names |= {n for n, v in vars(importlib.import_module(module)).items()
-                      if not n.startswith("_") and callable(v)
-                      and getattr(v, "__module__", None) == module}
-        for name in sorted(names):
+        for name in old_names(old):
             if hasattr(function, name):
                 continue
-            where = new_path(old, name)
-            if where is not None and callable(_load(where)):
-                setattr(function, name, _deprecated_call(old, name, where))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                value = resolve(old, name)
+            is_function = callable(value) and not isinstance(value, type)
+            setattr(function, name, _deprecated_call(old, name, value) if is_function else value)

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import matplotlib
+
 from gradstudy import tools
 from gradstudy._version import __version__
 from gradstudy._xla import default_xla_flags
@@ -274,6 +276,7 @@ def _diagnose(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     default_xla_flags()  # before anything starts JAX's backend (XLA reads XLA_FLAGS then)
+    matplotlib.use("Agg")  # the command draws into files, whatever the display
     parser = _parser()
     args = parser.parse_args(argv)
     try:

@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A config value outside its allowed set; the message is one line naming the field."""
+
+__all__ = [
+    "ConfigError",
+]

@@ -3,6 +3,9 @@
 Every figure style is defined here: :data:`STYLE` for the studies' figures and
 :data:`COMPACT_STYLE`, its compact variant for dense heatmaps (:func:`style` selects one).
 
+Importing this module leaves matplotlib's backend alone (a notebook keeps its inline
+figures); the ``gradstudy`` command selects the headless Agg backend itself.
+
 Figures are vector PDF plus 300-dpi PNG, single column ≈ 3.3 in or double column ≈ 6.9 in
 wide, with the colorblind-safe Okabe–Ito palette.
 
@@ -17,13 +20,11 @@ import os
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # headless: figures are files  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from gradstudy import status  # noqa: E402
-from gradstudy._numerics import quiet  # noqa: E402
+from gradstudy import status
+from gradstudy._numerics import quiet
 
 SINGLE_COLUMN = 3.3
 DOUBLE_COLUMN = 6.9
@@ -254,3 +255,10 @@ def cell_edges(centers) -> np.ndarray:
         return np.array([c[0] - 0.5, c[0] + 0.5])
     mid = (c[1:] + c[:-1]) / 2
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+
+__all__ = [
+    "cell_edges", "COMPACT_STYLE", "contrast_ratio", "decade_ticks", "diverging_colors",
+    "DOUBLE_COLUMN", "figure", "LINESTYLES", "mark_nonfinite", "median_band", "nonfinite_legend",
+    "NONFINITE_MARKERS", "OKABE_ITO", "relative_luminance", "save_figure", "sequential_colors",
+    "SINGLE_COLUMN", "STYLE", "style", "STYLES",
+]

@@ -4,7 +4,7 @@ Storage only stores.  The producer of a result declares the dims of what it retu
 (:func:`labeled_dataset`: a name -> dims table, e.g. ``(point, seed, depth, layer)`` for a
 sweep, a ``step`` axis for training, a ``time`` axis for recurrent nets) and a JSON-able
 description of everything that changes the numbers; :func:`cached` then reuses a file only
-if it opens, its ``description`` attribute (``sweep``, for the sweeps' files) equals this
+if it opens, its ``description`` attribute equals this
 description and its ``checksum`` attribute equals the SHA-256 of its variables; otherwise
 it recomputes, with one line saying why, and rewrites the file atomically.  A result whose
 description cannot be trusted (a function without a fingerprint) is computed afresh every
@@ -34,11 +34,11 @@ import xarray as xr
 from gradstudy import status
 from gradstudy._version import __version__
 
-# The attribute holding a result's description (the sweeps' name for it, kept so that
-# existing files stay readable).
+# The attribute holding the JSON description of what a result computed.
 DESCRIPTION_ATTR = "description"
 # gradstudy 0.1 stored every description (a training's too) under "sweep"; such files are
-# still read, and verified like new ones (the content of the attribute is unchanged)
+# still read, verified like new ones (the content of the attribute is unchanged) and
+# returned with the description under DESCRIPTION_ATTR
 LEGACY_DESCRIPTION_ATTR = "sweep"
 
 
@@ -63,7 +63,7 @@ def cache_key(description: dict) -> str:
 
 
 def describe_json(description: dict) -> str:
-    """The canonical text of a description, as stored in the ``sweep`` attribute."""
+    """The canonical text of a description, as stored in the ``description`` attribute."""
     return json.dumps(description, sort_keys=True, default=str)
 
 
@@ -184,6 +184,8 @@ def load_verified(path: Path, description: dict) -> xr.Dataset:
         raise UnusableCache(f"data unreadable: {type(e).__name__}") from None
     if checksum != actual:
         raise UnusableCache("checksum mismatch")
+    if DESCRIPTION_ATTR not in ds.attrs:  # a 0.1 file: the same description, today's name
+        ds.attrs[DESCRIPTION_ATTR] = ds.attrs.pop(LEGACY_DESCRIPTION_ATTR)
     return ds
 
 
@@ -350,3 +352,10 @@ def cached(name: str, description: dict, compute: Callable[[], xr.Dataset],
     ds.attrs[CHECKSUM_ATTR] = data_checksum(ds)
     write_atomic(ds, path)
     return ds
+
+__all__ = [
+    "backend", "cache_key", "cached", "CHECKSUM_ATTR", "data_checksum", "describe_json",
+    "DESCRIPTION_ATTR", "file_checksums", "labeled_dataset", "LEGACY_DESCRIPTION_ATTR", "load",
+    "load_verified", "notice", "remove_stale_temporaries", "STALE_TEMP_AGE_S", "UnusableCache",
+    "versions", "write_atomic", "write_json_atomic", "write_text_atomic",
+]

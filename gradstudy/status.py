@@ -79,3 +79,8 @@ def counts(status) -> dict[str, int]:
     return {CODES[k]: int(np.sum(status == k))
             for k in (UNDERFLOW, OVERFLOW, FORWARD_NONFINITE, NO_PATH)
             if np.any(status == k)}
+
+__all__ = [
+    "ABSENT", "cf_attributes", "classify", "CODES", "counts", "FINITE", "FORWARD_NONFINITE",
+    "mask_forward", "MEANINGS", "NO_PATH", "OVERFLOW", "UNDERFLOW",
+]

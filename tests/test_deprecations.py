@@ -162,6 +162,21 @@ def _resolve(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+def _named_path(old: str, name: str, message: str) -> str:
+    """The new path a warning names; a private one only with "no longer public"."""
+    assert message.startswith(f"gradstudy.{old}.{name} is deprecated"), message
+    found = re.search(r"; use (\S+?)\.?$", message)
+    if found is None:
+        found = re.search(r"and no longer public; it is (\S+?) now\.?$", message)
+        assert found, message
+        return found.group(1)
+    assert "._" not in found.group(1), f"a public name sends users to a private module: {message}"
+    return found.group(1)
+
+
+CALLABLE = set(_deprecations.CALLABLE_MODULES)
+
+
 @pytest.mark.parametrize("old", sorted(OLD_API))
 def test_every_old_name_resolves_with_a_warning_naming_its_new_path(old):
     module = importlib.import_module(f"gradstudy.{old}")
@@ -171,12 +186,29 @@ def test_every_old_name_resolves_with_a_warning_naming_its_new_path(old):
                 warnings.simplefilter("error")
                 assert getattr(module, name) is not None, f"gradstudy.{old}.{name}"
             continue
+        if (old, name) == ("models", "LOSSES"):  # 0.1's table of the two probe losses
+            with pytest.warns(DeprecationWarning, match="PROBE_LOSSES"):
+                value = getattr(module, name)
+            assert value == {"mse": gradstudy.nn.mse_loss, "linear": gradstudy.nn.linear_loss}
+            continue
+        if old in CALLABLE:  # gradstudy.diagnose is the function: attributes cannot warn
+            value = getattr(module, name)
+            if getattr(value, "__doc__", "").startswith("Deprecated: "):  # a wrapped function
+                text = value.__doc__.split("\n")[0].removeprefix("Deprecated: ")
+                assert _resolve(_named_path(old, name, text)) is value.__wrapped__
+                with pytest.warns(DeprecationWarning, match=re.escape(text.rstrip("."))):
+                    try:
+                        value()  # the warning comes first; no arguments may be an error
+                    except Exception:
+                        pass
+            else:  # a class or a constant, as it is
+                where = _deprecations.new_path(old, name).replace(":", ".")
+                assert _resolve(where) is value, (old, name)
+            continue
         with pytest.warns(DeprecationWarning) as caught:
             value = getattr(module, name)
-        message = str(caught[0].message)
-        assert message.startswith(f"gradstudy.{old}.{name} is deprecated"), message
-        new = re.search(r"; use (\S+)$", message).group(1)
-        assert not new.startswith(f"gradstudy.{old}."), message
+        new = _named_path(old, name, str(caught[0].message))
+        assert not new.startswith(f"gradstudy.{old}."), new
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # the new path itself does not warn
             assert _resolve(new) is value, (old, name, new)
@@ -188,38 +220,51 @@ def test_old_import_statements_work():
             "from gradstudy.optim import OptimizerSpec\n"
             "from gradstudy.predictions import backprop_profile\n"
             "from gradstudy.diagnose import diagnose, format_table, plot\n"
-            "from gradstudy.monitor import monitor, plot_heatmap, to_dataset\n"
+            "from gradstudy.monitor import monitor, plot_heatmap, to_dataset, FIELDS\n"
+            "from gradstudy.stats import *\n"
             "import gradstudy.family, gradstudy.memory\n"
             "import gradstudy\n"
             "assert Sweep is gradstudy.engine.Sweep and train is gradstudy.engine.train\n"
-            "assert format_table is gradstudy.tools.diagnosis_table\n"
-            "assert to_dataset is gradstudy.tools.monitor_dataset\n"
+            "assert format_table.__wrapped__ is gradstudy.tools.diagnosis_table\n"
+            "assert to_dataset.__wrapped__ is gradstudy.tools.monitor_dataset\n"
+            "assert FIELDS is gradstudy.tools.MONITOR_FIELDS\n"
+            "assert finite_median is gradstudy.studies.finite_median\n"
             "assert gradstudy.family.ModelFamily is gradstudy.families.ModelFamily\n")
     out = subprocess.run([sys.executable, "-W", "always::DeprecationWarning", "-c", code],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     warned = re.findall(r"DeprecationWarning: (gradstudy\.\w+\.\w+) is deprecated", out.stderr)
-    assert "gradstudy.sweep.Sweep" in warned and "gradstudy.diagnose.format_table" in warned
+    assert "gradstudy.sweep.Sweep" in warned and "gradstudy.stats.finite_median" in warned
     assert len(warned) >= 12, out.stderr
 
 
-def test_callable_modules_stay_callable_functions():
-    import gradstudy.diagnose  # noqa: F401  (the import replaces the package attribute)
+def test_importing_an_old_callable_module_keeps_the_function():
+    import inspect
+
+    import gradstudy.diagnose  # noqa: F401  (0.1's module path)
     import gradstudy.monitor  # noqa: F401
+    import gradstudy.train  # noqa: F401
 
-    tx = gradstudy.monitor(every=1, capacity=2)  # the function, through the old module
+    assert gradstudy.diagnose is gradstudy.tools.diagnose
+    assert gradstudy.monitor is gradstudy.tools.monitor
+    assert inspect.isfunction(gradstudy.diagnose)
+    assert "seeds" in inspect.signature(gradstudy.diagnose).parameters
+    tx = gradstudy.monitor(every=1, capacity=2)
     assert hasattr(tx, "init") and hasattr(tx, "update")
-    assert callable(gradstudy.diagnose) and callable(gradstudy.tools.diagnose)
-    with pytest.raises(TypeError, match="not callable"):
-        gradstudy.sweep()
+    assert gradstudy.monitor.MonitorState is gradstudy.tools.MonitorState  # a class, as is
+    assert gradstudy.diagnose.VANISHING_RATIO == gradstudy.tools.VANISHING_RATIO
+    with pytest.warns(DeprecationWarning, match="use gradstudy.engine.Training"):
+        assert gradstudy.train.Training is gradstudy.engine.Training
+    with pytest.raises(TypeError):
+        gradstudy.sweep()  # an old module that never was callable
 
 
-def test_old_module_attributes_of_the_new_functions_warn():
-    names = gradstudy.tools.monitor.to_dataset, gradstudy.tools.diagnose.format_table
-    for legacy in names:
-        assert legacy.__doc__.startswith("Deprecated: use gradstudy.tools.")
+def test_old_module_functions_on_the_new_functions_warn_when_called():
+    legacy = gradstudy.tools.monitor.to_dataset
+    assert legacy.__doc__.startswith("Deprecated: gradstudy.monitor.to_dataset is deprecated")
+    assert legacy.__wrapped__ is gradstudy.tools.monitor_dataset
     with pytest.warns(DeprecationWarning, match="use gradstudy.tools.valid_rows"):
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017
             gradstudy.tools.monitor.valid_rows(None)
 
 

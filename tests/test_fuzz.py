@@ -27,8 +27,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from gradstudy import MLPSpec, Sweep
 from gradstudy.errors import ConfigError

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import gradstudy
+from gradstudy import _deprecations
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "gradstudy"
@@ -46,12 +47,11 @@ def _imports(modules):
                 targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
             else:
                 continue
-            for target in targets:
-                if target.split(".")[0] == "gradstudy":
-                    found = _resolve(target, modules)
-                    if found and found != name:
-                        out[name].append((found, id(node) not in top, node.lineno))
-                        break
+            found = {_resolve(t, modules) for t in targets if t.split(".")[0] == "gradstudy"}
+            for target in sorted(found - {None, name}):
+                if isinstance(node, ast.ImportFrom) and target == node.module and len(found) > 1:
+                    continue  # `from gradstudy.x import y`: the edge is to y where y is a module
+                out[name].append((target, id(node) not in top, node.lineno))
     return out
 
 
@@ -119,10 +119,25 @@ def test_importing_gradstudy_imports_neither_matplotlib_nor_an_old_path():
     import subprocess
     import sys
 
+    old = ", ".join(repr(f"gradstudy.{m}") for m in _deprecations.MOVED_MODULES)
     code = ("import sys, warnings; warnings.simplefilter('error', DeprecationWarning); "
             "import gradstudy; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
-            "assert 'gradstudy.plotting' not in sys.modules")
+            "assert 'gradstudy.plotting' not in sys.modules; "
+            f"loaded = set(sys.modules) & {{{old}}}; assert not loaded, loaded")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_importing_plotting_leaves_the_matplotlib_backend_alone():
+    """A notebook keeps its backend: only the ``gradstudy`` command selects Agg."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; import gradstudy.plotting; "
+            "assert matplotlib.get_backend().lower() == 'svg', matplotlib.get_backend()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "MPLBACKEND": "svg"})
     assert out.returncode == 0, out.stderr[-2000:]

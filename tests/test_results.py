@@ -29,7 +29,7 @@ import gradstudy.nn._activations as activations_mod
 import gradstudy.nn._initializers as initializers_mod
 import gradstudy.results
 from gradstudy import MLPSpec, Sweep
-from gradstudy.engine import run_cached, run_sweep_arrays
+from gradstudy.engine import ENGINE_VERSION, run_cached, run_sweep_arrays
 from gradstudy.nn import unit_normal
 from gradstudy.results import cache_key, write_atomic, write_text_atomic
 from gradstudy.studies import load_summaries
@@ -153,6 +153,8 @@ def test_file_of_gradstudy_0_1_with_its_description_under_sweep_is_reused(refere
     ds = run_cached(SWEEP, tmp_path, "this", progress=False)
     assert counted == [] and _notices(capsys) == []
     _assert_equals_reference(ds, arrays)
+    assert json.loads(ds.attrs["description"])["engine_version"] == ENGINE_VERSION
+    assert "sweep" not in ds.attrs
     with h5py.File(path, "r+") as f:
         del f.attrs["sweep"]
     run_cached(SWEEP, tmp_path, "this", progress=False)

@@ -24,8 +24,10 @@ import numpy as np
 from gradstudy._seeds import seed_keys
 from gradstudy._validate import check_int, check_real, check_sequence, short_repr
 from gradstudy.engine._memory import plan_networks
-from gradstudy.engine._training_programs import clear_initial_params_programs
-from gradstudy.engine._training_programs import programs as training_programs
+from gradstudy.engine._training_programs import (
+    clear_initial_params_programs,
+    programs as training_programs,
+)
 from gradstudy.errors import ConfigError
 from gradstudy.families._base import ModelFamily
 from gradstudy.families._registry import family_of
@@ -57,7 +59,7 @@ class Sweep:
         gain_chunk: at most this many gain points evaluated together (each with all
             seeds); fewer when the memory budget asks for it (:mod:`gradstudy.engine`).
         loss: "mse" (½‖y − t‖²) or "linear" (⟨y, t⟩: an output cotangent t independent of
-            the network, the mean-field assumption; see ``models.linear_loss``).
+            the network, the mean-field assumption; see ``gradstudy.nn.linear_loss``).
     """
 
     points: tuple[Any, ...]

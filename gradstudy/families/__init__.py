@@ -4,25 +4,15 @@ and :func:`register_family` adds yours.  The engine finds a spec's functions wit
 :func:`family_of`; nothing else in gradstudy knows what a family computes.
 """
 
-from gradstudy.families import cnn as cnn
-from gradstudy.families import mlp as mlp
-from gradstudy.families import rnn as rnn
+from gradstudy.families import cnn as cnn, mlp as mlp, rnn as rnn
 from gradstudy.families._base import (
     ModelFamily as ModelFamily,
-)
-from gradstudy.families._base import (
     TrainHooks as TrainHooks,
 )
 from gradstudy.families._registry import (
     BUILTIN_FAMILIES as BUILTIN_FAMILIES,
-)
-from gradstudy.families._registry import (
     family_of as family_of,
-)
-from gradstudy.families._registry import (
     register_family as register_family,
-)
-from gradstudy.families._registry import (
     registered_families as registered_families,
 )
 from gradstudy.families.cnn import CNNSpec as CNNSpec

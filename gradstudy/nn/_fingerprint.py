@@ -166,7 +166,7 @@ def _canon(obj: Any, stack: tuple):
     if type(obj) is tuple:
         return ("tuple",) + tuple(_canon(x, stack) for x in obj)
     if isinstance(obj, tuple) and hasattr(type(obj), "_fields"):  # a namedtuple record
-        return ("namedtuple", _class_key(type(obj)),) + tuple(_canon(x, stack) for x in obj)
+        return _namedtuple_canon(obj, stack)
     if type(obj) is frozenset:
         return ("frozenset",) + tuple(sorted((_canon(x, stack) for x in obj), key=repr))
     if isinstance(obj, types.CodeType):
@@ -344,6 +344,26 @@ def _frozen_instance_canon(obj, stack: tuple):
     except NotFingerprintable as e:
         raise NotFingerprintable(f"{_describe(obj)}: field {e}") from None
     return ("frozen-dataclass", tuple(classes), state_canon)
+
+
+def _namedtuple_canon(obj, stack: tuple):
+    """A namedtuple record: its class's name, field names and the methods and properties
+    written in its class body (not the ones ``collections.namedtuple`` generates), and its
+    values; so two record types that differ in field order or in a method differ here even
+    with one name."""
+    cls = type(obj)
+    members = []
+    for attr, value in sorted(vars(cls).items()):
+        function = value.fget if isinstance(value, property) else getattr(value, "__func__",
+                                                                            value)
+        if (isinstance(function, types.FunctionType)
+                and function.__module__ == cls.__module__):
+            try:
+                members.append((attr, _canon(function, stack)))
+            except NotFingerprintable as e:
+                raise NotFingerprintable(f"{_type_name(cls)}.{attr} {e}") from None
+    return (("namedtuple", _class_key(cls), tuple(cls._fields), tuple(members))
+            + tuple(_canon(x, stack) for x in obj))
 
 
 def _is_jax_array(obj) -> bool:

@@ -254,7 +254,7 @@ def profile_residual(norms, profile) -> np.ndarray:
     Args:
         norms: (seeds, layer) per-layer norms.
         profile: (layer,) predicted norms relative to the last layer (1 there), e.g.
-            ``predictions.backprop_profile``.
+            ``gradstudy.theory.backprop_profile``.
 
     Returns:
         (seeds, layer) ``norms / norms[:, -1:] / profile``: 1 where a seed follows the

@@ -6,119 +6,51 @@ the closed forms of a product of per-layer factors.
 
 from gradstudy.theory._chain import (
     chain_closed_form as chain_closed_form,
-)
-from gradstudy.theory._chain import (
     chain_gradients as chain_gradients,
-)
-from gradstudy.theory._chain import (
     first_nonfinite_or_zero as first_nonfinite_or_zero,
-)
-from gradstudy.theory._chain import (
     predicted_breakdown_depth as predicted_breakdown_depth,
 )
 from gradstudy.theory._closed_forms import (
     leaky_relu_chi1 as leaky_relu_chi1,
-)
-from gradstudy.theory._closed_forms import (
     leaky_relu_length_map as leaky_relu_length_map,
-)
-from gradstudy.theory._closed_forms import (
     linear_chi1 as linear_chi1,
-)
-from gradstudy.theory._closed_forms import (
     linear_length_map as linear_length_map,
-)
-from gradstudy.theory._closed_forms import (
     relu_chi1 as relu_chi1,
-)
-from gradstudy.theory._closed_forms import (
     relu_correlation_map as relu_correlation_map,
-)
-from gradstudy.theory._closed_forms import (
     relu_length_map as relu_length_map,
 )
 from gradstudy.theory._mean_field import (
     MeanFieldError as MeanFieldError,
-)
-from gradstudy.theory._mean_field import (
     MeanFieldPoint as MeanFieldPoint,
-)
-from gradstudy.theory._mean_field import (
     backprop_factor_trajectory as backprop_factor_trajectory,
-)
-from gradstudy.theory._mean_field import (
     chi1 as chi1,
-)
-from gradstudy.theory._mean_field import (
     chi_c as chi_c,
-)
-from gradstudy.theory._mean_field import (
     correlation_map as correlation_map,
-)
-from gradstudy.theory._mean_field import (
     critical_sigma_w2 as critical_sigma_w2,
-)
-from gradstudy.theory._mean_field import (
     depth_scale_c as depth_scale_c,
-)
-from gradstudy.theory._mean_field import (
     depth_scale_q as depth_scale_q,
-)
-from gradstudy.theory._mean_field import (
     fixed_point_c as fixed_point_c,
-)
-from gradstudy.theory._mean_field import (
     fixed_point_q as fixed_point_q,
-)
-from gradstudy.theory._mean_field import (
     length_map as length_map,
-)
-from gradstudy.theory._mean_field import (
     mean_field as mean_field,
-)
-from gradstudy.theory._mean_field import (
     mean_field_error as mean_field_error,
-)
-from gradstudy.theory._mean_field import (
     q_trajectory as q_trajectory,
 )
 from gradstudy.theory._predictions import (
     backprop_factors as backprop_factors,
-)
-from gradstudy.theory._predictions import (
     backprop_profile as backprop_profile,
-)
-from gradstudy.theory._predictions import (
     input_sigma_w2 as input_sigma_w2,
-)
-from gradstudy.theory._predictions import (
     log10_backprop_ratio as log10_backprop_ratio,
-)
-from gradstudy.theory._predictions import (
     output_variance as output_variance,
-)
-from gradstudy.theory._predictions import (
     preactivation_q as preactivation_q,
-)
-from gradstudy.theory._predictions import (
     predicted_jacobian_mean_singular_value as predicted_jacobian_mean_singular_value,
-)
-from gradstudy.theory._predictions import (
     relu_readout_excess as relu_readout_excess,
-)
-from gradstudy.theory._predictions import (
     weight_grad_profile as weight_grad_profile,
 )
 from gradstudy.theory._quadrature import (
     Z_MAX as Z_MAX,
-)
-from gradstudy.theory._quadrature import (
     bivariate_gaussian_expectation as bivariate_gaussian_expectation,
-)
-from gradstudy.theory._quadrature import (
     gauss_hermite as gauss_hermite,
-)
-from gradstudy.theory._quadrature import (
     gaussian_expectation as gaussian_expectation,
 )
 from gradstudy.theory._recurrent import (

@@ -185,9 +185,9 @@ def _dataset(result, order: list[str], seeds: int, model: str):
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update({
         "model": model,
-        "description": "gradient flow per probed submodule (gradstudy.tools.diagnose); NaN where "
-                       "a module's output does not reach the loss (calls = 0); a module "
-                       "applied at several time steps (calls > 1) has per-call averages",
+        "title": "gradient flow per probed submodule (gradstudy.tools.diagnose); NaN where "
+                 "a module's output does not reach the loss (calls = 0); a module "
+                 "applied at several time steps (calls > 1) has per-call averages",
         "thresholds": f"vanishing < {VANISHING_RATIO:g}, exploding > {EXPLODING_RATIO:g} "
                       f"(ratio to the last module); dead: zero fraction > {DEAD_FRACTION:g}",
     })

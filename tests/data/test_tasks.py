@@ -13,13 +13,13 @@ import pytest
 from gradstudy.data import (
     ADDING_BASELINE_MSE,
     Dataset,
+    _tasks as tasks,
     adding_baseline_loss,
     adding_problem,
     copy_baseline,
     copy_memory,
     sequence_mnist1d,
 )
-from gradstudy.data import _tasks as tasks
 from gradstudy.errors import ConfigError
 
 NEG = -1e9  # a logit whose softmax probability is exactly 0 in float32

@@ -1,6 +1,7 @@
 """Fingerprints do not depend on where a class lives (a move inside the package keeps the
 cache keys), but do depend on what it computes."""
 
+import collections
 import dataclasses
 
 import jax.numpy as jnp
@@ -32,3 +33,31 @@ def test_what_the_class_computes_changes_its_fingerprint():
     assert fingerprint(_scaled_tanh_class("m", 3.0)(scale=1.5)) != base  # closure value
     assert fingerprint(_scaled_tanh_class("m", 2.0)(scale=1.0)) != base  # field
     assert fingerprint(LeakyReLU(0.01)) != fingerprint(LeakyReLU(0.2))
+
+
+def _record_type(module: str, fields: str, method_scale: float = 1.0):
+    base = collections.namedtuple("P", fields)
+
+    class P(base):
+        __slots__ = ()
+
+        def scaled(self, x):
+            return method_scale * self[0] * x
+
+    P.__module__ = module
+    P.scaled.__module__ = module
+    return P
+
+
+def test_namedtuple_records_differ_in_field_order_and_methods_not_in_module():
+    def closure(p):
+        return lambda x: p.slope * jnp.tanh(x) + p.offset
+
+    a = _record_type("user.a", "slope offset")(1.0, 2.0)
+    b = _record_type("user.b", "offset slope")(1.0, 2.0)  # same values, fields swapped
+    assert float(closure(a)(0.5)) != float(closure(b)(0.5))
+    assert fingerprint(closure(a)) != fingerprint(closure(b))
+    moved = _record_type("user.elsewhere", "slope offset")(1.0, 2.0)
+    assert fingerprint(closure(moved)) == fingerprint(closure(a))
+    other_method = _record_type("user.a", "slope offset", method_scale=3.0)(1.0, 2.0)
+    assert fingerprint(other_method) != fingerprint(a)

@@ -14,8 +14,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.markers import MarkerStyle
 
 from gradstudy import plotting, status
-from gradstudy.studies import _report as report
-from gradstudy.studies import _stats as stats
+from gradstudy.studies import _report as report, _stats as stats
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -1,10 +1,10 @@
-"""The fully connected family: ``MLPSpec`` networks in sweeps (:mod:`gradstudy.family`).
+"""The fully connected family: ``MLPSpec`` networks in sweeps (:mod:`gradstudy.families`).
 
 Points that differ only in their gains (σ_w, σ_b), or only in the scale of a Gaussian or
 uniform init family (Gaussian, Xavier, He, LeCun, standard uniform), share a program: their
 ``static_key()`` is equal and the per-layer kernel scales and σ_b enter traced.  One network
-is measured by the nested-depth fast path :func:`gradstudy.probes.gradient_norms` (all
-depths from one forward pass), whose per-network dims are :data:`gradstudy.probes.MEASURED`.
+is measured by the nested-depth fast path :func:`gradstudy.families.mlp.gradient_norms` (all
+depths from one forward pass), whose per-network dims are :data:`gradstudy.families.mlp.MEASURED`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def measured_jacobian_mean_singular_values(spec: MLPSpec, seeds: int, batch: int
     Glorot & Bengio's (2010) statistic: per network (weights and inputs drawn as in a
     sweep, by :func:`sample_network` from ``seed_keys(base_seed, seeds)``), the mean over
     examples, layers 2..depth and singular values of ∂h_l/∂h_(l−1)
-    (:func:`gradstudy.probes.layer_jacobian_singular_values`).  One jitted program, vmapped
+    (:func:`gradstudy.families.mlp.layer_jacobian_singular_values`).  One jitted program, vmapped
     over the seeds.
 
     Args:

@@ -33,7 +33,7 @@ Input kernels are N(0, input_scale²/in_dim), the readout kernel N(0, 1/hidden).
 (:func:`init_params`) and multiplied afterwards (:func:`scale_params`), so that a grid of ρ is
 one compiled sweep program (:data:`RNN_FAMILY`).  ``RecurrentNet(spec).init`` gives the same
 numbers as :func:`sample_params` (the factors are applied in the initializers), so that
-generic tools (:func:`gradstudy.diagnose.diagnose`) see the spec's scales.
+generic tools (:func:`gradstudy.tools.diagnose`) see the spec's scales.
 
 Parameter leaves ('/'-joined paths in ``params``; ``<kind>`` is ``elman``, ``lstm`` or
 ``gru``; modules whose name starts with ``i`` read the input, with ``h`` the state)::

@@ -23,9 +23,7 @@ from gradstudy import (
     register_initializer,
 )
 from gradstudy.errors import ConfigError
-from gradstudy.nn import BN_EPS
-from gradstudy.nn import _activations as activations_mod
-from gradstudy.nn import _initializers as initializers_mod
+from gradstudy.nn import BN_EPS, _activations as activations_mod, _initializers as initializers_mod
 
 N = 512  # side of the sampled matrices for the variance checks
 # fan_in · Var W at unit gain, from the papers (Glorot & Bengio 2010; He et al. 2015;
