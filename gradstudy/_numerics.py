@@ -37,7 +37,7 @@ def safe_norm(x, axis=None) -> jax.Array:
 
     Args:
         x: array.
-        axis: an axis or a tuple of axes to reduce; None for all of them.
+        axis: an axis or a tuple of axes to reduce; None for all of them (one scalar scale).
 
     Returns:
         ``x``'s shape without the reduced axes; ``|x|`` where no axis is reduced, zeros for
@@ -50,6 +50,12 @@ def safe_norm(x, axis=None) -> jax.Array:
         return jnp.zeros(kept, jnp.abs(x).dtype)
     if not axes:  # a scalar, or nothing to reduce: the norm of one entry is |x|
         return jnp.abs(x)
+    if axis is None:
+        # one scalar scale.  The same value as the tuple form below, but XLA may round the
+        # two programs differently (seen in training programs, which compile with other
+        # emitters): kept as it was, so that no result moves by a bit
+        m = max_abs_scale(x)
+        return m * jnp.sqrt(jnp.sum(jnp.square(x / m)))
     m = max_abs_scale(x, axis=axes)
     return m * jnp.sqrt(jnp.sum(jnp.square(x / jnp.expand_dims(m, axes)), axis=axes))
 

@@ -137,7 +137,9 @@ def leaf_norm(x, stacked: bool = False) -> jax.Array:
     """
     x = jnp.asarray(x)
     a = jnp.abs(x).astype(_real_float_dtype(x.dtype))
-    return safe_norm(a, axis=tuple(range(1, x.ndim)) if stacked else None)
+    # the axes spelled out also for a whole leaf: the scale keeps the reduced axes, as the
+    # monitor always computed it (axis=None divides by a scalar, which XLA may round apart)
+    return safe_norm(a, axis=tuple(range(1 if stacked else 0, x.ndim)))
 
 
 def _nonfinite(x, stacked: bool) -> jax.Array:
