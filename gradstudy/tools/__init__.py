@@ -9,9 +9,7 @@ from gradstudy.tools._diagnose import (
     EXPLODING_RATIO as EXPLODING_RATIO,
     MODULE_VARS as MODULE_VARS,
     VANISHING_RATIO as VANISHING_RATIO,
-    call_factory as call_factory,
     diagnose as diagnose,
-    load_factory as load_factory,
     outermost_recurrent as outermost_recurrent,
     variant_label as variant_label,
 )
@@ -21,6 +19,10 @@ from gradstudy.tools._diagnosis_plot import (
 from gradstudy.tools._diagnosis_table import (
     diagnosis_summary as diagnosis_summary,
     diagnosis_table as diagnosis_table,
+)
+from gradstudy.tools._factory import (
+    call_factory as call_factory,
+    load_factory as load_factory,
 )
 from gradstudy.tools._monitor import (
     MAX_CAPACITY as MAX_CAPACITY,

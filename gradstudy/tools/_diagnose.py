@@ -11,9 +11,9 @@ nearly flat across layers while ‖∂L/∂output‖ falls by orders of magnitud
 2010), so flags on ‖∂L/∂W‖ alone miss vanishing.
 
 This module measures (:func:`diagnose`) and reads the Dataset's structure
-(:func:`variant_label`, :func:`outermost_recurrent`), and loads the command's factories;
-the table is in :mod:`gradstudy.tools._diagnosis_table`, the figure in
-:mod:`gradstudy.tools._diagnosis_plot`.
+(:func:`variant_label`, :func:`outermost_recurrent`); the command's factories are loaded by
+:mod:`gradstudy.tools._factory`, the table is in :mod:`gradstudy.tools._diagnosis_table`,
+the figure in :mod:`gradstudy.tools._diagnosis_plot`.
 
 References:
     X. Glorot and Y. Bengio. Understanding the difficulty of training deep feedforward
@@ -22,18 +22,18 @@ References:
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from gradstudy._seeds import seed_keys
 from gradstudy.errors import ConfigError
+from gradstudy.tools._nnx_probe import is_nnx_module, make_nnx_probes, nnx_probe, split as nnx_split
 from gradstudy.tools._probe import make_probes, path_label, probe
 
 # Flag thresholds, relative to the last probed module (the one nearest the loss).
@@ -45,30 +45,39 @@ MODULE_VARS = ("backprop_norm", "param_grad_norm", "out_mean", "out_q", "out_zer
 
 
 def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variables=None,
-             init_fn: Callable[..., Any] | None = None, seeds: int = 8,
+             init_fn: Callable[..., Any] | None = None, seeds: int | None = None,
              base_seed: int = 0, variants: Mapping[str, Sequence[float]] | None = None,
              select=None, call_args=None, seed_batch: int | None = None, **kwargs):
     """Gradient flow through ``module`` for ``seeds`` initialisations (or given variables).
 
     Args:
-        module: a Flax Linen module.
+        module: a Flax Linen module; a Flax NNX module (``nnx.Module``: its own weights, one
+            "seed"); or a factory ``rngs -> nnx.Module`` (``seeds`` initialisations, each
+            ``factory(nnx.Rngs(key))``; with ``variants``, ``factory(rngs, **scalars)``).
         batch: an example batch (array or pytree); ``call_args(batch)`` gives the call's
             positional arguments (default ``(batch,)``).
         loss_fn: ``loss_fn(outputs, batch) -> scalar``.
-        variables: fixed variables (one "seed"); else ``init_fn(key)`` or
+        variables: Linen only: fixed variables (one "seed"); else ``init_fn(key)`` or
             ``module.init(key, *call_args(batch))`` for each seed.
-        init_fn: ``key -> variables``; with ``variants``, ``init_fn(key, **scalars)``.
-        seeds: number of initialisations, a ``vmap`` axis (ignored with ``variables``).
+        init_fn: Linen only: ``key -> variables``; with ``variants``,
+            ``init_fn(key, **scalars)``.
+        seeds: number of initialisations, a ``vmap`` axis (default 8; 1 with fixed
+            ``variables`` or an NNX module instance).
         base_seed: the seeds' keys are ``fold_in(PRNGKey(base_seed), s)``.
         variants: points that differ only in scalars, e.g. ``{"sigma_w2": [0.5, 1, 2]}``
             (every list one value per variant, all of one length): each variant's scalars
-            are passed, traced, to ``init_fn``, so all variants × seeds run in one compiled
-            program (the same seeds for every variant: common random numbers).  Adds a
-            leading ``variant`` dim with the scalars as its coordinates.
+            are passed, traced, to ``init_fn`` (or the NNX factory), so all variants × seeds
+            run in one compiled program (the same seeds for every variant: common random
+            numbers).  Adds a leading ``variant`` dim with the scalars as its coordinates.
         seed_batch: networks evaluated at once (``lax.map`` over batches, ``vmap`` within
-            one); default ``seeds``, except 1 for models with an ``nn.RNN`` on CPU (an
-            intermittent XLA deadlock, see the code).
-        select, **kwargs: as :func:`gradstudy.tools.probe`.
+            one); default ``seeds``, except 1 for recurrent models (``nn.RNN``,
+            ``nnx.RNN``) on CPU (an intermittent XLA deadlock, see the code).
+        select: which submodules to probe (:func:`gradstudy.tools.selection`; NNX paths
+            are '/'-joined attribute names and list indices, e.g. ``blocks/3/attn``).
+        **kwargs: keyword arguments of the model's call (e.g. ``train=True``); for Linen
+            also ``mutable=("batch_stats",)``, ``rngs={"dropout": key}`` and ``method``, as
+            :func:`gradstudy.tools.probe`.  NNX models hold their own modes and RNG streams
+            (``model.train()``/``model.eval()``, ``nnx.Rngs(dropout=...)``).
 
     Returns:
         xarray Dataset with dims ``seed`` and ``module`` (one entry per probed module and
@@ -76,15 +85,30 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         ``param_count``) and ``param`` (one entry per parameter leaf and layer): variables
         ``backprop_norm``, ``param_grad_norm``, ``out_rms``, ``out_mean``, ``out_q``,
         ``out_zero_frac``, ``calls``, ``grad_norm`` (per parameter leaf) and ``loss``.
+
+    Raises:
+        ConfigError: one line naming the argument: a model that is none of the above, a
+            loss that is not callable, bad ``seeds``/``variants``, nothing selected.
     """
+    if not callable(loss_fn):
+        raise ConfigError(f"loss_fn: must be callable (outputs, batch) -> scalar, got "
+                          f"{type(loss_fn).__name__}")
     args = (batch,) if call_args is None else tuple(call_args(batch))
+    if not isinstance(module, nn.Module):
+        if is_nnx_module(module) or callable(module):
+            return _diagnose_nnx(module, batch, loss_fn, args, kwargs, variables=variables,
+                                 init_fn=init_fn, seeds=seeds, base_seed=base_seed,
+                                 variants=variants, select=select, seed_batch=seed_batch)
+        raise ConfigError(f"module: must be a flax.linen.Module, a flax.nnx.Module or a "
+                          f"factory rngs -> nnx.Module, got {type(module).__name__}")
     scalars = _check_variants(variants, variables, init_fn)
     n_variants = 1 if scalars is None else len(next(iter(scalars.values())))
     if variables is None:
-        seeds = _check_seeds(seeds)
+        seeds = _check_seeds(8 if seeds is None else seeds)
         init = _initialiser(module, args, kwargs, init_fn, scalars)
         keys = seed_keys(base_seed, seeds)
     else:
+        _check_seeds(1 if seeds is None else seeds)
         seeds, keys, init = 1, None, None
     example = _example_variables(variables, init, keys, scalars)
     probes = make_probes(module, example, *args, select=select, **kwargs)
@@ -96,21 +120,89 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
                     call_args=call_args, **kwargs)
         return {"loss": out["loss"], "modules": out["modules"], "params": out["params"]}
 
+    order = [path_label(p) for p, _ in probes.order]
+    return _measure(one, init, keys, scalars, variables, seeds, n_variants, seed_batch,
+                    probes.recurrent, order, type(module).__name__)
+
+
+def _measure(one, init, keys, scalars, variables, seeds, n_variants, seed_batch,
+             recurrent: bool, order: list[str], model: str):
+    """Run ``one`` on every network (or on the fixed ``variables``) and build the Dataset."""
     if variables is None:
         if seed_batch is None:
-            seed_batch = _default_seed_batch(probes, seeds)
+            seed_batch = _default_seed_batch(recurrent, seeds)
         seed_batch = _check_seeds(seed_batch, "seed_batch")
         result = _run_networks(one, init, keys, scalars, seeds, n_variants, seed_batch)
         seeds = n_variants * seeds  # networks, split into (variant, seed) below
     else:
         result = jax.tree.map(lambda a: a[None], jax.jit(one)(variables))
     result = jax.device_get(result)
-    order = [path_label(p) for p, _ in probes.order]
-    ds = _dataset(result, order, seeds, type(module).__name__)
+    ds = _dataset(result, order, seeds, model)
     if scalars is not None:
         ds = _split_variants(ds, n_variants, {k: np.asarray(v) for k, v in scalars.items()})
     _name_norms(ds)
     return ds
+
+
+def _diagnose_nnx(model, batch, loss_fn, args, kwargs, *, variables, init_fn, seeds,
+                  base_seed, variants, select, seed_batch):
+    """:func:`diagnose` of an NNX module (its weights) or of a factory ``rngs -> module``."""
+    if variables is not None or init_fn is not None:
+        raise ConfigError("variables, init_fn: for Linen modules only; an NNX model holds its "
+                          "variables: pass the module (its weights) or a factory "
+                          "rngs -> nnx.Module (fresh weights per seed)")
+    if is_nnx_module(model):
+        if variants is not None:
+            raise ConfigError("variants: need a factory rngs, **scalars -> nnx.Module, not a "
+                              "module instance (the scalars enter through the construction)")
+        if seeds not in (None, 1):
+            raise ConfigError(f"seeds: an nnx.Module instance has one set of weights, got "
+                              f"seeds={seeds!r}; pass a factory rngs -> nnx.Module for "
+                              "several initialisations")
+        graphdef, params, rest = nnx_split(model)
+        probes = make_nnx_probes(graphdef, params, rest, args, kwargs, select)
+        fixed, init, keys, scalars, seeds, n_variants = (params, rest), None, None, None, 1, 1
+        name = type(model).__name__
+    else:
+        scalars = _check_variants(variants, None, model)
+        n_variants = 1 if scalars is None else len(next(iter(scalars.values())))
+        seeds = _check_seeds(8 if seeds is None else seeds)
+        keys = seed_keys(base_seed, seeds)
+
+        def init(key, **values):
+            built = model(nnx.Rngs(key), **values)
+            if not is_nnx_module(built):
+                raise ConfigError(f"module: a factory must return an nnx.Module, "
+                                  f"{getattr(model, '__name__', 'it')} returned "
+                                  f"{type(built).__name__}")
+            return nnx_split(built)[1:]
+
+        first = {k: v[0] for k, v in scalars.items()} if scalars is not None else {}
+        try:
+            abstract = nnx.eval_shape(lambda: model(nnx.Rngs(keys[0]), **first))
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 -- the user's factory: one line
+            raise ConfigError(f"module: the factory {getattr(model, '__name__', model)!s}"
+                              f"(rngs) raised {type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:160]}") from None
+        if not is_nnx_module(abstract):
+            raise ConfigError(f"module: a callable model must be a factory rngs -> "
+                              f"nnx.Module; it returned {type(abstract).__name__}")
+        graphdef, params, rest = nnx_split(abstract)
+        probes = make_nnx_probes(graphdef, params, rest, args, kwargs, select)
+        fixed, name = None, type(abstract).__name__
+    if not probes.order:
+        raise ConfigError("select: no submodule of the model was selected for probing")
+
+    def one(state):
+        params, rest = state
+        out = nnx_probe(probes, params, rest, batch, loss_fn, args=args, kwargs=kwargs)
+        return {"loss": out["loss"], "modules": out["modules"], "params": out["params"]}
+
+    order = [path_label(p) for p in probes.order]
+    return _measure(one, init, keys, scalars, fixed, seeds, n_variants, seed_batch,
+                    probes.recurrent, order, name)
 
 
 # ------------------------------------------------------------------ running the networks
@@ -118,10 +210,15 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
 
 def _initialiser(module, args, kwargs, init_fn, scalars):
     """``key [, **scalars] -> variables``: ``init_fn``, else ``module.init`` on the call's
-    arguments (with variants, ``init_fn`` is required and checked already)."""
+    arguments (with variants, ``init_fn`` is required and checked already).
+
+    ``mutable`` is the apply's business (``init`` creates every collection), and the call's
+    own ``rngs`` (e.g. ``{"dropout": key}``) are passed with the seed's ``params`` key."""
     if scalars is not None or init_fn is not None:
         return init_fn
-    return lambda key: module.init(key, *args, **kwargs)
+    call_kwargs = {k: v for k, v in kwargs.items() if k not in ("mutable", "rngs")}
+    rngs = dict(kwargs.get("rngs") or {})
+    return lambda key: module.init({**rngs, "params": key}, *args, **call_kwargs)
 
 
 def _example_variables(variables, init, keys, scalars):
@@ -134,14 +231,14 @@ def _example_variables(variables, init, keys, scalars):
                           keys[0])
 
 
-def _default_seed_batch(probes, seeds: int) -> int:
+def _default_seed_batch(recurrent: bool, seeds: int) -> int:
     """Networks per ``lax.map`` batch when the caller gives none."""
     # XLA's CPU runtime (jax 0.10.2) intermittently deadlocks on a vmapped nn.RNN
     # program (measured: 3 of 6 runs of examples.models:lstm_classifier with 8
     # vmapped seeds hung, and 1 of 6 of the same model's plain jax.grad without
     # gradstudy; with lax.map over seeds, 0 of 16 and 0 of 6), so seeds of
     # recurrent models run one at a time there
-    return 1 if probes.recurrent and jax.default_backend() == "cpu" else seeds
+    return 1 if recurrent and jax.default_backend() == "cpu" else seeds
 
 
 def _run_networks(one, init, keys, scalars, seeds: int, n_variants: int, seed_batch: int):
@@ -324,61 +421,3 @@ def outermost_recurrent(ds) -> list[str]:
         return []
     names = [str(m) for m in ds.recurrent_module.values]
     return [m for m in names if not any(m.startswith(o + "/") for o in names if o != m)]
-
-
-# ------------------------------------------------------------------------- factories
-
-
-def load_factory(spec: str):
-    """``"package.module:factory"`` (or ``"path/to/file.py:factory"``) → the callable.
-
-    Raises:
-        ConfigError: one line naming what could not be imported or found.
-    """
-    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
-        raise ConfigError(f"factory: expected 'package.module:function', got {spec!r}")
-    target, name = spec.split(":")
-    try:
-        if target.endswith(".py"):
-            path = Path(target)
-            if not path.is_file():
-                raise FileNotFoundError(f"no file {target}")
-            loader = importlib.util.spec_from_file_location(path.stem, path)
-            mod = importlib.util.module_from_spec(loader)
-            loader.loader.exec_module(mod)
-        else:
-            if "" not in sys.path and str(Path.cwd()) not in sys.path:
-                sys.path.insert(0, str(Path.cwd()))
-            mod = importlib.import_module(target)
-    except (Exception, SystemExit) as e:  # noqa: BLE001 -- any import failure: one line
-        raise ConfigError(f"factory: cannot import {target!r} "
-                          f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
-    fn = getattr(mod, name, None)
-    if not callable(fn):
-        raise ConfigError(f"factory: {target!r} has no callable {name!r}")
-    return fn
-
-
-def call_factory(fn):
-    """Call a factory: ``(module, batch, loss_fn)`` or ``(module, batch, loss_fn, options)``
-    with options for :func:`diagnose` (e.g. ``{"call_args": ..., "train": False}``)."""
-    import flax.linen as nn
-
-    try:
-        made = fn()
-    except Exception as e:  # noqa: BLE001 -- the user's code: one line
-        raise ConfigError(f"factory: {getattr(fn, '__name__', fn)!s}() raised "
-                          f"{type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
-    if not (isinstance(made, tuple) and len(made) in (3, 4)):
-        raise ConfigError("factory: must return (module, batch, loss_fn) or "
-                          "(module, batch, loss_fn, options)")
-    module, batch, loss_fn = made[:3]
-    options = dict(made[3]) if len(made) == 4 else {}
-    if not isinstance(module, nn.Module):
-        raise ConfigError(f"factory: first item must be a flax.linen.Module, got "
-                          f"{type(module).__name__}")
-    if not callable(loss_fn):
-        raise ConfigError("factory: third item (loss_fn) must be callable")
-    return module, batch, loss_fn, options
-
-

@@ -110,7 +110,11 @@ def _key_name(key) -> str:
 
 
 def path_name(path) -> str:
-    """A pytree key path as a '/'-joined string, e.g. ``params/Dense_0/kernel``."""
+    """A pytree key path as a '/'-joined string, e.g. ``params/Dense_0/kernel`` (Linen) or
+    ``layers/0/kernel`` (an ``nnx.State``: the trailing ``.value`` of a Variable dropped)."""
+    path = tuple(path)
+    if path and isinstance(path[-1], jax.tree_util.GetAttrKey) and path[-1].name == "value":
+        path = path[:-1]  # flax.nnx.Variable is a pytree node holding its array as .value
     return "/".join(_key_name(k) for k in path)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
+from flax import nnx
 
 from gradstudy.errors import ConfigError
 from gradstudy.tools._monitor import (
@@ -36,11 +37,15 @@ def monitor_dataset(state, params_or_names):
     buffer only the latest ``capacity`` records exist (``attrs["dropped_records"]``).
 
     Args:
-        state: a :class:`MonitorState`, or an optax state containing exactly one.  Not
-            batched: index a vmapped state first, ``jax.tree.map(lambda x: x[i], state)``.
+        state: a :class:`MonitorState`, an optax state containing exactly one, or a Flax
+            ``nnx.Optimizer`` whose transformation holds one.  Not batched: index a vmapped
+            state first, ``jax.tree.map(lambda x: x[i], state)``.
         params_or_names: the parameter pytree the optimizer was initialised with (names are
-            its '/'-joined key paths, e.g. ``params/Dense_0/kernel``), or a sequence of one
-            name per leaf.
+            its '/'-joined key paths, e.g. ``params/Dense_0/kernel``); a Flax NNX model
+            (names are the paths of its parameters inside ``nnx.Optimizer``, e.g.
+            ``layers/0/kernel``: those of ``nnx.state(model, wrt)``, with the optimizer's
+            ``wrt`` filter when ``state`` is the optimizer, else ``nnx.Param``); or a
+            sequence of one name per leaf.
 
     Returns:
         Dataset with ``grad_norm``, ``update_norm``, ``param_norm``, ``update_ratio``
@@ -48,6 +53,7 @@ def monitor_dataset(state, params_or_names):
     """
     import xarray as xr
 
+    state, params_or_names = _from_nnx(state, params_or_names)
     state = _host_state(state)
     names = _names(params_or_names, len(state.grad_norm))
     rows = valid_rows(state)
@@ -64,6 +70,18 @@ def monitor_dataset(state, params_or_names):
         attrs={"steps_seen": int(state.count), "records_taken": n, "capacity": capacity,
                "valid_records": len(rows), "dropped_records": n - len(rows),
                "buffer": "ring: when full, the oldest record is overwritten"})
+
+
+def _from_nnx(state, params_or_names):
+    """An ``nnx.Optimizer``'s optax state, and an NNX model's parameter state (filtered by
+    the optimizer's ``wrt``), as :func:`monitor_dataset` reads them; others unchanged."""
+    wrt = nnx.Param
+    if isinstance(state, nnx.Optimizer):
+        wrt = state.wrt
+        state = state.opt_state
+    if isinstance(params_or_names, nnx.Module):
+        params_or_names = nnx.state(params_or_names, wrt)
+    return state, params_or_names
 
 
 def _host_state(state) -> MonitorState:

@@ -39,7 +39,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import traverse_util
+from flax import nnx, traverse_util
 
 from gradstudy._numerics import safe_norm
 from gradstudy.errors import ConfigError
@@ -97,8 +97,11 @@ def _tap_output(out, p):
     return jax.tree.unflatten(treedef, leaves)
 
 
-def owns_params(module: nn.Module) -> bool:
-    """Whether ``module`` has parameter arrays of its own (not only in submodules)."""
+def owns_params(module) -> bool:
+    """Whether ``module`` (Linen or NNX) has parameter arrays of its own (not only in
+    submodules)."""
+    if not isinstance(module, nn.Module):  # NNX: nnx.Param attributes of its own
+        return any(isinstance(v, nnx.Param) for v in vars(module).values())
     params = module.variables.get("params", {}) if module.scope is not None else {}
     return any(not isinstance(v, dict) and not k.startswith(PROBE) for k, v in params.items())
 
@@ -240,11 +243,13 @@ def make_probes(module: nn.Module, variables, *args, select=None, mutable=(),
     entered: list = []
     seen: set = set()
 
+    # the call's own rngs (e.g. {"dropout": key}) and a "params" stream for the probes
+    rngs = {**dict(kwargs.pop("rngs", None) or {}), "params": jax.random.PRNGKey(0)}
+
     def run(variables):
         with nn.intercept_methods(_interceptor(pred, order, entered, seen)):
             _, new = module.apply(variables, *args, mutable=["params", TIME, *mutable],
-                                  rngs={"params": jax.random.PRNGKey(0)}, method=method,
-                                  **kwargs)
+                                  rngs=rngs, method=method, **kwargs)
         return {c: new[c] for c in ("params", TIME) if c in new}
 
     shapes = jax.eval_shape(run, variables)
@@ -272,6 +277,15 @@ def _merge(params, probe_values: dict) -> dict:
     flat = _flat(params)
     flat.update(probe_values)
     return traverse_util.unflatten_dict(flat)
+
+
+def param_grad_norm(leaves: list, axes: tuple) -> jax.Array:
+    """‖∂L/∂θ‖ of a module from the gradients of its parameter ``leaves``, per layer of its
+    stacked ``axes`` (``()`` for a plain module; leading axes of every leaf)."""
+    norms = jnp.stack([jax.vmap(safe_norm)(g.reshape((-1,) + g.shape[len(axes):])
+                                           .reshape(int(np.prod(axes)), -1))
+                       for g in leaves])  # (leaves, layers)
+    return jax.vmap(safe_norm, in_axes=1)(norms).reshape(axes)
 
 
 def probe(module: nn.Module, variables, batch, loss_fn: Callable[[Any, Any], jax.Array],
@@ -348,10 +362,7 @@ def probe(module: nn.Module, variables, batch, loss_fn: Callable[[Any, Any], jax
         ok = all(g.shape[:len(axes)] == axes for g in leaves)
         entry = modules[path_label(path)]
         if leaves and ok:
-            norms = jnp.stack([jax.vmap(safe_norm)(g.reshape((-1,) + g.shape[len(axes):])
-                                                   .reshape(int(np.prod(axes)), -1))
-                               for g in leaves])  # (leaves, layers)
-            entry["param_grad_norm"] = jax.vmap(safe_norm, in_axes=1)(norms).reshape(axes)
+            entry["param_grad_norm"] = param_grad_norm(leaves, axes)
         else:  # no parameters below, or not split along the stack axes: not measured
             entry["param_grad_norm"] = jnp.full(axes, jnp.nan)
         entry["param_count"] = jnp.full(axes, sum(

@@ -30,6 +30,12 @@ from gradstudy.families.mlp._model import (
     sample_params as sample_params,
     zero_perturbation as zero_perturbation,
 )
+from gradstudy.families.mlp._nnx import (
+    NNXMLP as NNXMLP,
+    NNXDense as NNXDense,
+    nnx_mlp as nnx_mlp,
+    nnx_mlp_from_params as nnx_mlp_from_params,
+)
 from gradstudy.families.mlp._probes import (
     MEASURED as MEASURED,
     backprop_histograms as backprop_histograms,
@@ -65,6 +71,10 @@ __all__ = [
     "MLPSpec",
     "network_bytes",
     "network_output_bytes",
+    "NNXDense",
+    "NNXMLP",
+    "nnx_mlp",
+    "nnx_mlp_from_params",
     "no_path",
     "NORMS",
     "param_count",

@@ -1,0 +1,104 @@
+"""The factories of ``gradstudy diagnose FACTORY``: load one by name, call it, check its
+answer.
+
+A factory is ``"package.module:function"`` (or ``"path/to/file.py:function"``) naming a
+function of no arguments that returns ``(module, batch, loss_fn)`` or ``(module, batch,
+loss_fn, options)``.  ``examples.X`` names the user's own ``examples`` package when one is
+importable (from the current directory first); otherwise it names the example models that
+the wheel carries (``gradstudy.examples.X``), so that ``gradstudy diagnose
+examples.models:cnn1d`` works from any directory after ``pip install gradstudy``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from gradstudy.errors import ConfigError
+
+#: the top-level package name that falls back to gradstudy's packaged example models
+EXAMPLES = "examples"
+PACKAGED_EXAMPLES = "gradstudy.examples"
+
+
+def load_factory(spec: str):
+    """``"package.module:factory"`` (or ``"path/to/file.py:factory"``) → the callable.
+
+    ``examples.<module>`` falls back to ``gradstudy.examples.<module>`` when no ``examples``
+    package is importable (a user's own, e.g. in the current directory, always wins).
+
+    Raises:
+        ConfigError: one line naming what could not be imported or found.
+    """
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        raise ConfigError(f"factory: expected 'package.module:function', got {spec!r}")
+    target, name = spec.split(":")
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise FileNotFoundError(f"no file {target}")
+            loader = importlib.util.spec_from_file_location(path.stem, path)
+            mod = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(mod)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            mod = _import(target)
+    except (Exception, SystemExit) as e:  # noqa: BLE001 -- any import failure: one line
+        raise ConfigError(f"factory: cannot import {target!r} "
+                          f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        raise ConfigError(f"factory: {target!r} has no callable {name!r}")
+    return fn
+
+
+def _import(target: str):
+    """``import target``; ``examples.X`` → ``gradstudy.examples.X`` when there is no
+    ``examples`` package at all (not when the user's lacks X, nor when X fails inside)."""
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as e:
+        head, _, rest = target.partition(".")
+        if head != EXAMPLES or e.name != EXAMPLES:
+            raise
+    packaged = PACKAGED_EXAMPLES + (f".{rest}" if rest else "")
+    try:
+        return importlib.import_module(packaged)
+    except ModuleNotFoundError as e:
+        if e.name is None or not packaged.startswith(e.name):
+            raise  # a module that the packaged example itself imports is missing
+        raise ModuleNotFoundError(f"No module named {target!r} (neither an 'examples' "
+                                  f"package of yours nor {packaged!r})", name=target) from None
+
+
+def call_factory(fn):
+    """Call a factory: ``(module, batch, loss_fn)`` or ``(module, batch, loss_fn, options)``
+    with options for :func:`diagnose` (e.g. ``{"call_args": ..., "train": False}``).
+
+    ``module`` is a ``flax.linen.Module``, a ``flax.nnx.Module``, or a callable (e.g.
+    ``rngs -> nnx.Module``, which :func:`diagnose` calls once per seed).
+    """
+    import flax.linen as nn
+    from flax import nnx
+
+    try:
+        made = fn()
+    except Exception as e:  # noqa: BLE001 -- the user's code: one line
+        raise ConfigError(f"factory: {getattr(fn, '__name__', fn)!s}() raised "
+                          f"{type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
+    if not (isinstance(made, tuple) and len(made) in (3, 4)):
+        raise ConfigError("factory: must return (module, batch, loss_fn) or "
+                          "(module, batch, loss_fn, options)")
+    module, batch, loss_fn = made[:3]
+    options = dict(made[3]) if len(made) == 4 else {}
+    if not (isinstance(module, (nn.Module, nnx.Module)) or callable(module)):
+        raise ConfigError(f"factory: first item must be a flax.linen.Module, a "
+                          f"flax.nnx.Module or a callable rngs -> nnx.Module, got "
+                          f"{type(module).__name__}")
+    if not callable(loss_fn):
+        raise ConfigError("factory: third item (loss_fn) must be callable")
+    return module, batch, loss_fn, options
