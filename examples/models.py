@@ -1,10 +1,14 @@
-"""Three small models in plain Flax (nothing from gradstudy), each with a factory for
-``gradstudy diagnose``: a factory returns ``(module, example batch, loss_fn)``.
+"""Small models in plain Flax, Linen and NNX (nothing from gradstudy), each with a factory
+for ``gradstudy diagnose``: a factory returns ``(module, example batch, loss_fn)``; for NNX
+the "module" is a function ``rngs -> nnx.Module`` (one network per seed) or a built module
+(its own weights: one seed).
 
     gradstudy diagnose examples.models:cnn1d --seeds 8
     gradstudy diagnose examples.models:lstm_classifier
     gradstudy diagnose examples.models:transformer_block
     gradstudy diagnose examples.models:deep_tanh_small_init
+    gradstudy diagnose examples.models:nnx_transformer
+    gradstudy diagnose examples.models:nnx_lstm
 
 or in Python::
 
@@ -19,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
 
 def _classification_batch(shape, classes, seed=0):
@@ -144,11 +149,70 @@ def deep_tanh_gains():
                                            "variants": {"sigma_w2": [0.5, 1.0, 2.0]}}
 
 
+class NNXBlock(nnx.Module):
+    """A pre-LN Transformer block in Flax NNX: x + Attn(LN(x)); x + MLP(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp: int, rngs: nnx.Rngs):
+        self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
+        self.attn = nnx.MultiHeadAttention(heads, dim, decode=False, rngs=rngs)
+        self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
+        self.up = nnx.Linear(dim, mlp, rngs=rngs)
+        self.down = nnx.Linear(mlp, dim, rngs=rngs)
+
+    def __call__(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.down(nnx.gelu(self.up(self.norm2(x))))
+
+
+class NNXTransformer(nnx.Module):
+    """``depth`` NNX pre-LN blocks (``blocks/0``, ...), mean-pooled, linear head."""
+
+    def __init__(self, rngs: nnx.Rngs, dim: int = 64, depth: int = 4, heads: int = 4,
+                 mlp: int = 128, classes: int = 10):
+        self.blocks = nnx.List([NNXBlock(dim, heads, mlp, rngs) for _ in range(depth)])
+        self.norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.head = nnx.Linear(dim, classes, rngs=rngs)
+
+    def __call__(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x).mean(axis=1))
+
+
+def nnx_transformer():
+    """The four-block Transformer of :func:`transformer_block` written in Flax NNX; a
+    factory ``rngs -> model``, so that ``--seeds`` initialisations run as one program."""
+    batch = _classification_batch((16, 16, 64), 10)
+    return (lambda rngs: NNXTransformer(rngs)), batch, _cross_entropy, {
+        "call_args": lambda b: (b["x"],)}
+
+
+class NNXLSTMClassifier(nnx.Module):
+    """An ``nnx.RNN`` of an LSTM cell, classifier on the last hidden state."""
+
+    def __init__(self, rngs: nnx.Rngs, features: int = 1, hidden: int = 32,
+                 classes: int = 10):
+        self.rnn = nnx.RNN(nnx.LSTMCell(features, hidden, rngs=rngs), rngs=rngs)
+        self.head = nnx.Linear(hidden, classes, rngs=rngs)
+
+    def __call__(self, x):
+        return self.head(self.rnn(x)[:, -1])
+
+
+def nnx_lstm():
+    """:func:`lstm_classifier` in Flax NNX, one built model (its weights: one seed); the
+    cell's gates are measured at every one of the 40 time steps."""
+    batch = _classification_batch((32, 40, 1), 10)
+    return NNXLSTMClassifier(nnx.Rngs(0)), batch, _cross_entropy, {
+        "call_args": lambda b: (b["x"],)}
+
+
 if __name__ == "__main__":
     from gradstudy.tools import diagnose, diagnosis_table
 
     for factory in (cnn1d, lstm_classifier, transformer_block, deep_tanh_small_init,
-                    deep_tanh_gains):
+                    deep_tanh_gains, nnx_transformer, nnx_lstm):
         module, batch, loss_fn, options = factory()
         print(f"\n== {factory.__name__}")
-        print(diagnosis_table(diagnose(module, batch, loss_fn, seeds=4, **options)))
+        seeds = 1 if isinstance(module, nnx.Module) else 4
+        print(diagnosis_table(diagnose(module, batch, loss_fn, seeds=seeds, **options)))

@@ -68,6 +68,7 @@ MOVED_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "curvature": ("gradstudy.engine", ("gradstudy.engine._curvature",)),
     "probe": ("gradstudy.tools", ("gradstudy.tools._probe", "gradstudy._numerics")),
     "diagnose": ("gradstudy.tools", ("gradstudy.tools._diagnose",
+                                      "gradstudy.tools._factory",
                                       "gradstudy.tools._diagnosis_table",
                                       "gradstudy.tools._diagnosis_plot")),
     "monitor": ("gradstudy.tools", ("gradstudy.tools._monitor", "gradstudy.tools._monitor_dataset",

@@ -61,3 +61,20 @@ def test_factory_errors_are_one_line(body, words, tmp_path, capsys):
                            capsys)
     assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert all(w in err for w in words), err
+
+
+def test_diagnose_nnx_factories(tmp_path, capsys):
+    """An NNX factory ``rngs -> model`` runs --seeds networks; a built NNX model is one
+    network (its weights), and asking it for several seeds is a one-line error."""
+    code, out, err = _main(["diagnose", "examples.models:nnx_lstm", "--out", str(tmp_path)],
+                           capsys)
+    assert code == 0, err
+    ds = xr.open_dataset(tmp_path / "results" / "diagnose" / "nnx_lstm" / "diagnose.nc")
+    assert ds.sizes["seed"] == 1 and ds.sizes["time"] == 40
+    assert "rnn/cell/hf" in list(ds.recurrent_module.values)
+    assert np.all(ds.calls.sel(module="rnn/cell/hf").values == 40)
+    ds.close()
+    code, out, err = _main(["diagnose", "examples.models:nnx_lstm", "--seeds", "3", "--out",
+                            str(tmp_path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "seeds: an nnx.Module instance has one set of weights" in err
