@@ -1,7 +1,9 @@
-"""Tools for any Flax model: the probe core (:func:`probe`: ‖∂L/∂output‖ of every selected
-submodule in one ``jax.grad``), :func:`diagnose` (a table, a figure and a Dataset over
-seeds) and :func:`monitor` (an Optax transformation recording per-layer gradient and update
-norms during a user's training).
+"""Tools for any Flax model, Linen or NNX: the probe core (:func:`probe`: ‖∂L/∂output‖ of
+every selected submodule in one ``jax.grad``; :func:`nnx_probe` for NNX modules),
+:func:`diagnose` (a table, a figure and a Dataset over seeds; a Linen module, an
+``nnx.Module`` or a factory ``rngs -> nnx.Module``) and :func:`monitor` (an Optax
+transformation recording per-layer gradient and update norms during a user's training; in
+``optax.chain`` or inside ``nnx.Optimizer``).
 """
 
 from gradstudy.tools._diagnose import (
@@ -43,6 +45,12 @@ from gradstudy.tools._monitor_dataset import (
 from gradstudy.tools._monitor_plot import (
     plot_monitor_heatmap as plot_monitor_heatmap,
 )
+from gradstudy.tools._nnx_probe import (
+    NNXProbes as NNXProbes,
+    is_nnx_module as is_nnx_module,
+    make_nnx_probes as make_nnx_probes,
+    nnx_probe as nnx_probe,
+)
 from gradstudy.tools._probe import (
     PROBE as PROBE,
     STATS as STATS,
@@ -65,9 +73,11 @@ __all__ = [
     "EXPLODING_RATIO",
     "find_state",
     "find_states",
+    "is_nnx_module",
     "leaf_names",
     "leaf_norm",
     "load_factory",
+    "make_nnx_probes",
     "make_probes",
     "MAX_CAPACITY",
     "MAX_EVERY",
@@ -76,6 +86,8 @@ __all__ = [
     "monitor_dataset",
     "MONITOR_FIELDS",
     "MonitorState",
+    "nnx_probe",
+    "NNXProbes",
     "outermost_recurrent",
     "owns_params",
     "path_label",
