@@ -136,4 +136,4 @@ def _repeated_call_lines(ds) -> list[str]:
     names = ", ".join(f"{m} ({c}×)" for m, c in repeated[:6]) + (" …" if len(repeated) > 6
                                                                   else "")
     return [f"applied several times per forward pass, rows are per-call averages: {names}; "
-            "per-step values need the loop written as nn.RNN"]
+            "per-step values need the loop written as nn.RNN (nnx.RNN)"]
