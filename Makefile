@@ -14,7 +14,7 @@ LATEXMK ?= latexmk
 LINT_PATHS := $(wildcard gradstudy experiments tests benchmarks)
 
 .DEFAULT_GOAL := help
-.PHONY: help install figures smoke test lint bench paper check clean distclean
+.PHONY: help install figures smoke test lint bench paper check docs clean distclean
 
 help:
 	@echo "gradstudy make targets:"
@@ -25,7 +25,8 @@ help:
 	@echo "  make bench      run benchmarks/bench_sweep.py and benchmarks/bench_train.py"
 	@echo "  make paper      build paper/paper.pdf with latexmk (after make figures)"
 	@echo "  make check      paper-scale run; exit 1 if any claim fails"
-	@echo "  make clean      remove results/ and figures/smoke/ (keeps committed figures/)"
+	@echo "  make docs       build the documentation (Sphinx + myst-nb, pages executed) -> docs/_build/html"
+	@echo "  make clean      remove results/, figures/smoke/ and docs/_build/ (keeps committed figures/)"
 	@echo "  make distclean  clean + remove $(VENV)"
 	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV)"
 
@@ -33,7 +34,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: python3.11 or python3 not found on PATH" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[test,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -68,8 +69,15 @@ paper:
 check: $(STAMP)
 	$(BIN)/gradstudy reproduce --scale paper --check
 
+# Every page's code cells are executed (an error fails the build) and every warning is an
+# error; HTML, executed notebooks and the pages' own outputs all go under docs/_build.
+SPHINXOPTS ?=
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html $(SPHINXOPTS) docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 clean:
-	rm -rf results figures/smoke
+	rm -rf results figures/smoke docs/_build
 
 distclean: clean
 	rm -rf $(VENV)

@@ -86,14 +86,20 @@ def style(name: str = "paper"):
 
 
 def figure(width: str | float = "single", height: float | None = None, **kwargs):
-    """``plt.subplots`` at a column width ("single", "double" or inches)."""
+    """``plt.subplots`` at a column width ("single", "double" or inches): returns
+    ``(fig, axes)``, the figure registered with pyplot (close it, or pass it to
+    :func:`save_figure`, which closes it)."""
     w = {"single": SINGLE_COLUMN, "double": DOUBLE_COLUMN}.get(width, width)
     h = height if height is not None else 0.75 * w if w <= SINGLE_COLUMN else 0.45 * w
     return plt.subplots(figsize=(w, h), **kwargs)
 
 
-def save_figure(fig, directory: Path, name: str) -> list[Path]:
-    """Write ``name``.pdf and ``name``.png into ``directory``; returns the paths."""
+def save_figure(fig, directory: Path, name: str, close: bool = True) -> list[Path]:
+    """Write ``name``.pdf and ``name``.png into ``directory`` (created), each to a temporary
+    file renamed into place, without date or software metadata; returns the paths.
+
+    With ``close`` (the default, for the studies' scripts) the figure is closed in pyplot
+    afterwards; ``close=False`` keeps it open, e.g. to return it to a notebook."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.pdf", directory / f"{name}.png"]
@@ -103,7 +109,8 @@ def save_figure(fig, directory: Path, name: str) -> list[Path]:
         metadata = {"CreationDate": None} if p.suffix == ".pdf" else {"Software": None}
         fig.savefig(tmp, metadata=metadata)
         tmp.replace(p)
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return paths
 
 

@@ -22,8 +22,24 @@ def plot_diagnosis(ds, path: Path | str | None = None, title: str | None = None)
 
     Modules whose values are not finite are marked (✕) at the bottom of the axis instead
     of being left out.  With a ``variant`` dim, every variant is drawn in its own colour
-    (‖∂L/∂output‖ solid with its band, ‖∂L/∂θ‖ dashed).
+    (‖∂L/∂output‖ solid with its band, ‖∂L/∂θ‖ dashed).  Recurrent cells measured through
+    time get a second panel: their ‖∂L/∂output_t‖ per time step.
+
+    Args:
+        ds: a Dataset from :func:`gradstudy.tools.diagnose`.
+        path: optional; if given, write ``<path without suffix>.png`` and ``.pdf`` (folders
+            created).
+        title: optional title (default: the model's name, seeds and variants).
+
+    Returns:
+        The ``matplotlib.figure.Figure``, open and drawable, with or without ``path``.  It
+        is made by pyplot (so the session's backend, e.g. a notebook's inline one, draws it)
+        and then handed back to you rather than kept in pyplot's list: no figure
+        accumulates in a loop, and a notebook shows it once, as a cell's last value or with
+        ``display(fig)`` (``plt.show()`` does not show it).
     """
+    import matplotlib.pyplot as plt  # on use: importing gradstudy must not import it
+
     from gradstudy import plotting  # on use: importing gradstudy must not import matplotlib
 
     variants = ds.sizes.get("variant", 0)
@@ -35,6 +51,7 @@ def plot_diagnosis(ds, path: Path | str | None = None, title: str | None = None)
         else:
             fig, ax = plotting.figure("double", 3.2)
             ax_t = None
+        plt.close(fig)  # pyplot forgets it; the figure itself stays open and is returned
         if variants:
             _draw_variants(ax, ax_t, ds, cells)
         else:
@@ -42,8 +59,16 @@ def plot_diagnosis(ds, path: Path | str | None = None, title: str | None = None)
         _module_axis(ax, ds)
         _finish(ax, ds, variants, title)
         if path is not None:
-            plotting.save_figure(fig, Path(path).parent, Path(path).stem)
+            _save(fig, path)
     return fig
+
+
+def _save(fig, path: Path | str) -> None:
+    """``<path's stem>.png`` and ``.pdf`` beside ``path`` in the paper style, each written to
+    a temporary file and renamed (:func:`gradstudy.plotting.save_figure`, figure kept open)."""
+    from gradstudy import plotting  # on use: importing gradstudy must not import matplotlib
+
+    plotting.save_figure(fig, Path(path).parent, Path(path).stem, close=False)
 
 
 def _draw_variants(ax, ax_t, ds, cells: list[str]) -> None:

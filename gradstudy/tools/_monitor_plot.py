@@ -38,10 +38,14 @@ def plot_monitor_heatmap(ds, path: str | os.PathLike | None = None, *, title: st
         title: optional figure title.
 
     Returns:
-        The ``matplotlib.figure.Figure`` (not registered with pyplot, so no figure leaks).
+        The ``matplotlib.figure.Figure``, open and drawable, with or without ``path``.  It
+        is made by pyplot (so the session's backend, e.g. a notebook's inline one, draws it)
+        and then handed back to you rather than kept in pyplot's list: no figure
+        accumulates in a loop, and a notebook shows it once, as a cell's last value or with
+        ``display(fig)`` (``plt.show()`` does not show it).
     """
     # on use: importing gradstudy must not import matplotlib
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt
 
     from gradstudy import plotting  # on use: plotting imports matplotlib
 
@@ -51,7 +55,8 @@ def plot_monitor_heatmap(ds, path: str | os.PathLike | None = None, *, title: st
     steps = np.asarray(ds.step.values)
     n_rows = max(len(labels), 1)
     with plotting.style("compact"):
-        fig = Figure(figsize=(7.0, max(2.6, 0.17 * n_rows + 1.5)), layout="constrained")
+        fig = plt.figure(figsize=(7.0, max(2.6, 0.17 * n_rows + 1.5)), layout="constrained")
+        plt.close(fig)  # pyplot forgets it; the figure itself stays open and is returned
         axes = fig.subplots(1, 2, sharey=True)
         x_edges = plotting.cell_edges(steps) if steps.size else np.array([0.0, 1.0])
         y_edges = np.arange(n_rows + 1) - 0.5
