@@ -4,6 +4,10 @@ Bad input prints one line naming the field and the allowed values and exits with
 without a traceback: unknown study, scale or ``--set`` key, a ``--set`` value outside the
 study's ``LIMITS``, an ``--out`` that is not a writable directory, a study file that does
 not import.  ``gradstudy run NAME --help`` lists the study's ``--set`` keys.
+
+The studies come from :func:`gradstudy.studies.experiments_dir` (``$GRADSTUDY_EXPERIMENTS``,
+else those the wheel carries, else the repository's ``experiments/``), so the installed
+command works from any directory; every file it writes goes under ``--out``.
 """
 
 from __future__ import annotations
@@ -72,9 +76,12 @@ def _parser() -> argparse.ArgumentParser:
                        description="Probe a Flax model: FACTORY is 'package.module:function' "
                                    "(or 'file.py:function') returning (module, batch, "
                                    "loss_fn[, options]); prints a table in forward order and "
-                                   "writes a figure and a netCDF file.")
+                                   "writes a figure and a netCDF file. 'examples.models:cnn1d' "
+                                   "names gradstudy's example models when no 'examples' "
+                                   "package of yours is importable from here.")
     d.add_argument("factory", metavar="FACTORY")
-    d.add_argument("--seeds", type=int, default=8, help="initialisations (default 8)")
+    d.add_argument("--seeds", type=int, default=None,
+                   help="initialisations (default 8; 1 for a built NNX module: its weights)")
     d.add_argument("--out", default=".", help="root for figures/ and results/ (default .)")
     return p
 

@@ -126,7 +126,10 @@ class Context:
 
 
 def experiments_dir() -> Path:
-    """``$GRADSTUDY_EXPERIMENTS``, else ``experiments/`` beside the package, else in cwd.
+    """The folder of the studies: ``$GRADSTUDY_EXPERIMENTS``; else the studies inside the
+    installed package (``gradstudy/experiments``, where the wheel puts the repository's
+    ``experiments/``); else ``experiments/`` beside the package (a checkout or an editable
+    install); else ``experiments/`` in the current directory.
 
     Raises:
         ConfigError: ``$GRADSTUDY_EXPERIMENTS`` names no directory, or there is none.
@@ -136,14 +139,14 @@ def experiments_dir() -> Path:
         if not Path(env).is_dir():
             raise ConfigError(f"GRADSTUDY_EXPERIMENTS: {env!r} is not a directory")
         return Path(env)
-    beside = Path(__file__).resolve().parent.parent / "experiments"
-    if beside.is_dir():
-        return beside
-    here = Path.cwd() / "experiments"
-    if not here.is_dir():
-        raise ConfigError(f"experiments: no directory {str(beside)!r} nor {str(here)!r}; "
-                          "set GRADSTUDY_EXPERIMENTS to the folder holding the studies")
-    return here
+    package = Path(__file__).resolve().parent.parent
+    candidates = (package / "experiments", package.parent / "experiments",
+                  Path.cwd() / "experiments")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(f"experiments: no directory {', '.join(repr(str(c)) for c in candidates)}"
+                      "; set GRADSTUDY_EXPERIMENTS to the folder holding the studies")
 
 
 def discover() -> dict[str, ModuleType]:
