@@ -27,7 +27,7 @@ def test_ci_run_survives_a_long_make_version(tmp_path):
         "  for i in $(seq 1 200000); do echo \"GNU Make 4.3 line $i\"; done\n"
         "  exit 0\n"
         "fi\n"
-        'echo "make called with: $*" > "$(dirname "$0")/make_args"\n')
+        'echo "make called with: $*" >> "$(dirname "$0")/make_args"\n')
     fake_make.chmod(fake_make.stat().st_mode | stat.S_IXUSR)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     proc = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], env=env,
@@ -36,4 +36,7 @@ def test_ci_run_survives_a_long_make_version(tmp_path):
     assert "GNU Make 4.3 line 1\n" in proc.stdout
     assert "line 2\n" not in proc.stdout  # only the first line is printed
     # the README's test command: make test
-    assert (bin_dir / "make_args").read_text().startswith("make called with: test ")
+    calls = (bin_dir / "make_args").read_text().splitlines()
+    assert calls[0].startswith("make called with: test ")
+    # then the documentation, warnings as errors, every page executed
+    assert [c.split()[3] for c in calls[1:]] == ["docs"]
