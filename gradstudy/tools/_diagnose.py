@@ -94,6 +94,7 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         raise ConfigError(f"loss_fn: must be callable (outputs, batch) -> scalar, got "
                           f"{type(loss_fn).__name__}")
     args = (batch,) if call_args is None else tuple(call_args(batch))
+    module = _unwrap_bridge(module, variables, init_fn)
     if not isinstance(module, nn.Module):
         if is_nnx_module(module) or callable(module):
             return _diagnose_nnx(module, batch, loss_fn, args, kwargs, variables=variables,
@@ -142,6 +143,19 @@ def _measure(one, init, keys, scalars, variables, seeds, n_variants, seed_batch,
         ds = _split_variants(ds, n_variants, {k: np.asarray(v) for k, v in scalars.items()})
     _name_norms(ds)
     return ds
+
+
+def _unwrap_bridge(module, variables, init_fn):
+    """An NNX class wrapped by ``nnx.bridge.to_linen`` hides its submodules from Linen's
+    interceptors: diagnose the NNX model it builds instead (a factory ``rngs -> model``),
+    unless the caller gives Linen variables or an ``init_fn`` for the wrapper."""
+    if not isinstance(module, nnx.bridge.ToLinen) or variables is not None \
+            or init_fn is not None:
+        return module
+    cls, args, kwargs = module.nnx_class, tuple(module.args), dict(module.kwargs or {})
+    if module.skip_rng:
+        return lambda rngs: cls(*args, **kwargs)
+    return lambda rngs: cls(*args, rngs=rngs, **kwargs)
 
 
 def _diagnose_nnx(model, batch, loss_fn, args, kwargs, *, variables, init_fn, seeds,

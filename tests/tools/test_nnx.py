@@ -300,3 +300,13 @@ def test_nnx_instance_has_one_seed_and_no_linen_arguments():
     assert not any("gradstudy" in k for k in vars(model.layers[0]))
     jax.tree.map(np.testing.assert_array_equal, before,
                  jax.tree.map(np.asarray, nnx.state(model)))
+
+
+def test_a_bridged_nnx_model_is_diagnosed_as_the_nnx_model_it_wraps():
+    """``nnx.bridge.to_linen`` hides the NNX submodules from Linen's interceptors (it
+    used to end in 'no submodule was selected'): diagnose builds the NNX model instead."""
+    wrapped = nnx.bridge.to_linen(NNXTanh, depth=3)
+    ds = diagnose(wrapped, X, _mse, seeds=2)
+    assert list(ds.module.values) == ["layers/0", "layers/1", "layers/2", "out"]
+    direct = diagnose(lambda rngs: NNXTanh(rngs, depth=3), X, _mse, seeds=2)
+    np.testing.assert_array_equal(ds.backprop_norm.values, direct.backprop_norm.values)

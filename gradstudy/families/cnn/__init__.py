@@ -1,6 +1,7 @@
 """The convolutional family: deep 1-D CNNs (:class:`CNNSpec`; plain, BatchNorm or residual
 blocks, stacked by ``nn.scan``), measured per layer, with their :data:`CNN_FAMILY` record for
-sweeps and trainings.
+sweeps and trainings, and their Flax NNX twin (:class:`NNXConvNet`, :func:`nnx_convnet`: the
+same network and weights as an ``nnx.Module``).
 """
 
 from gradstudy.families.cnn._family import (
@@ -36,6 +37,13 @@ from gradstudy.families.cnn._model import (
     param_count as param_count,
     sample_params as sample_params,
 )
+from gradstudy.families.cnn._nnx import (
+    NNXConvLayer as NNXConvLayer,
+    NNXConvNet as NNXConvNet,
+    NNXConvReadout as NNXConvReadout,
+    nnx_convnet as nnx_convnet,
+    nnx_convnet_from_params as nnx_convnet_from_params,
+)
 from gradstudy.families.cnn._spec import (
     BLOCKS as BLOCKS,
     LAYER_KINDS as LAYER_KINDS,
@@ -66,6 +74,11 @@ __all__ = [
     "measure_network",
     "MEASURED",
     "network_bytes",
+    "nnx_convnet",
+    "nnx_convnet_from_params",
+    "NNXConvLayer",
+    "NNXConvNet",
+    "NNXConvReadout",
     "output_bytes",
     "PADDINGS",
     "param_count",

@@ -1,7 +1,9 @@
 """The recurrent family: Elman (tanh, ReLU, linear), LSTM and GRU networks unrolled in time
 (:class:`RNNSpec`), measured through time (:func:`through_time`), with their
 :data:`RNN_FAMILY` record for sweeps and trainings, and the rates read from a sweep's
-records (:func:`per_step_rate`, :func:`pascanu_bound_ratio`).
+records (:func:`per_step_rate`, :func:`pascanu_bound_ratio`), and their Flax NNX twin
+(:class:`NNXRecurrentNet`, :func:`nnx_recurrent_net`: the same network and weights as an
+``nnx.Module``, the cell in an ``nnx.RNN``).
 """
 
 from gradstudy.families.rnn._family import (
@@ -27,6 +29,16 @@ from gradstudy.families.rnn._model import (
     scale_params as scale_params,
     state_carry as state_carry,
     state_vector as state_vector,
+)
+from gradstudy.families.rnn._nnx import (
+    NNXElmanCell as NNXElmanCell,
+    NNXGRUCell as NNXGRUCell,
+    NNXLinear as NNXLinear,
+    NNXLSTMCell as NNXLSTMCell,
+    NNXRecurrentNet as NNXRecurrentNet,
+    nnx_cell as nnx_cell,
+    nnx_recurrent_net as nnx_recurrent_net,
+    nnx_recurrent_net_from_params as nnx_recurrent_net_from_params,
 )
 from gradstudy.families.rnn._rates import (
     pascanu_bound_ratio as pascanu_bound_ratio,
@@ -63,6 +75,14 @@ __all__ = [
     "kernel_names",
     "leaf_kind",
     "MAX_LENGTH",
+    "nnx_cell",
+    "nnx_recurrent_net",
+    "nnx_recurrent_net_from_params",
+    "NNXElmanCell",
+    "NNXGRUCell",
+    "NNXLinear",
+    "NNXLSTMCell",
+    "NNXRecurrentNet",
     "param_count",
     "pascanu_bound_ratio",
     "per_step_rate",
