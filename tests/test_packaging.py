@@ -242,10 +242,16 @@ def away_from_the_repository(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     here = {"", ".", str(ROOT)}
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in here])
-    for name in list(sys.modules):
-        if name == "examples" or name.startswith("examples."):
-            monkeypatch.delitem(sys.modules, name)
-    return tmp_path
+    def examples_modules():
+        return [n for n in sys.modules if n == "examples" or n.startswith("examples.")]
+
+    for name in examples_modules():
+        monkeypatch.delitem(sys.modules, name)
+    yield tmp_path
+    # a test's own `examples` package must not stay cached for later tests in this process
+    # (monkeypatch then restores the repository's examples modules removed above)
+    for name in examples_modules():
+        del sys.modules[name]
 
 
 def test_examples_fall_back_to_the_packaged_models(away_from_the_repository):
