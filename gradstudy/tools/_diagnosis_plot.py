@@ -103,9 +103,10 @@ def _draw_seeds(ax, ax_t, ds, cells: list[str]) -> None:
     through time on ``ax_t``."""
     for name, colour, marker in (("backprop_norm", "C0", "o"),
                                  ("param_grad_norm", "C1", "s")):
+        several = ds.sizes["seed"] > 1
         _draw_norms(ax, ds, name, colour, marker, "-",
-                    ds[name].attrs["long_name"] + " (median)",
-                    band=True, band_label=name == "backprop_norm")
+                    ds[name].attrs["long_name"] + (" (median)" if several else ""),
+                    band=several, band_label=name == "backprop_norm")
     if cells:
         _plot_through_time(ax_t, ds, cells)
     with quiet():
@@ -134,10 +135,13 @@ def _finish(ax, ds, variants: int, title: str | None) -> None:
     """Room for the legend below the data, the title and the legend."""
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo / 10 ** (0.45 * np.log10(hi / lo)), hi)  # room for the legend below
-    what = f"{ds.sizes['seed']} seeds" + (f" × {variants} variants" if variants else "")
+    seeds = ds.sizes["seed"]
+    what = f"{seeds} seed{'s' if seeds != 1 else ''}" + (f" × {variants} variants"
+                                                         if variants else "")
     ax.set_title(title or f"{ds.attrs.get('model', 'model')}: gradient flow per module "
                           f"(forward order, {what})", pad=12)
-    ax.legend(loc="lower left", fontsize=6, ncol=2)
+    entries = len(ax.get_legend_handles_labels()[0])
+    ax.legend(loc="lower left", fontsize=6, ncol=2 if entries >= 4 else 1)
 
 
 def _draw_norms(ax, ds, name, colour, marker, style, label, band, band_label=True):
@@ -172,8 +176,11 @@ def _plot_through_time(ax, ds, cells, colour=None, label=None):
             med = np.nanmedian(values, axis=0)
             lo, hi = (np.nanpercentile(values, q, axis=0) for q in (10, 90))
         c = colour or f"C{k + 2}"
-        ax.plot(t, med, color=c, lw=1.2, label=f"{label or name} (median)")
-        ax.fill_between(t, lo, hi, color=c, alpha=0.25, lw=0)
+        several = values.shape[0] > 1
+        ax.plot(t, med, color=c, lw=1.2, label=f"{label or name}"
+                + (" (median)" if several else ""))
+        if several:
+            ax.fill_between(t, lo, hi, color=c, alpha=0.25, lw=0)
         bad = ~np.isfinite(med)
         if bad.any():
             ax.plot(t[bad], np.full(bad.sum(), np.nanmin(med[~bad]) if (~bad).any() else 1.0),
@@ -181,7 +188,8 @@ def _plot_through_time(ax, ds, cells, colour=None, label=None):
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
     ax.set_ylabel(r"$\|\partial L/\partial \mathrm{output}_t\|$")
-    ax.set_title("through time (10–90 % of seeds)", pad=12)
+    several = ds.sizes["seed"] > 1
+    ax.set_title("through time" + (" (10–90 % of seeds)" if several else ""), pad=12)
     ax.legend(loc="best", fontsize=6)
 
 
