@@ -75,11 +75,6 @@ def _mark(model) -> list[tuple[tuple[str, ...], Any]]:
     return modules
 
 
-def owns_params(module) -> bool:
-    """Whether an NNX module holds ``nnx.Param`` attributes of its own."""
-    return any(isinstance(v, nnx.Param) for v in vars(module).values())
-
-
 # ------------------------------------------------------------------------ the tapping call
 
 
