@@ -413,28 +413,53 @@ def _chi1_at_fixed_point(phi, kinks, sigma_w2, sigma_b2):
     return _chi1(phi, kinks, q_star, sigma_w2)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 5))
-def _critical(phi, kinks, sigma_b2, lo, hi, n_iter):
+# The default bracket [0.5, 4] is widened by this factor at each end, at most this many
+# times, while it does not bracket the transition: [0.5·4⁻¹⁶, 4·4¹⁶] ≈ [1e-10, 2e10] covers
+# every σ_w² at which float32 fixed points are still finite.
+_EXPAND_FACTOR = 4.0
+_MAX_EXPAND = 16
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 5, 6))
+def _critical(phi, kinks, sigma_b2, lo, hi, n_iter, n_expand=_MAX_EXPAND):
     shape = jnp.broadcast_shapes(jnp.shape(sigma_b2), jnp.shape(lo), jnp.shape(hi))
     dtype = _promoted_float_dtype(sigma_b2, lo, hi)
     lo = jnp.broadcast_to(jnp.asarray(lo, dtype), shape)
     hi = jnp.broadcast_to(jnp.asarray(hi, dtype), shape)
+    b2 = jnp.broadcast_to(jnp.asarray(sigma_b2, dtype), shape)
 
-    # Step 0 evaluates lo, step 1 hi (is there a transition inside?), then bisection: one
-    # loop, so that the fixed-point solver is compiled once.
-    def step(i, state):
-        lo, hi, ordered_lo, chaotic_hi = state
-        mid = jnp.where(i == 0, lo, jnp.where(i == 1, hi, 0.5 * (lo + hi)))
-        chaotic = _chi1_at_fixed_point(phi, kinks, mid, sigma_b2) > 1.0
-        bisecting = i >= 2
-        return (jnp.where(bisecting & ~chaotic, mid, lo), jnp.where(bisecting & chaotic, mid, hi),
-                jnp.where(i == 0, ~chaotic, ordered_lo), jnp.where(i == 1, chaotic, chaotic_hi))
+    def chi_ends(lo, hi):
+        # both ends in one call, so that the fixed-point solver is compiled once
+        chi = _chi1_at_fixed_point(phi, kinks, jnp.stack([lo, hi]), jnp.stack([b2, b2]))
+        return chi[0], chi[1]
 
-    # no order-to-chaos transition inside [lo, hi] (e.g. sigmoid, whose χ₁ stays < 1):
-    # NaN rather than an endpoint that would read as a critical point
-    false = jnp.zeros(shape, bool)
-    lo, hi, ordered_lo, chaotic_hi = lax.fori_loop(0, n_iter + 2, step, (lo, hi, false, false))
-    bracketed = ordered_lo & chaotic_hi
+    # Widen the bracket geometrically while one end is on the wrong side: a chaotic lower
+    # end moves down (the old one becomes the upper end), an ordered upper end moves up.
+    # χ₁(q*(σ_w²)) grows with σ_w² for the documented activations, so this finds the
+    # transition when there is one; NaN χ₁ (q* without a finite fixed point) stops it.
+    def widen(state):
+        i, lo, hi, chi_lo, chi_hi = state
+        low_chaotic, high_ordered = chi_lo > 1.0, chi_hi <= 1.0
+        new_lo = jnp.where(low_chaotic, lo / _EXPAND_FACTOR, jnp.where(high_ordered, hi, lo))
+        new_hi = jnp.where(high_ordered, hi * _EXPAND_FACTOR, jnp.where(low_chaotic, lo, hi))
+        return (i + 1, new_lo, new_hi, *chi_ends(new_lo, new_hi))
+
+    def unbracketed(state):
+        i, _, _, chi_lo, chi_hi = state
+        return (i < n_expand) & jnp.any((chi_lo > 1.0) | (chi_hi <= 1.0))
+
+    _, lo, hi, chi_lo, chi_hi = lax.while_loop(unbracketed, widen, (0, lo, hi, *chi_ends(lo, hi)))
+    # no order-to-chaos transition inside [lo, hi] (e.g. a constant activation, whose χ₁
+    # is 0): NaN rather than an endpoint that would read as a critical point
+    bracketed = (chi_lo <= 1.0) & (chi_hi > 1.0)
+
+    def bisect(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        chaotic = _chi1_at_fixed_point(phi, kinks, mid, b2) > 1.0
+        return jnp.where(chaotic, lo, mid), jnp.where(chaotic, mid, hi)
+
+    lo, hi = lax.fori_loop(0, n_iter, bisect, (lo, hi))
     return jnp.where(bracketed, 0.5 * (lo + hi), jnp.nan)
 
 
@@ -450,25 +475,71 @@ def _critical_slopes(phi, kinks, crit, sigma_b2, d_sigma_b2):
 
 
 @_critical.defjvp
-def _critical_jvp(phi, kinks, n_iter, primals, tangents):
+def _critical_jvp(phi, kinks, n_iter, n_expand, primals, tangents):
     # Implicit function theorem on g(σ_w², σ_b²) = χ₁(q*(σ_w², σ_b²), σ_w²) - 1 = 0.
     sigma_b2, lo, hi = primals
-    crit = _critical(phi, kinks, sigma_b2, lo, hi, n_iter)
+    crit = _critical(phi, kinks, sigma_b2, lo, hi, n_iter, n_expand)
     g_w, g_b = _critical_slopes(phi, kinks, crit, sigma_b2, tangents[0])
     return crit, -g_b / g_w
 
 
-@_public(static=("n_iter",))
-def critical_sigma_w2(phi, kinks, sigma_b2, lo=0.5, hi=4.0, n_iter: int = 60):
+@_public(static=("n_iter", "widen"))
+def _critical_sigma_w2(phi, kinks, sigma_b2, lo=0.5, hi=4.0, n_iter: int = 60,
+                       widen: bool = True):
+    return _critical(phi, kinks, sigma_b2, lo, hi, n_iter, _MAX_EXPAND if widen else 0)
+
+
+def critical_sigma_w2(phi, sigma_b2, lo=0.5, hi=4.0, n_iter: int = 60, *, widen: bool = True,
+                      dtype=None, kinks=None):
     """Order/chaos boundary: the ``σ_w²`` with ``χ₁(q*(σ_w², σ_b²)) = 1``.
 
-    Bisection with ``n_iter`` steps on ``[lo, hi]``; NaN when the interval does not
-    bracket the transition (ordered at ``lo``, chaotic at ``hi``). ``q*`` comes from
-    :func:`fixed_point_q` with its defaults. The derivative w.r.t. ``sigma_b2`` uses the
-    implicit function theorem. For tanh, ``σ_b² = 0`` gives 1 (there ``χ₁ = σ_w²`` below
-    the transition because ``q* = 0``).
+    The search starts from the bracket ``[lo, hi]``. With ``widen=True`` (the default) a
+    bracket whose ends are on the wrong side of the transition is widened geometrically
+    (×4 at each end, up to 16 times: about ``[1e-10, 2e10]`` from the default) until it
+    holds one; ``χ₁(q*)`` grows with ``σ_w²`` for the documented activations, so the
+    transition is found wherever it lies (``x/(1+|x|)²`` at ``σ_b² = 0.1``: 5.55). Then
+    ``n_iter`` bisection steps. ``widen=False`` searches ``[lo, hi]`` only.
+
+    The result is NaN where no transition was bracketed. Called with concrete values
+    (outside ``jit``), a ``RuntimeWarning`` then says why in one line: ``χ₁`` stays below
+    1 (always ordered) or above 1 (always chaotic) over the whole searched range, or
+    ``q*`` has no finite fixed point there. ``q*`` comes from :func:`fixed_point_q` with
+    its defaults. The derivative w.r.t. ``sigma_b2`` uses the implicit function theorem.
+    For tanh, ``σ_b² = 0`` gives 1 (there ``χ₁ = σ_w²`` below the transition because
+    ``q* = 0``).
+
+    References:
+        S. S. Schoenholz, J. Gilmer, S. Ganguli, J. Sohl-Dickstein. "Deep information
+        propagation." ICLR 2017 (the order-to-chaos transition at ``χ₁ = 1``).
     """
-    return _critical(phi, kinks, sigma_b2, lo, hi, n_iter)
+    crit = _critical_sigma_w2(phi, sigma_b2, lo, hi, n_iter, widen=widen, dtype=dtype,
+                              kinks=kinks)
+    if not isinstance(crit, jax.core.Tracer) and bool(jnp.any(jnp.isnan(crit))):
+        _warn_no_transition(phi, sigma_b2, lo, hi, widen, dtype, kinks)
+    return crit
+
+
+def _warn_no_transition(phi, sigma_b2, lo, hi, widen, dtype, kinks) -> None:
+    import warnings
+
+    scale = _EXPAND_FACTOR ** _MAX_EXPAND if widen else 1.0
+    lo_end = float(jnp.min(jnp.asarray(lo))) / scale
+    hi_end = float(jnp.max(jnp.asarray(hi))) * scale
+    ends = jnp.asarray([lo_end, hi_end])
+    q = fixed_point_q(phi, ends, jnp.max(jnp.asarray(sigma_b2)), dtype=dtype, kinks=kinks)
+    chi = chi1(phi, q, ends, dtype=dtype, kinks=kinks)
+    name = phi if isinstance(phi, str) else getattr(phi, "__name__", "phi")
+    span = f"σ_w² in [{lo_end:.3g}, {hi_end:.3g}]"
+    if not bool(jnp.all(jnp.isfinite(chi))):
+        why = f"q* has no finite fixed point over part of {span}"
+    elif bool(jnp.all(chi <= 1.0)):
+        why = f"χ₁(q*) stays ≤ 1 (ordered) over {span} (χ₁ = {float(chi[1]):.3g} at the top)"
+    elif bool(jnp.all(chi > 1.0)):
+        why = f"χ₁(q*) stays > 1 (chaotic) over {span} (χ₁ = {float(chi[0]):.3g} at the bottom)"
+    else:
+        why = f"χ₁(q*) - 1 changes sign more than once over {span}; pass a narrower lo, hi"
+    warnings.warn(f"critical_sigma_w2: no order-to-chaos transition for {name}: {why}",
+                  RuntimeWarning, stacklevel=3)
 
 
 class MeanFieldPoint(NamedTuple):
@@ -548,7 +619,7 @@ def mean_field_error(phi, kinks, sigma_w2, sigma_b2) -> MeanFieldError:
         chi_error = jnp.abs(sigma_w2) * slope_err + jnp.abs(dchi_dq) * q_error
         return length_error, q_error, chi_error, dchi_dw
 
-    crit = _critical(phi, kinks, sigma_b2, 0.5, 4.0, 60)
+    crit = _critical(phi, kinks, sigma_b2, 0.5, 4.0, 60, _MAX_EXPAND)
     shape = jnp.broadcast_shapes(jnp.shape(sigma_w2), jnp.shape(crit))
     dtype = _promoted_float_dtype(sigma_w2, crit)
     crit_safe = jnp.where(jnp.isnan(crit), 1.0, crit)

@@ -323,13 +323,21 @@ def test_float32():
 
 
 def test_critical_sigma_w2_nan_without_transition():
-    """sigmoid's χ₁(q*) stays far below 1 on [0.5, 4] (|σ'| ≤ 1/4): no critical point, and
-    the bisection must not return an endpoint; tanh inside the bracket is unaffected."""
-    assert bool(jnp.isnan(theory.critical_sigma_w2(jax.nn.sigmoid, 0.0)))
+    """sigmoid's χ₁(q*) stays far below 1 on [0.5, 4] (|σ'| ≤ 1/4): searched there alone
+    (``widen=False``) there is no critical point, and the bisection must not return an
+    endpoint but NaN with a one-line reason; tanh inside the bracket is unaffected."""
+    with pytest.warns(RuntimeWarning, match=r"stays ≤ 1 \(ordered\) over σ_w² in \[0.5, 4\]"):
+        assert bool(jnp.isnan(theory.critical_sigma_w2(jax.nn.sigmoid, 0.0, widen=False)))
     q_star = theory.fixed_point_q(jax.nn.sigmoid, 4.0, 0.0)
     assert float(theory.chi1(jax.nn.sigmoid, q_star, 4.0)) < 0.5
     assert abs(float(theory.critical_sigma_w2(jnp.tanh, 0.0)) - 1.0) < 1e-3
 
+
+def test_critical_sigma_w2_constant_activation_has_none():
+    """χ₁ ≡ 0: no transition at any σ_w²; NaN and a warning naming the searched range."""
+    with pytest.warns(RuntimeWarning, match=r"no order-to-chaos transition.*stays ≤ 1"):
+        crit = theory.critical_sigma_w2(lambda x: 0.0 * x, 0.1)
+    assert bool(jnp.isnan(crit))
 
 
 # ------------------------------------------------- piecewise-smooth activations vs scipy
@@ -577,3 +585,43 @@ def test_names_and_dtype():
         with pytest.raises(ConfigError, match="jax_enable_x64"):
             jax.jit(lambda w: theory.chi1("tanh", 1.0, w, dtype="float64"))(1.0)
     assert theory.chi1("tanh", 1.0, 1.0, dtype="float32").dtype == jnp.float32
+
+
+def _bump(x):
+    return x / (1 + abs(x)) ** 2
+
+
+def _bump_slope(x):
+    return (1 - abs(x)) / (1 + abs(x)) ** 3
+
+
+# activations whose transition lies outside the default bracket [0.5, 4]: found by widening
+OUTSIDE_BRACKET = [
+    ("bump", lambda x: x / (1 + jnp.abs(x)) ** 2, (_bump, _bump_slope, (0.0,)), 0.1, 5.55),
+    ("sigmoid", jax.nn.sigmoid, (_sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x)), ()),
+     0.0, 103.0),
+]
+
+
+@pytest.mark.parametrize(("name", "phi", "reference", "sigma_b2", "approx"), OUTSIDE_BRACKET,
+                         ids=[c[0] for c in OUTSIDE_BRACKET])
+def test_critical_sigma_w2_outside_default_bracket(name, phi, reference, sigma_b2, approx):
+    """x/(1+|x|)² at σ_b² = 0.1 has its transition at σ_w² ≈ 5.55 (issue 16), sigmoid at
+    σ_b² = 0 at ≈ 103: both outside [0.5, 4], where the search used to return NaN. Checked
+    against brentq on an independent scipy χ₁(q*) - 1, bracketed by hand."""
+    ref_phi, ref_slope, kinks = reference
+    REFERENCE_ACTIVATIONS[name] = reference
+    try:
+        def excess(w):
+            q = ref_q_star(name, w, sigma_b2)
+            return w * expect_kinked(lambda x: ref_slope(x) ** 2, q, kinks) - 1.0
+
+        ref = optimize.brentq(excess, 0.5 * approx, 2 * approx, xtol=1e-12, rtol=1e-12)
+    finally:
+        del REFERENCE_ACTIVATIONS[name]
+    assert ref == pytest.approx(approx, rel=0.01)
+    crit = theory.critical_sigma_w2(phi, sigma_b2, kinks=kinks)
+    assert float(crit) == pytest.approx(ref, rel=1e-6)
+    # a wrong starting bracket on either side is widened to the same answer
+    assert float(theory.critical_sigma_w2(phi, sigma_b2, 2 * approx, 3 * approx,
+                                          kinks=kinks)) == pytest.approx(ref, rel=1e-6)
