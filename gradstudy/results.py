@@ -194,8 +194,10 @@ def load_verified(path: Path, description: dict) -> xr.Dataset:
 # tell a leftover of a killed process (removed) from a file being written now (kept).
 _TEMP_NAME = re.compile(r"^(?P<target>.+)\.[A-Za-z0-9_]+\.(?P<host>[A-Za-z0-9-]*)-(?P<pid>\d+)"
                         r"\.tmp$")
-# Before pids were in the names: mkstemp's default "tmpXXXXXXXX" with our suffixes.
-_LEGACY_TEMP_NAME = re.compile(r"^tmp[a-z0-9_]{8}(\.nc)?\.tmp$")
+# Before pids were in the names: mkstemp's default "tmpXXXXXXXX" with our suffixes, and the
+# training checkpoints' "<name>.ckpt.npz.<random>.tmp".
+_LEGACY_TEMP_NAME = re.compile(r"^tmp[a-z0-9_]{8}(\.nc)?\.tmp$"
+                               r"|^.+\.ckpt\.npz\.[A-Za-z0-9_]{8}\.tmp$")
 # A temporary file untouched this long has no live writer (writing one takes seconds);
 # used for files of other hosts (shared file systems) and of older gradstudy versions.
 STALE_TEMP_AGE_S = 3600.0

@@ -520,10 +520,13 @@ def test_old_temporary_files_removed_by_age_others_kept(reference, tmp_path):
         "tmpab12cd_3.nc.tmp": True,  # older gradstudy, no pid in the name
         "tmpzz99yy00.tmp": True,
         "this-0123.nc.k2j4_x.otherhost-4242.tmp": True,  # another host's, untouched 2 h
+        "train-0123abcd-g0.ckpt.npz.k2j4x_9z.tmp": True,  # an older checkpoint's temporary
         "notes.tmp": False,  # not a name gradstudy makes: never touched
+        "mine.ckpt.npz.tmp": False,
         "data.nc": False,
     }
-    fresh = ["tmpab12cd_4.nc.tmp", "this-0123.nc.k2j4_y.otherhost-4242.tmp"]
+    fresh = ["tmpab12cd_4.nc.tmp", "this-0123.nc.k2j4_y.otherhost-4242.tmp",
+             "train-0123abcd-g0.ckpt.npz.k2j4x_9y.tmp"]
     for name in list(old) + fresh:
         (tmp_path / name).write_text("partial")
     for name in old:

@@ -6,6 +6,7 @@ memory, sequence MNIST-1D).
 from gradstudy.data._datasets import (
     MNIST1D_VERSION as MNIST1D_VERSION,
     Dataset as Dataset,
+    check_dataset as check_dataset,
     mnist1d as mnist1d,
     standardize as standardize,
     teacher_student as teacher_student,
@@ -29,6 +30,7 @@ __all__ = [
     "adding_baseline_loss",
     "ADDING_BASELINE_MSE",
     "adding_problem",
+    "check_dataset",
     "copy_baseline",
     "COPY_BLANK",
     "COPY_FIRST_SYMBOL",

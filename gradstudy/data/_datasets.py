@@ -13,6 +13,7 @@ References:
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradstudy._validate import check_int, check_real
+from gradstudy._validate import check_int, check_real, short_repr
 from gradstudy.errors import ConfigError
 from gradstudy.results import DESCRIPTION_ATTR, cached, describe_json
 
@@ -28,7 +29,14 @@ MNIST1D_VERSION = 1  # bumped if the way the arrays are made here changes
 
 
 class Dataset(NamedTuple):
-    """Arrays of one task: ``x`` (N, features), ``y`` int labels (N,) or targets (N, out)."""
+    """Arrays of one task: ``x`` (N, features), ``y`` int labels (N,) or targets (N, out).
+
+    Inputs may be (N, time, features) or (N, length, channels) for the recurrent and
+    convolutional families, and labels (N, time) for per-step outputs.  ``classes`` is the
+    number of classes (labels 0 … classes − 1), or 0 for regression.  The fields are not
+    checked when a Dataset is made; :func:`check_dataset` checks them (and
+    :func:`gradstudy.engine.train` calls it).
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -43,6 +51,98 @@ class Dataset(NamedTuple):
     @property
     def outputs(self) -> int:
         return self.classes or int(self.y.shape[1])
+
+
+MAX_CLASSES = 10**6
+
+
+def check_dataset(data) -> Dataset:
+    """``data`` checked and converted: inputs float32, labels int32 (regression targets
+    float32), every array a NumPy array; else a one-line ConfigError naming the field.
+
+    Array-likes (lists, JAX arrays) are accepted through ``np.asarray``.  Refused: a value
+    that is not a Dataset; ``classes`` other than 0 (regression) or an integer ≥ 2; inputs
+    or targets that are not real numbers, not finite (NaN, inf, or beyond float32's
+    range), empty, or of no example axis; test examples of another shape than the training
+    examples; ``y``/``y_test`` of another length than ``x``/``x_test``; class labels that
+    are not integers or lie outside 0 … classes − 1.  Whether the arrays fit a network
+    (features, outputs, label shape) is the model's check
+    (:class:`gradstudy.families.TrainHooks` ``check_data``).
+    """
+    if not isinstance(data, Dataset):
+        raise ConfigError(f"data: must be a gradstudy.data.Dataset, got {type(data).__name__}")
+    classes = data.classes
+    if isinstance(classes, (bool, np.bool_)) or not isinstance(classes, numbers.Integral) \
+            or not (classes == 0 or 2 <= classes <= MAX_CLASSES):
+        raise ConfigError(f"classes: must be 0 (regression) or an integer in [2, "
+                          f"{MAX_CLASSES}] (the number of classes), got {short_repr(classes)}")
+    classes = int(classes)
+    x = _inputs("x", data.x, "training")
+    x_test = _inputs("x_test", data.x_test, "test")
+    if x_test.shape[1:] != x.shape[1:]:
+        raise ConfigError(f"x_test: examples of shape {x_test.shape[1:]}, but x's are "
+                          f"{x.shape[1:]}: test and training examples must have one shape")
+    y = _targets("y", data.y, classes, len(x), "x")
+    y_test = _targets("y_test", data.y_test, classes, len(x_test), "x_test")
+    if y_test.shape[1:] != y.shape[1:]:
+        raise ConfigError(f"y_test: per-example shape {y_test.shape[1:]}, but y's is "
+                          f"{y.shape[1:]}")
+    return Dataset(x, y, x_test, y_test, classes)
+
+
+def _array(field: str, value) -> np.ndarray:
+    try:
+        a = np.asarray(value)
+    except Exception as e:  # ragged lists and foreign objects fail in many ways
+        raise ConfigError(f"{field}: not an array of numbers ({type(e).__name__}: "
+                          f"{short_repr(str(e), 60)})") from None
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"{field}: must hold real numbers, got dtype {a.dtype} "
+                          f"({short_repr(value, 40)})")
+    return a
+
+
+def _finite_float32(field: str, a: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = a.astype(np.float32, copy=False)
+    bad = out.size - int(np.count_nonzero(np.isfinite(out)))
+    if bad:
+        where = "" if a.dtype == np.float32 else " in float32, which training uses"
+        raise ConfigError(f"{field}: {bad} of {out.size} values are NaN or infinite{where}; "
+                          f"training data must be finite")
+    return out
+
+
+def _inputs(field: str, value, which: str) -> np.ndarray:
+    a = _array(field, value)
+    if a.ndim < 2:
+        raise ConfigError(f"{field}: must have shape (examples, features) (or (examples, "
+                          f"time, features)), got shape {a.shape}")
+    if a.shape[0] == 0:
+        raise ConfigError(f"{field}: the {which} set is empty (shape {a.shape})")
+    if a.size == 0:
+        raise ConfigError(f"{field}: examples of shape {a.shape[1:]} hold no values")
+    return _finite_float32(field, a)
+
+
+def _targets(field: str, value, classes: int, examples: int, inputs: str) -> np.ndarray:
+    a = _array(field, value)
+    if a.ndim == 0 or a.shape[0] != examples:
+        got = "a scalar" if a.ndim == 0 else f"{a.shape[0]} entries"
+        raise ConfigError(f"{field}: {got} for the {examples} examples of {inputs}: one "
+                          f"{'label' if classes else 'target'} per example")
+    if not classes:
+        return _finite_float32(field, a)
+    if a.dtype.kind not in "iu":
+        hint = f" (e.g. {field}.astype(int))" if a.dtype.kind == "f" else ""
+        raise ConfigError(f"{field}: class labels must be integers in 0..{classes - 1}, got "
+                          f"dtype {a.dtype}{hint}; for regression targets set classes=0")
+    if a.size:
+        low, high = a.min(), a.max()
+        if low < 0 or high >= classes:
+            raise ConfigError(f"{field}: class labels must be in 0..{classes - 1} "
+                              f"(classes={classes}), got labels from {low} to {high}")
+    return a.astype(np.int32, copy=False)
 
 
 def mnist1d(cache_dir: Path | str | None = "results/data", seed: int = 42,

@@ -225,11 +225,14 @@ def sequence_mnist1d(data: Dataset) -> Dataset:
         The same dataset with ``x`` and ``x_test`` of shape (N, features, 1) float32.
 
     Raises:
-        ConfigError: inputs that are not 2-d.
+        ConfigError: ``data`` that is not a Dataset, or inputs that are not 2-d.
 
     References:
         Greydanus (2020), arXiv:2011.14439 (a GRU reaches 91 % test accuracy).
     """
+    if not isinstance(data, Dataset):
+        raise ConfigError(f"data: sequence_mnist1d needs a gradstudy.data.Dataset (e.g. "
+                          f"gradstudy.data.mnist1d()), got {type(data).__name__}")
     x, x_test = np.asarray(data.x), np.asarray(data.x_test)
     if x.ndim != 2 or x_test.ndim != 2:
         raise ConfigError(f"data: sequence_mnist1d needs inputs of shape (N, features), "

@@ -25,7 +25,7 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 
 from gradstudy._validate import check_int
-from gradstudy.data._datasets import Dataset
+from gradstudy.data._datasets import Dataset, check_dataset
 from gradstudy.engine._training import data_fingerprint
 from gradstudy.engine._training_programs import initial_params
 from gradstudy.engine._training_spec import TRAIN_VERSION, Training, family_for, hooks_for
@@ -119,6 +119,7 @@ def initial_curvature(training: Training, data: Dataset, point: int = 0,
     iterations = check_int("iterations", iterations, 1, 10**6)
     power_seed = check_int("power_seed", power_seed, 0, 2**32 - 1)
     spec = training.points[point]
+    data = check_dataset(data)  # NaN inputs or bad labels would give a wrong λ_max
     hooks = hooks_for(spec)
     why = hooks.check_data(spec, data)
     if why is not None:

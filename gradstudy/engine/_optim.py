@@ -40,6 +40,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
 SCHEDULES = ("constant", "warmup_cosine")
 CLIPS = ("none", "value", "global_norm", "adaptive")
 MAX_STEPS = 10**8
+MIN_EPS = 1.1754944e-38  # float32's smallest normal number: eps must be > 0 in float32
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class OptimizerSpec:
         decay: ρ of RMSProp (ν ← ρν + (1−ρ)g²; first step lr·g/√((1−ρ)g² + ε)).
         b1, b2: Adam's moment decays.
         eps: ε of RMSProp (inside the square root, as optax's default) and Adam (outside:
-            first step lr·g/(|g| + ε)).
+            first step lr·g/(|g| + ε)); > 0 (at least float32's smallest normal number),
+            since ε = 0 makes an exactly-zero gradient entry 0/0 = NaN.
         schedule: "constant" or "warmup_cosine" (linear warm-up from 0 over
             ``warmup_steps``, then cosine decay to 0 at ``decay_steps``).
         warmup_steps, decay_steps: of the schedule.
@@ -88,6 +90,12 @@ class OptimizerSpec:
             if value >= 1.0:
                 raise _error(field, value, "a number in [0, 1)")
             object.__setattr__(self, field, value)
+        if self.eps < MIN_EPS:
+            # Adam divides by √v̂ + ε and RMSProp by √(ν + ε): with ε = 0 (or a value that
+            # is 0 in float32) an exactly-zero gradient entry gives 0/0 = NaN, which the
+            # engine would record as a divergence of a healthy run
+            raise _error("eps", self.eps, f"a number >= {MIN_EPS:.3g} (the smallest normal "
+                         "float32; eps = 0 turns an exactly-zero gradient entry into NaN)")
         if self.clip != "none" and self.clip_threshold <= 0:
             raise _error("clip_threshold", self.clip_threshold, "a number > 0 when clipping")
         object.__setattr__(self, "warmup_steps",

@@ -17,8 +17,10 @@ Recorded per run: the minibatch loss and accuracy every step; the global gradien
 updates ‖ΔW_l‖/‖W_l‖ every ``record_every`` steps (:func:`gradstudy.tools.monitor`
 wrapping the optimizer); test (and full training-set) loss and accuracy at every chunk
 boundary; the first step whose loss is not finite (``diverged_at``, −1 if none).  A diverged
-run's records after its divergence are NaN; the other runs of its batch are computed
-independently and are not affected.
+run's records after its divergence are NaN, and so are its gradient norms at the divergence
+step and its per-layer records from it on (with the reason, ``forward_nonfinite``, in their
+status companions); the other runs of its batch are computed independently and are not
+affected.
 
 The pieces: the spec (:class:`Training`, :mod:`gradstudy.engine._training_spec`), the
 compiled programs and their layout over devices (:mod:`gradstudy.engine._training_programs`),
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +44,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradstudy.data._datasets import Dataset
-from gradstudy.engine._checkpoints import _checkpoint_path, _load_checkpoint, _save_checkpoint
+from gradstudy import status
+from gradstudy._validate import short_repr
+from gradstudy.data._datasets import Dataset, check_dataset
+from gradstudy.engine._checkpoints import (
+    _checkpoint_path,
+    _load_checkpoint,
+    _save_checkpoint,
+    checkpoint_identity,
+)
 from gradstudy.engine._memory import BUDGET_ENV, budget_bytes, human
 from gradstudy.engine._optim import program_key
 from gradstudy.engine._training_programs import (
@@ -87,18 +97,37 @@ def train(training: Training, data: Dataset, cache_dir: Path | str | None = None
         (``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy`` on the whole
         sets, after that many steps), ``record`` × ``layer`` (``layer_grad_norm``,
         ``layer_update_ratio`` of the kernels, layer 1 = input layer, depth + 1 = readout)
-        and ``diverged_at`` (first step with a non-finite loss, −1 if none).
+        and ``diverged_at`` (first step with a non-finite loss, −1 if none).  A diverged
+        run's records after that step are NaN (at it: its loss is kept, inf or NaN, its
+        gradient norm is NaN); its per-layer records from that step on are NaN, and each
+        per-layer variable has a ``<name>_status`` companion (:mod:`gradstudy.status`
+        codes: ``forward_nonfinite`` there).
     """
 
-    _check_data(training, data)
+    data = _check_data(training, data)
+    cache_dir = _check_cache_dir(cache_dir)
     description = dict(training.describe(), data=data_fingerprint(data))
 
+    not_cacheable = _not_cacheable(training)
+    # an unfingerprintable point's description does not pin down its functions: a
+    # checkpoint keyed by it could resume another computation, so there are none
+    checkpoints = None if not_cacheable is not None else cache_dir
+
     def compute():
-        return _compute(training, data, description, cache_dir, name, progress,
+        return _compute(training, data, description, checkpoints, name, progress,
                         progress_label)
 
-    cache = None if cache_dir is None else Path(cache_dir)
-    return cached(name, description, compute, cache, _not_cacheable(training))
+    ds = cached(name, description, compute, cache_dir, not_cacheable)
+    if checkpoints is not None:
+        # only now, with the result stored atomically (or verified from the cache): a kill
+        # before this point resumes from the checkpoints instead of recomputing
+        for idx in _groups(training, _chunk(training)).values():
+            _checkpoint_path(checkpoints, name, description, idx).unlink(missing_ok=True)
+    return ds
+
+
+def _chunk(training: Training) -> int:
+    return min(training.eval_every, training.steps)
 
 
 def _not_cacheable(training: Training) -> str | None:
@@ -109,19 +138,81 @@ def _not_cacheable(training: Training) -> str | None:
     return None
 
 
-def _check_data(training: Training, data: Dataset) -> None:
-    if not isinstance(data, Dataset):
-        raise ConfigError(f"data: must be a gradstudy.data.Dataset, got {type(data).__name__}")
-    for i, p in enumerate(training.points):
-        why = hooks_for(p).check_data(p, data)
-        if why is not None:
-            raise ConfigError(f"points: item {i} {why}"[:300])
+def _check_data(training: Training, data: Dataset) -> Dataset:
+    """``data`` checked (:func:`gradstudy.data.check_dataset`: finite float32 inputs,
+    integer labels within ``classes``, matching lengths and shapes) and checked against the
+    training (loss, every point's input and output shapes), before anything is compiled:
+    bad data would otherwise train silently (a label −1 as the last class) or be recorded
+    as a divergence at step 0 (NaN inputs, labels ≥ classes)."""
+    raw_y = getattr(data, "y", None)
+    data = check_dataset(data)
     if training.loss == "cross_entropy" and not data.classes:
+        looks_like_labels = np.asarray(raw_y).dtype.kind in "iu" and np.ndim(raw_y) == 1
+        if looks_like_labels:
+            raise ConfigError("classes: 0 means regression targets, but y holds integer "
+                              "labels and loss is cross_entropy: set classes to the number "
+                              "of classes")
         raise ConfigError("loss: cross_entropy needs class labels; this data is a "
                           "regression task: use loss='mse'")
     if training.loss == "mse" and data.classes:
         raise ConfigError("loss: mse needs regression targets; this data has class labels: "
                           "use loss='cross_entropy'")
+    if not data.classes and data.y.ndim < 2:
+        raise ConfigError(f"y: regression targets need shape (examples, outputs), got "
+                          f"{data.y.shape}; for one output use y[:, None]")
+    for i, p in enumerate(training.points):
+        why = hooks_for(p).check_data(p, data)
+        if why is not None:
+            raise ConfigError(f"points: item {i} {why}"[:300])
+    checked = set()
+    for i, p in enumerate(training.points):
+        key = family_for(p).program_key(p)
+        if key not in checked:
+            checked.add(key)
+            _check_output_shape(i, p, data)
+    return data
+
+
+def _check_output_shape(i: int, point, data: Dataset) -> None:
+    """The labels (targets) of one example must have the shape of the network's output for
+    one example without (with) its class axis; traced abstractly, nothing is computed."""
+    family, hooks = family_for(point), hooks_for(point)
+    key = family.program_key(point)
+    scalars = tuple(a[0] for a in _scalar_arrays([family.scalars(point)]))
+    example = jax.ShapeDtypeStruct((1,) + data.x.shape[1:], jnp.float32)
+    try:
+        params = jax.eval_shape(lambda k: hooks.init(key, k, scalars),
+                                jax.random.PRNGKey(0))
+        out = jax.eval_shape(hooks.apply(key), params, example).shape[1:]
+    except Exception as e:  # noqa: BLE001 -- a shape the family's own check let through
+        raise ConfigError(f"x: examples of shape {data.x.shape[1:]} do not fit points item "
+                          f"{i} ({type(e).__name__})") from None
+    want = out[:-1] if data.classes else out
+    if data.y.shape[1:] != want:
+        what = "labels" if data.classes else "targets"
+        raise ConfigError(f"y: {what} of shape {data.y.shape[1:]} per example, but points "
+                          f"item {i} outputs {out} per example: {what} need {want}")
+
+
+def _check_cache_dir(cache_dir) -> Path | None:
+    """``cache_dir`` as a Path to an existing, writable directory (made if missing), so
+    that a training is not computed only to fail when its result is stored."""
+    if cache_dir is None:
+        return None
+    if not isinstance(cache_dir, (str, os.PathLike)) or str(cache_dir) == "":
+        raise ConfigError(f"cache_dir: must be a folder path (str or Path) or None, got "
+                          f"{short_repr(cache_dir)}")
+    path = Path(cache_dir)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"cache_dir: {str(path)!r} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cache_dir: cannot create {str(path)!r} "
+                          f"({e.strerror or type(e).__name__})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"cache_dir: {str(path)!r} is not writable")
+    return path
 
 
 def data_fingerprint(data: Dataset) -> str:
@@ -179,7 +270,7 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
     from tqdm.auto import tqdm
 
 
-    chunk = min(training.eval_every, training.steps)
+    chunk = _chunk(training)
     n_chunks = -(-training.steps // chunk)
     groups = _groups(training, chunk)
     x_dev = [jnp.asarray(a) for a in (data.x, data.y, data.x_test, data.y_test)]
@@ -198,11 +289,12 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
         init, run, evaluate = _program_for(prog)
         ckpt = None if cache_dir is None else _checkpoint_path(cache_dir, name, description,
                                                                idx)
+        identity = checkpoint_identity(description, idx)
         state = place_runs(init(keys, scalars, hyper))
         hyper = place_runs(hyper)
         records, evals, done = [], [evaluate(state, *eval_data)], 0
         if ckpt is not None and ckpt.exists():
-            loaded = _load_checkpoint(ckpt, state)
+            loaded = _load_checkpoint(ckpt, identity, state, chunk, training.steps)
             if loaded is not None:
                 state, records, evals, done = loaded
                 state = place_runs(state)
@@ -213,11 +305,9 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
             records.append(jax.device_get(rec))
             evals.append(evaluate(state, *eval_data))
             if ckpt is not None:
-                _save_checkpoint(ckpt, state, records, evals, c + 1)
+                _save_checkpoint(ckpt, identity, state, records, evals, c + 1)
             bar.update(1)
         results[tuple(idx)] = _assemble_group(training, state, records, evals, runs)
-        if ckpt is not None:
-            ckpt.unlink(missing_ok=True)
     bar.close()
     arrays = _merge_groups(training, results)
     ds = _to_dataset(training, arrays, n_chunks, chunk)
@@ -273,8 +363,17 @@ def _assemble_group(training, state, records, evals, runs: int) -> dict:
             cols.append(buf if buf.ndim == 3 else buf[..., None])
         per_layer[f"layer_{field}"] = np.concatenate(cols, axis=2)
     steps = np.asarray(mon.step)[0]
-    out = {**rec, **ev, **per_layer, "diverged_at": np.asarray(state["diverged_at"]),
-           "record_step": steps}
+    diverged_at = np.asarray(state["diverged_at"])
+    # from its divergence step on, a run's forward pass is not finite and its per-layer
+    # norms mean nothing, whatever number the backward pass made (ReLU's derivative at NaN
+    # is 0: the input layer's gradient norm read exactly 0.0, which looks like vanishing):
+    # NaN, with the reason in the status companion
+    forward_finite = (diverged_at[:, None] < 0) | (steps[None, :] < diverged_at[:, None])
+    for name in list(per_layer):
+        value = np.where(forward_finite[..., None], per_layer[name], np.nan)
+        per_layer[name] = value.astype(per_layer[name].dtype)
+        per_layer[name + "_status"] = status.classify(value, forward_finite[..., None])
+    out = {**rec, **ev, **per_layer, "diverged_at": diverged_at, "record_step": steps}
     return out
 
 
@@ -343,6 +442,9 @@ def _to_dataset(training, arrays, n_chunks, chunk):
                                      for o in training.optimizers]),
     }
     attrs = {"optimizer": json.dumps(training.describe()["optimizer"], sort_keys=True),
-             "notes": "records after a run's divergence are NaN; eval_step e holds the "
-                      "metrics after e optimizer steps"}
+             "notes": "records after a run's divergence are NaN (its loss at the divergence "
+                      "step is kept: inf or NaN; its gradient norms there are NaN); per-layer "
+                      "records from the divergence step on are NaN with status "
+                      "forward_nonfinite; eval_step e holds the metrics after e optimizer "
+                      "steps"}
     return labeled_dataset(arrays, dims, coords, attrs, descriptions)

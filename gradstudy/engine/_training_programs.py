@@ -131,9 +131,12 @@ def _chunk_program(prog: Program):
                 new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
             keep = active & ~diverged
             nan = jnp.asarray(jnp.nan, value.dtype)
+            # at the divergence step the loss is kept (inf or NaN says how it diverged),
+            # but a gradient of a non-finite forward pass means nothing (ReLU makes a NaN
+            # cotangent an exact 0): NaN
             record = {"loss": jnp.where(keep, value, nan),
                       "accuracy": jnp.where(keep, accuracy, nan),
-                      "grad_norm": jnp.where(keep, grad_norm, nan),
+                      "grad_norm": jnp.where(keep & ~now, grad_norm, nan),
                       "clip_fired": jnp.where(keep, fired, False)}
             return new, record
 

@@ -213,6 +213,8 @@ def test_sequence_mnist1d_real(tmp_path):
     (lambda: adding_problem(10**5, n_train=10**6), "n_train"),
     (lambda: sequence_mnist1d(Dataset(np.zeros((2, 3, 1)), np.zeros(2), np.zeros((1, 3, 1)),
                                       np.zeros(1), 2)), "data"),
+    (lambda: sequence_mnist1d(None), "data"),
+    (lambda: sequence_mnist1d(np.zeros((4, 40))), "data"),
 ])
 def test_bad_arguments(call, field):
     with pytest.raises(ConfigError) as info:

@@ -88,3 +88,16 @@ def test_initial_curvature_refuses_a_point_out_of_range_and_mismatched_data():
     with pytest.raises(ConfigError, match="data"):
         initial_curvature(_training(), teacher_student(features=5, outputs=1, train=8,
                                                        test=2, seed=1))
+
+
+def test_bad_data_refused_in_one_line():
+    """A NaN input or target would give a wrong λ_max: refused, naming the field."""
+    data = teacher_student(features=3, outputs=1, train=24, test=4, seed=1)
+    bad_x = np.array(data.x, copy=True)
+    bad_x[3, 1] = np.nan
+    with pytest.raises(ConfigError, match=r"^x: "):
+        initial_curvature(_training(), data._replace(x=bad_x))
+    bad_y = np.array(data.y, copy=True)
+    bad_y[0] = np.inf
+    with pytest.raises(ConfigError, match=r"^y: "):
+        initial_curvature(_training(), data._replace(y=bad_y))

@@ -117,6 +117,18 @@ def test_first_steps_are_the_textbook_formulas():
                                -lr * 1.9 * g, rtol=1e-6)
 
 
+def test_smallest_allowed_eps_keeps_a_zero_gradient_entry_finite():
+    """eps = 0 made 0/0 = NaN of an exactly-zero gradient entry (refused above); the
+    smallest eps allowed is a float32 normal, so the entry's step is exactly 0."""
+    from gradstudy.engine._optim import MIN_EPS
+
+    g, params = jnp.asarray([0.0, 0.5]), jnp.zeros(2)
+    for name in ("adam", "rmsprop"):
+        tx = build(OptimizerSpec(name, 0.1, eps=MIN_EPS))
+        update = np.asarray(tx.update(g, tx.init(params), params)[0])
+        assert update[0] == 0.0 and np.isfinite(update[1]), name
+
+
 def test_warmup_cosine_schedule():
     spec = OptimizerSpec("sgd", 1.0, schedule="warmup_cosine", warmup_steps=10,
                          decay_steps=110)
@@ -144,6 +156,10 @@ def test_warmup_cosine_schedule():
     ({"schedule": "warmup_cosine", "warmup_steps": 100, "decay_steps": 50},
      r"^warmup_steps: must be fewer than decay_steps \(50\), got 100$"),
     ({"schedule": "cosine"}, r"^schedule: unknown value 'cosine'"),
+    ({"name": "adam", "eps": 0.0}, r"^eps: must be a number >= 1.18e-38 .*, got 0.0$"),
+    ({"name": "rmsprop", "eps": 0.0}, r"^eps: must be a number >= 1.18e-38"),
+    ({"name": "adam", "eps": 1e-46}, r"^eps: must be a number >= 1.18e-38"),  # 0 in float32
+    ({"name": "adam", "eps": -1e-8}, r"^eps: must be a finite number"),
 ])
 def test_bad_optimizer_specs_are_one_line(kwargs, match):
     with pytest.raises(ConfigError, match=match):

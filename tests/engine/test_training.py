@@ -116,6 +116,44 @@ def test_a_diverging_run_leaves_its_batch_bit_identical():
     assert np.all(np.isnan(loss[first + 1:]))
 
 
+def test_per_layer_records_of_a_diverged_run_are_nan_with_the_reason():
+    """ReLU's derivative at NaN is 0: after a divergence the input layer's gradient norm
+    read exactly 0.0, which looks like vanishing.  From the divergence step on every
+    per-layer record is NaN with status forward_nonfinite (and the global gradient norm at
+    that step NaN: its forward pass was not finite); before it, the records are numbers."""
+    from gradstudy import status
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)).astype(np.float32), rng.integers(0, 3, 40)
+    data = Dataset(x[:30], y[:30], x[30:], y[30:], 3)
+    spec = MLPSpec(width=8, depth=3, in_dim=5, out_dim=3, activation="relu",
+                   init="he_normal")
+    ds = train(Training(points=(spec,), optimizer=OptimizerSpec("sgd"),
+                        learning_rates=(0.05, 1e4), steps=12, seeds=2, batch_size=8,
+                        record_every=1, eval_every=6), data, progress=False)
+    diverged = ds.diverged_at.isel(point=0).values
+    assert np.all(diverged[0] == -1) and np.all(diverged[1] >= 0), diverged
+    names = ("layer_grad_norm", "layer_update_norm", "layer_update_ratio")
+    for name in names:
+        codes = ds[name + "_status"].isel(point=0, learning_rate=0).values
+        assert np.all(codes == status.FINITE), name  # the calm runs: numbers throughout
+    steps = ds.record_step.values
+    for seed in range(2):
+        first = int(diverged[1, seed])
+        after = steps >= first
+        for name in names:
+            run = ds[name].isel(point=0, learning_rate=1, seed=seed).values
+            codes = ds[name + "_status"].isel(point=0, learning_rate=1, seed=seed).values
+            assert np.all(np.isnan(run[after])), (name, seed, run[after])
+            assert np.all(codes[after] == status.FORWARD_NONFINITE), name
+            assert not np.any(np.isnan(run[~after])), name
+            assert not np.any(codes[~after] == status.FORWARD_NONFINITE), name
+        grad_norm = ds.grad_norm.isel(point=0, learning_rate=1, seed=seed).values
+        loss = ds.loss.isel(point=0, learning_rate=1, seed=seed).values
+        assert np.isnan(grad_norm[first]) and not np.isfinite(loss[first])
+        assert not np.any(np.isnan(grad_norm[:first]))
+
+
 def test_resume_after_a_kill_is_bit_identical(tmp_path, monkeypatch):
     training = _training(steps=15)
     reference = train(training, DATA, progress=False)
