@@ -18,6 +18,8 @@ Recorded: the fraction of runs diverged and when, the fraction of steps where cl
 fired, and the gradient norm before clipping over time.
 """
 
+import warnings
+
 import numpy as np
 
 from gradstudy import MLPSpec, plotting
@@ -178,27 +180,51 @@ def _clip_claims(p, runs):
 
 
 # -------------------------------------------------------------------------- figure
+# one distinct hue per multiple c (Okabe–Ito without its yellow, then greys), and the dash
+# pattern cycling with the rank: neighbouring multiples differ in hue and in dash (shades of
+# one red for c = 1.1, 1.5, 2 could not be told apart)
+MULTIPLE_COLORS = ["#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "0.45",
+                   "#000000"]
+
+
+def _multiple_styles(n):
+    """(colour, linestyle) of the n multiples, in increasing order of c."""
+    colors = [MULTIPLE_COLORS[k % len(MULTIPLE_COLORS)] for k in range(n)]
+    return [(col, plotting.LINESTYLES[k % len(plotting.LINESTYLES)])
+            for k, col in enumerate(colors)]
+
+
+def _mark_diverged(ax, steps, color, label=None):
+    """✕ at the top edge of ``ax`` at each step where a run diverged (the value there is not
+    finite, so no data coordinate can hold it)."""
+    steps = np.unique(steps)
+    ax.scatter(steps, np.ones(steps.size), marker="x", s=18, linewidths=1.1, color=color,
+               transform=ax.get_xaxis_transform(), clip_on=False, zorder=6, label=label)
+
+
 def _draw(ctx, p, gd, lam, runs):
     c = np.asarray(p["multiples"])
     with plotting.style():
         fig, axes = plotting.figure("double", 5.4, nrows=2, ncols=2,
-                                    gridspec_kw={"hspace": 0.55, "wspace": 0.35})
+                                    gridspec_kw={"hspace": 0.6, "wspace": 0.35})
         ax = axes[0, 0]
         loss = gd.loss.isel(point=0).values  # (multiple, seed, step)
-        colors = plotting.diverging_colors(c, center=1.0)
-        for k, mult in enumerate(c):
-            med = np.nanmedian(loss[k] / loss[k][:, :1], axis=0)
-            ax.plot(np.arange(med.size), med, color=colors[k], label=f"c = {mult:g}")
+        for k, (mult, (color, ls)) in enumerate(zip(c, _multiple_styles(len(c)))):
+            with warnings.catch_warnings():  # all-NaN steps: every run has diverged
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(loss[k] / loss[k][:, :1], axis=0)
             div = gd.diverged_at.isel(point=0, learning_rate=k).values
+            label = f"c = {mult:g}" + (f" (✕ {np.sum(div >= 0)}/{div.size})"
+                                       if (div >= 0).any() else "")
+            ax.plot(np.arange(med.size), med, color=color, ls=ls, label=label)
             if (div >= 0).any():
-                ax.plot(np.median(div[div >= 0]), 1e3, "x", color=colors[k], ms=6)
+                _mark_diverged(ax, [np.median(div[div >= 0])], color)
         ax.set_yscale("log")
-        ax.set_ylim(1e-3, 3e3)
+        low = min(np.nanmin(ln.get_ydata()) for ln in ax.lines if np.isfinite(ln.get_ydata()).any())
+        ax.set_ylim(10 ** np.floor(np.log10(low)), 3e3)  # from the data up; ✕ above
         ax.set_xlabel("full-batch GD step")
         ax.set_ylabel("loss / initial loss (median)")
-        ax.set_title(f"(a) GD, η = c·2/λ_max (λ_max {np.min(lam):.0f}–{np.max(lam):.0f}); "
-                     "✕ diverged", fontsize=7)
-        ax.legend(fontsize=5.5, ncol=2, loc="upper right")
+        ax.legend(fontsize=5.5, ncol=2, loc="upper right", handlelength=2.6)
 
         ax = axes[0, 1]
         none = (_diverged(runs[("none", None)]) >= 0).mean()
@@ -215,11 +241,10 @@ def _draw(ctx, p, gd, lam, runs):
         ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.set_xlabel("clipping threshold (each method its own unit)")
         ax.set_ylabel("fraction")
-        ax.set_title(f"(b) {p['seeds']} seeds: diverged (clipped: all 0), clipped steps",
-                     fontsize=7)
         ax.legend(fontsize=5, loc="upper center", ncol=2)
 
         ax = axes[1, 0]
+        top = 0.0
         for k, (key, ds) in enumerate([(("none", None), runs[("none", None)])] + [
                 ((m, min(_thresholds(p, m))), runs[(m, min(_thresholds(p, m)))])
                 for m in METHODS]):
@@ -229,15 +254,19 @@ def _draw(ctx, p, gd, lam, runs):
             norm = np.where(np.mean(np.isfinite(norm), axis=0) >= 0.5, norm, np.nan)
             label = "no clipping" if key[0] == "none" else f"{METHODS[key[0]]} {key[1]:g}"
             color = "0.3" if key[0] == "none" else plotting.OKABE_ITO[k - 1]
-            plotting.median_band(ax, np.arange(norm.shape[1]), norm, color, label=label)
+            line = plotting.median_band(ax, np.arange(norm.shape[1]), norm, color, label=label)
+            top = max(top, np.nanmax(line.get_ydata()))
             div = ds.diverged_at.values.ravel()
             if (div >= 0).any():
-                ax.plot(div[div >= 0], np.full((div >= 0).sum(), 1e5), "x", color=color,
-                        ms=4)
+                d = div[div >= 0]
+                _mark_diverged(ax, d, color, label=f"{label}: run diverged ({d.size} of "
+                               f"{div.size}, steps {d.min()}–{d.max()})")
         ax.set_yscale("log")
+        # the axis holds the medians: the upper band of the runs about to diverge (up to
+        # 1e16, one step wide) would squeeze them into the bottom; ✕ marks the divergence
+        ax.set_ylim(None, 10 ** np.ceil(np.log10(top) + 0.5))
         ax.set_xlabel("SGD step")
         ax.set_ylabel("‖g‖ (median, 10–90 %)")
-        ax.set_title("(b) ‖g‖ before clipping (≥ half finite); ✕ diverged", fontsize=7)
         ax.legend(fontsize=5.5)
 
         ax = axes[1, 1]
@@ -251,6 +280,10 @@ def _draw(ctx, p, gd, lam, runs):
         ax.set_yscale("log")
         ax.set_xlabel("SGD step")
         ax.set_ylabel("training loss (median, 10–90 %)")
-        ax.set_title("(b) with clipping (tightest), the same nets train", fontsize=7)
         ax.legend(fontsize=5.5)
+        plotting.panel_titles(axes, [
+            f"GD, η = c·2/λ_max (λ_max {np.min(lam):.0f}–{np.max(lam):.0f}); ✕ diverged",
+            f"{p['seeds']} seeds: runs diverged (clipped: all 0), steps clipped",
+            "‖g‖ before clipping (≥ half finite); ✕ diverged",
+            "with clipping (tightest), the same nets train"], fontsize=7)
         plotting.save_figure(fig, ctx.figures_dir, NAME)

@@ -121,7 +121,12 @@ def _summarise(ds, depth):
     loss = ds.train_loss.isel(eval_step=-1, **run).values
     accuracy = ds.test_accuracy.isel(eval_step=-1, **run).values
     finite = np.isfinite(ratio)
+    # ‖∂L/∂W‖ over all layers at init (step 0, before any clipping): where an exploding ReLU
+    # net shows its explosion (its per-layer ratio is ≈ 0: every layer grows alike)
+    init = ds.grad_norm.isel(step=0, **run).values
     return {"ratio": float(np.median(ratio[finite])) if finite.any() else float("nan"),
+            "grad_init": float(np.median(init[np.isfinite(init)])) if np.isfinite(init).any()
+            else float("nan"),
             "loss": float(np.median(loss[~diverged])) if (~diverged).any() else float("nan"),
             "accuracy": float(np.median(accuracy[~diverged])) if (~diverged).any()
             else float("nan"),
@@ -184,32 +189,47 @@ def _write_table(ctx, p, rows):
     write_text_atomic("\n".join(lines) + "\n", ctx.figures_dir / f"{NAME}.tex")
 
 
+PANELS = (  # key, x label, log axis
+    ("ratio", "init $\\log_{10} \\|\\nabla W_2\\| / \\|\\nabla W_L\\|$\n"
+     "(ReLU: ≈ 0 even if exploding)", False),
+    ("grad_init", "init $\\|\\nabla W\\|$, all layers\n(log scale)", True),
+    ("loss", "final training loss", False),
+    ("accuracy", "test accuracy", False),
+    ("diverged", "fraction diverged", False))
+
+
 def _draw(ctx, p, rows):
     labels = _rows(p)
     y = np.arange(len(labels))
     with plotting.style():
-        fig, axes = plotting.figure("double", 3.4, ncols=4, sharey=True,
-                                    gridspec_kw={"wspace": 0.15})
+        fig, axes = plotting.figure("double", 3.4, ncols=len(PANELS), sharey=True,
+                                    gridspec_kw={"wspace": 0.25})
+        grad = [r["grad_init"] for r in rows.values() if np.isfinite(r["grad_init"])]
         for k, (setting, color) in enumerate(zip(SETTINGS, plotting.OKABE_ITO)):
             off = (k - 0.5) * 0.35
-            for ax, key, xlabel in zip(axes, ("ratio", "loss", "accuracy", "diverged"), (
-                    "init ratio log10 ‖∇W_2‖/‖∇W_L‖", "final training loss",
-                    "test accuracy", "fraction diverged")):
+            for ax, (key, xlabel, log) in zip(axes, PANELS):
                 values = np.asarray([rows[(setting, label)][key] for label in labels])
                 ok = np.isfinite(values)
-                ax.barh(y[ok] + off, values[ok], height=0.35, color=color,
-                        label=setting if key == "diverged" else None)
+                if log:  # a bar on a log axis has no base: a dot at the value, a thin stem
+                    ax.hlines(y[ok] + off, min(grad) / 3, values[ok], color=color, lw=0.8)
+                    ax.plot(values[ok], y[ok] + off, "o", color=color, ms=3.5)
+                else:
+                    ax.barh(y[ok] + off, values[ok], height=0.35, color=color,
+                            label=setting if key == "diverged" else None)
                 for i in np.flatnonzero(~ok):  # all runs diverged: no value, marked
                     ax.plot(0, y[i] + off, "x", color=color, ms=5, clip_on=False)
                 ax.set_xlabel(xlabel, fontsize=7)
-        axes[1].axvline(LN10, color="0.4", ls=":", lw=0.9)
-        axes[1].text(LN10, len(labels) - 0.4, "ln 10", fontsize=6, ha="center")
-        axes[2].axvline(0.1, color="0.4", ls=":", lw=0.9)
-        axes[2].text(0.1, len(labels) - 0.4, "chance", fontsize=6, ha="center")
-        axes[3].set_xlim(0, 1.05)
+        axes[1].set_xscale("log")
+        axes[1].set_xlim(min(grad) / 3, max(grad) * 3)
+        axes[1].tick_params(axis="x", which="minor", bottom=False)
+        axes[2].axvline(LN10, color="0.4", ls=":", lw=0.9)
+        axes[2].text(LN10, len(labels) - 0.4, "ln 10", fontsize=6, ha="center")
+        axes[3].axvline(0.1, color="0.4", ls=":", lw=0.9)
+        axes[3].text(0.1, len(labels) - 0.4, "chance", fontsize=6, ha="center")
+        axes[4].set_xlim(0, 1.05)
         axes[0].set_yticks(y, labels)
         axes[0].invert_yaxis()
-        axes[3].legend(fontsize=6, loc="center right")
+        axes[4].legend(fontsize=6, loc="center right")
         fig.suptitle(f"one change at a time, {p['seeds']} seeds, {p['steps']} SGD steps "
                      "(✕: every run diverged)", fontsize=8)
         plotting.save_figure(fig, ctx.figures_dir, NAME)

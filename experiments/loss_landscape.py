@@ -92,27 +92,51 @@ def _claims(paths):
     return claims
 
 
+# the loss panel's log axis starts here: a path that reached the lowest loss (a difference
+# of 0, or float64 round-off) is drawn on this floor instead of vanishing from a log axis
+LOSS_FLOOR = 1e-9
+# end markers, drawn after every path and largest first: the paths of SGD, momentum and
+# Adam end within 3e-4 of each other, so concentric markers keep each end visible
+END_MARKERS = (("o", 9), ("s", 6.5), ("^", 5), ("D", 3))
+
+
 def _draw(ctx, xs, ys, surface, paths, path_losses):
+    from matplotlib.lines import Line2D
+
     with plotting.style():
         fig, (ax, ax_loss) = plotting.figure(
-            "double", 2.9, ncols=2, gridspec_kw={"width_ratios": [1.6, 1], "wspace": 0.3})
+            "double", 2.9, ncols=2, gridspec_kw={"width_ratios": [1.6, 1], "wspace": 0.32})
         levels = np.linspace(surface.min(), surface.max(), 24)
         ax.contourf(xs, ys, surface, levels, cmap="Greys", alpha=0.7)
         ax.contour(xs, ys, surface, levels, colors="0.45", linewidths=0.3)
+        ax.grid(False)  # a map: the contours are its grid
         floor = min(v.min() for v in path_losses.values())
+        handles = []
         for k, (label, (w, _, _)) in enumerate(paths.items()):
             color, ls = plotting.OKABE_ITO[k], plotting.LINESTYLES[k]
-            ax.plot(w[:, 0], w[:, 1], color=color, ls=ls, lw=1.3, label=label)
-            ax.plot(w[-1, 0], w[-1, 1], "o", color=color, ms=3)
-            ax_loss.plot(np.arange(len(w)), path_losses[label] - floor + 1e-9, color=color,
+            marker, size = END_MARKERS[k]
+            ax.plot(w[:, 0], w[:, 1], color=color, ls=ls, lw=1.3, zorder=3)
+            ax.plot(w[-1, 0], w[-1, 1], marker, color=color, ms=size, mec="w", mew=0.6,
+                    zorder=10 + k)
+            ax_loss.plot(np.arange(len(w)),
+                         np.maximum(path_losses[label] - floor, LOSS_FLOOR), color=color,
                          ls=ls, lw=1.2, label=label)
-        ax.plot(*START, "k*", ms=8, label="start")
+            handles.append(Line2D([], [], color=color, ls=ls, lw=1.3, marker=marker,
+                                  ms=min(size, 5), mec="w", mew=0.4, label=f"{label}"))
+        ax.plot(*START, "k*", ms=8, zorder=12)
+        handles.append(Line2D([], [], color="k", ls="none", marker="*", ms=7, label="start"))
         ax.set_xlabel("$w_1$")
         ax.set_ylabel("$w_2$")
-        ax.set_title("loss surface (darker = higher) and paths from one start (● end)")
-        ax.legend(loc="lower left", fontsize=6, ncol=2)
+        ax.set_title("loss surface (darker = higher); paths from one start, marker = end",
+                     fontsize=7)
+        ax.legend(handles=handles, loc="lower left", fontsize=6, ncol=2)
+        ax_loss.axhline(LOSS_FLOOR, color="0.4", ls=":", lw=0.8)
+        ax_loss.text(0.02, LOSS_FLOOR * 1.6, "floor: ≤ 10⁻⁹",
+                     fontsize=6, color="0.3", va="bottom",
+                     transform=ax_loss.get_yaxis_transform())
         ax_loss.set_yscale("log")
+        ax_loss.set_ylim(LOSS_FLOOR / 3, None)
         ax_loss.set_xlabel("step")
-        ax_loss.set_ylabel("loss − lowest loss any path reached (+10⁻⁹)")
-        ax_loss.set_title("loss along each path")
+        ax_loss.set_ylabel("loss − lowest loss reached by any path")
+        ax_loss.set_title("loss along each path", fontsize=7)
         plotting.save_figure(fig, ctx.figures_dir, NAME)

@@ -115,6 +115,24 @@ def _claims(p, runs):
     return claims
 
 
+def _first_step_theory(p, depth, label, ds):
+    """(seed, layer) ‖ΔW_l‖/‖W_l‖ of the first step that the claims test, from each seed's
+    own ‖g_l‖ and ‖W_l‖: Adam's lr·g/(|g|+ε) and RMSProp's lr·g/√((1−ρ)g²+ε) per entry,
+    with the N_l entries of a layer taken of equal size |g| = ‖g_l‖/√N_l (exact in both
+    limits the claims check: lr·√N_l for |g| ≫ ε, lr·‖g_l‖/ε for |g| ≪ ε)."""
+    spec = OPTIMIZERS[label]
+    grad = _first(ds, "layer_grad_norm")
+    weight = _first(ds, "layer_update_norm") / _first(ds, "layer_update_ratio")
+    dims = np.asarray([40] + [p["width"]] * depth + [10], float)
+    entries = dims[:-1] * dims[1:]
+    g = grad / np.sqrt(entries)  # the entries' size
+    if label == "Adam":
+        per_entry = g / (g + spec.eps)
+    else:
+        per_entry = g / np.sqrt((1 - spec.decay) * g**2 + spec.eps)
+    return spec.learning_rate * np.sqrt(entries) * per_entry / weight
+
+
 def _draw(ctx, p, runs):
     styles = {label: (plotting.OKABE_ITO[k], plotting.LINESTYLES[k])
               for k, label in enumerate(OPTIMIZERS)}
@@ -126,12 +144,20 @@ def _draw(ctx, p, runs):
                 color, ls = styles[label]
                 plotting.median_band(ax, np.arange(1, ratio.shape[1] + 1), ratio, color,
                                      label=label, ls=ls)
+            for label in ("RMSProp", "Adam"):  # the expectations the claims test
+                theory = _first_step_theory(p, depth, label, runs[(depth, label)])
+                ax.plot(np.arange(1, theory.shape[1] + 1), np.median(theory, axis=0),
+                        color="k", lw=0.7, zorder=4,
+                        label="theory (RMSProp, Adam): first step, entries of equal size"
+                        if label == "Adam" else None)
             ax.set_yscale("log")
             ax.xaxis.get_major_locator().set_params(integer=True)
-            ax.set_xlabel("layer l (1 = input, L+1 = readout)")
+            ax.set_xlabel("layer $l$ ($L$+1 = readout)")
             ax.set_title(f"first step, {depth}-layer sigmoid MLP", fontsize=7)
-        axes[0].set_ylabel("‖ΔW_l‖ / ‖W_l‖ (median, 10–90 %)")
-        axes[0].legend(fontsize=6, loc="lower right")
+        axes[0].set_ylabel(r"$\|\Delta W_l\| / \|W_l\|$ (median, 10–90 %)")
+        # one legend for the three panels, below them (inside, it covered the curves)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=5,
+                   bbox_to_anchor=(0.5, -0.02), fontsize=6.5)
         ax = axes[2]
         for label in OPTIMIZERS:
             loss = runs[(p["shallow"], label)].loss.isel(point=0, learning_rate=0).values
@@ -140,9 +166,10 @@ def _draw(ctx, p, runs):
             window = max(1, med.size // 20)
             smooth = moving_average(med, window)
             ax.plot(np.arange(window - 1, med.size), smooth, color=color, ls=ls, label=label)
-        ax.axhline(LN10, color="0.4", ls=":", lw=0.9, label="ln 10")
+        ax.axhline(LN10, color="0.4", ls=":", lw=0.9)
+        ax.text(0.98, LN10 + 0.01, "ln 10", transform=ax.get_yaxis_transform(), ha="right",
+                va="bottom", fontsize=6, color="0.3")
         ax.set_xlabel("step")
         ax.set_ylabel("training loss (median, smoothed)")
         ax.set_title(f"training, {p['shallow']} layers", fontsize=7)
-        ax.legend(fontsize=6)
         plotting.save_figure(fig, ctx.figures_dir, NAME)

@@ -64,19 +64,24 @@ def run(ctx, p):
     with jax.enable_x64(True):
         xi = np.asarray(theory.mean_field(jnp.tanh, jnp.asarray(s2w), SIGMA_B2).xi_c)
     claims = _claims(p, s2w, accuracy, xi)
-    _draw(ctx, p, s2w, accuracy, diverged)
+    _draw(ctx, p, s2w, accuracy, diverged, xi)
     return claims
 
 
-def _claims(p, s2w, accuracy, xi):
+def _claim_cells(p, xi):
+    """{claim id: ((σ_w², depth) cells it is about, trainable expected?, text)}: the one
+    definition the claims count and the figure marks."""
     depths = np.asarray(p["depths"], float)
+    return {"deep_untrainable": (depths[None, :] > 6 * xi[:, None], False,
+                                 "deeper than 6ξ_c are untrainable"),
+            "shallow_trainable": (depths[None, :] < xi[:, None], True,
+                                  "shallower than ξ_c are trainable")}
+
+
+def _claims(p, s2w, accuracy, xi):
     trainable = accuracy > CHANCE + MARGIN
-    deep = depths[None, :] > 6 * xi[:, None]
-    shallow = depths[None, :] < xi[:, None]
     claims = []
-    for cid, cells, want, text in (
-            ("deep_untrainable", deep, False, "deeper than 6ξ_c are untrainable"),
-            ("shallow_trainable", shallow, True, "shallower than ξ_c are trainable")):
+    for cid, (cells, want, text) in _claim_cells(p, xi).items():
         n = int(cells.sum())
         frac = float(np.mean(trainable[cells] == want)) if n else float("nan")
         claims.append(Claim(
@@ -86,31 +91,51 @@ def _claims(p, s2w, accuracy, xi):
     return claims
 
 
-def _draw(ctx, p, s2w, accuracy, diverged):
+def _draw(ctx, p, s2w, accuracy, diverged, xi):
+    from matplotlib.patches import Patch, Rectangle
+
     depths = np.asarray(p["depths"])
     with plotting.style():
-        fig, ax = plotting.figure("single", 2.9)
+        fig, ax = plotting.figure("single", 3.2)
         y = np.log2(depths)
-        mesh = ax.pcolormesh(plotting.cell_edges(s2w), plotting.cell_edges(y), accuracy.T,
-                             cmap="viridis", vmin=0.0, vmax=max(0.5, float(np.nanmax(accuracy))))
+        x_edges, y_edges = plotting.cell_edges(s2w), plotting.cell_edges(y)
+        mesh = plotting.heatmap(ax, x_edges, y_edges, accuracy.T, cmap="viridis", vmin=0.0,
+                                vmax=max(0.5, float(np.nanmax(accuracy))))
         fig.colorbar(mesh, ax=ax, label="training accuracy (median over seeds)")
+        # the cells of claim deep_untrainable: hatched; those that trained anyway (against
+        # the claim) outlined
+        cells, want, _ = _claim_cells(p, xi)["deep_untrainable"]
+        against = cells & ((accuracy > CHANCE + MARGIN) != want)
+        for i, j in np.argwhere(cells):
+            box = (x_edges[i], y_edges[j]), x_edges[i + 1] - x_edges[i], y_edges[j + 1] - y_edges[j]
+            ax.add_patch(Rectangle(*box, fill=False, hatch="///", edgecolor="w", lw=0,
+                                   alpha=0.6))
+            if against[i, j]:
+                ax.add_patch(Rectangle(*box, fill=False, edgecolor="#D55E00", lw=1.6,
+                                       zorder=4))
+        handles = [Patch(facecolor="none", edgecolor="w", hatch="///", lw=0,
+                         label=f"depth > 6$\\xi_c$: the {int(cells.sum())} cells of\n"
+                               "claim deep_untrainable"),
+                   Patch(facecolor="none", edgecolor="#D55E00", lw=1.6,
+                         label=f"of these, trained\n(against the claim): {int(against.sum())}")]
         bad = np.argwhere(diverged)
         if bad.size:
-            ax.scatter(s2w[bad[:, 0]], y[bad[:, 1]], marker="x", color="w", s=14,
-                       label="a seed diverged")
+            handles.append(ax.scatter(s2w[bad[:, 0]], y[bad[:, 1]], marker="x", color="w",
+                                      s=14, label="a seed diverged"))
         fine = np.linspace(s2w[0], s2w[-1], 400)
         with jax.enable_x64(True):
-            xi = np.asarray(theory.mean_field(jnp.tanh, jnp.asarray(fine), SIGMA_B2).xi_c)
+            xi_fine = np.asarray(theory.mean_field(jnp.tanh, jnp.asarray(fine), SIGMA_B2).xi_c)
             crit = float(theory.critical_sigma_w2(jnp.tanh, SIGMA_B2, 0.5, 4.0))
         for mult, ls in ((1, ":"), (6, "--")):
-            ax.plot(fine, np.log2(mult * xi), color="w", ls=ls, lw=1.1,
-                    label=rf"depth = {mult if mult > 1 else ''}$\xi_c$")
-        ax.axvline(crit, color="0.8", lw=0.6)
-        ax.set_ylim(plotting.cell_edges(y)[0], plotting.cell_edges(y)[-1])
+            handles += ax.plot(fine, np.log2(mult * xi_fine), color="w", ls=ls, lw=1.1,
+                               label=rf"depth = {mult if mult > 1 else ''}$\xi_c$")
+        handles.append(ax.axvline(crit, color="0.8", lw=0.8, label=rf"critical $\sigma_w^2$ "
+                                  rf"= {crit:.2f}" "\n" r"(order–chaos edge, $\chi_1$ = 1)"))
+        ax.set_ylim(y_edges[0], y_edges[-1])
         ax.set_yticks(y, [str(d) for d in depths])
         ax.set_xlabel(r"$\sigma_w^2$ ($\sigma_b^2$ = 0.05)")
         ax.set_ylabel("depth")
         ax.set_title(f"tanh, width {p['width']}, {p['steps']} SGD steps", fontsize=7)
-        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3,
-                  handlelength=2.5, facecolor="0.35", labelcolor="w", frameon=True)
+        fig.legend(handles=handles, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.03),
+                   ncol=2, handlelength=2.5, facecolor="0.35", labelcolor="w", frameon=True)
         plotting.save_figure(fig, ctx.figures_dir, NAME)

@@ -132,11 +132,12 @@ def _draw(ctx, p, ds):
             else np.array([0, 1])
         edges_y = np.arange(0.5, L + 2)
         for ax, label in zip(axes[1:], NETWORKS):
-            mesh = ax.pcolormesh(edges_x, edges_y, ratio[label].T, norm=norm, cmap="viridis")
+            mesh = plotting.heatmap(ax, edges_x, edges_y, ratio[label].T, norm=norm,
+                                    cmap="viridis")
             ax.set_xlabel("SGD step")
-            ax.set_title(f"{label}: per layer l", fontsize=7)
+            ax.set_title(f"{label}: per layer $l$", fontsize=7)
             ax.set_yticks([1, L // 2, L, L + 1], ["1 (input)", str(L // 2), str(L),
                                                   f"{L + 1} (out)"])
-        fig.colorbar(mesh, ax=axes[1:], label="relative update ‖ΔW_l‖/‖W_l‖ (median over "
-                     "seeds)", fraction=0.05, pad=0.02)
+        fig.colorbar(mesh, ax=axes[1:], label=r"relative update $\|\Delta W_l\| / \|W_l\|$"
+                     " (median over seeds)", fraction=0.05, pad=0.02)
         plotting.save_figure(fig, ctx.figures_dir, NAME)

@@ -254,6 +254,28 @@ def sequential_colors(n: int, cmap: str = "plasma", lo: float = 0.0, hi: float =
     return [matplotlib.colors.to_hex(m(x)) for x in np.linspace(lo, hi, n)]
 
 
+def heatmap(ax, x_edges, y_edges, values, **kwargs):
+    """``ax.pcolormesh(x_edges, y_edges, values, **kwargs)`` on an image axis: the style's
+    grid is switched off on ``ax`` (grid lines drawn over the cells read as cell borders or
+    data).  Returns the mesh (for a colour bar)."""
+    mesh = ax.pcolormesh(x_edges, y_edges, values, **kwargs)
+    ax.grid(False)
+    return mesh
+
+
+def panel_titles(axes, titles, **kwargs) -> None:
+    """Title each of ``axes`` (in reading order: rows first) "(a) title", "(b) title", …:
+    unique letters in order, however the panels were drawn.  ``kwargs`` go to
+    ``set_title`` (e.g. ``fontsize``)."""
+    axes = list(np.ravel(axes))
+    if len(titles) != len(axes):
+        raise ValueError(f"panel_titles: {len(axes)} axes but {len(titles)} titles")
+    if len(axes) > 26:
+        raise ValueError(f"panel_titles: at most 26 panels, got {len(axes)}")
+    for k, (ax, title) in enumerate(zip(axes, titles)):
+        ax.set_title(f"({chr(ord('a') + k)}) {title}", **kwargs)
+
+
 def cell_edges(centers) -> np.ndarray:
     """Edges of the cells around sorted ``centers`` (for ``pcolormesh``): midpoints inside,
     the first and last cells mirrored outside; one centre gets a cell of width 1."""
@@ -265,7 +287,7 @@ def cell_edges(centers) -> np.ndarray:
 
 __all__ = [
     "cell_edges", "COMPACT_STYLE", "contrast_ratio", "decade_ticks", "diverging_colors",
-    "DOUBLE_COLUMN", "figure", "LINESTYLES", "mark_nonfinite", "median_band", "nonfinite_legend",
-    "NONFINITE_MARKERS", "OKABE_ITO", "relative_luminance", "save_figure", "sequential_colors",
-    "SINGLE_COLUMN", "STYLE", "style", "STYLES",
+    "DOUBLE_COLUMN", "figure", "heatmap", "LINESTYLES", "mark_nonfinite", "median_band",
+    "nonfinite_legend", "NONFINITE_MARKERS", "OKABE_ITO", "panel_titles", "relative_luminance",
+    "save_figure", "sequential_colors", "SINGLE_COLUMN", "STYLE", "style", "STYLES",
 ]
