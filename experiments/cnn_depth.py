@@ -20,6 +20,7 @@ which were reached with longer training than here, so only a lower range is clai
 import math
 
 import numpy as np
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from gradstudy import Sweep, plotting
 from gradstudy.data import mnist1d, sequence_mnist1d
@@ -45,6 +46,7 @@ LIMITS = {"deep": (17, 200), "shallow": (2, 16), "channels": (2, 256),
           "lr": (1e-6, 1.0), "gru_hidden": (2, 512), "gru_steps": (20, 100_000),
           "train_blocks": {"choices": BLOCKS, "len": (1, 4), "distinct": True}}
 KERNEL = 3  # taps of every convolution
+MARKERS = "osD^"  # figure: one per block, so that equal accuracies stay distinguishable
 BN_FACTOR = math.pi / (math.pi - 1)  # Yang et al. 2019: BN→ReLU, per layer, large batch
 ANCHORS = {"CNN": 0.94, "GRU": 0.91}  # Greydanus 2020, MNIST-1D test accuracy
 MIN_ANCHOR_STEPS = {"CNN": 400, "GRU": 1000}  # the anchor claims need this much training
@@ -175,36 +177,46 @@ def _draw(ctx, p, init, runs, gru):
                 ls=":", lw=0.9, label="√(π/(π−1)) per layer")
         ax.set_yscale("log")
         ax.set_xlabel("layer l")
-        ax.set_ylabel("‖∂L/∂h_l‖ / ‖∂L/∂h_L‖")
+        ax.set_ylabel(r"$\|\partial L/\partial h_l\| \;/\; \|\partial L/\partial h_L\|$")
         ax.set_title(f"(a) at init, depth {L}, {p['init_seeds']} seeds\n(median, 10–90 %)",
                      fontsize=7)
-        ax.legend(fontsize=5, loc="upper right")
+        # below the panel: inside, the BatchNorm curve and its theory cross the upper right
+        ax.legend(fontsize=5, loc="upper center", bbox_to_anchor=(0.5, -0.2))
 
         ax = axes[1]
         depths = [p["shallow"], L]
+        # categories (depth 4, depth 50, GRU), not a numeric axis: no lines between them; the
+        # blocks side by side within a category, each with its own marker
         for k, block in enumerate(BLOCKS):
             if block not in p["train_blocks"]:
                 continue
             acc = [_final(runs[(d, block)], "test_accuracy") for d in depths]
-            x = np.arange(2) + 0.04 * (k - 1.5)
-            ax.plot(x, [np.nanmedian(a) for a in acc], "o-", ms=3,
-                    color=plotting.OKABE_ITO[k], label=block)
+            x = np.arange(2) + 0.16 * (k - 1.5)
+            ax.plot(x, [np.nanmedian(a) for a in acc], MARKERS[k], ms=4, ls="none",
+                    color=plotting.OKABE_ITO[k], label=block, zorder=4)
             for xi, a in zip(x, acc):
-                ax.plot(np.full(a.size, xi), a, ".", color=plotting.OKABE_ITO[k], ms=2,
-                        alpha=0.6)
-        ax.axhline(ANCHORS["CNN"], color="0.3", ls="--", lw=0.9, label="paper: CNN 94 %")
-        ax.axhline(ANCHORS["GRU"], color="0.5", ls=":", lw=0.9, label="paper: GRU 91 %")
+                ax.plot(np.full(a.size, xi + 0.05), a, ".", color=plotting.OKABE_ITO[k],
+                        ms=2, alpha=0.7)
+        for edge in (0.5, 1.5):
+            ax.axvline(edge, color="0.8", lw=0.6)
+        # each anchor over the category it is for
+        ax.hlines(ANCHORS["CNN"], -0.5, 1.5, color="0.3", ls="--", lw=0.9,
+                  label=f"paper: CNN {ANCHORS['CNN']:.0%}")
+        ax.hlines(ANCHORS["GRU"], 1.5, 2.5, color="0.5", ls=":", lw=0.9,
+                  label=f"paper: GRU {ANCHORS['GRU']:.0%}")
         g = _final(gru, "test_accuracy")
-        ax.plot(np.full(g.size, 2.0), g, "*", color=plotting.OKABE_ITO[5], ms=4,
-                label=f"GRU, {p['gru_steps']} steps")
-        ax.set_xticks([0, 1, 2], [f"depth {p['shallow']}", f"depth {L}", "GRU"])
-        ax.set_xlim(-0.4, 2.4)
-        ax.set_ylim(-0.42, 1.02)
+        ax.plot(2.0, np.nanmedian(g), "*", color=plotting.OKABE_ITO[5], ms=6, ls="none",
+                label=f"GRU, {p['gru_steps']} steps", zorder=4)
+        ax.plot(np.full(g.size, 2.05), g, ".", color=plotting.OKABE_ITO[5], ms=2, alpha=0.7)
+        ax.set_xticks([0, 1, 2], [f"CNN\ndepth {p['shallow']}", f"CNN\ndepth {L}", "GRU"])
+        ax.set_xlim(-0.5, 2.5)
+        ax.set_ylim(0, 1.02)
         ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        ax.grid(False, axis="x")
         ax.set_ylabel("final test accuracy")
-        ax.set_title(f"(b) MNIST-1D, {p['steps']} Adam steps,\n{p['seeds']} seeds (dots)",
+        ax.set_title(f"(b) MNIST-1D, {p['steps']} Adam steps: median,\n{p['seeds']} seeds (dots)",
                      fontsize=7)
-        ax.legend(fontsize=4.5, loc="lower center", ncol=2)
+        ax.legend(fontsize=5, loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.2))
 
         ax = axes[2]
         for k, block in enumerate(BLOCKS):
@@ -213,10 +225,18 @@ def _draw(ctx, p, init, runs, gru):
             loss = runs[(L, block)].loss.isel(point=0, learning_rate=0).values
             window = max(1, loss.shape[-1] // 30)
             smooth = np.stack([moving_average(s, window) for s in loss])
+            # plain He and δ-orthogonal both stay at ln 10: He dashed and on top, so that
+            # the one drawn under it shows between the dashes
             plotting.median_band(ax, np.arange(smooth.shape[-1]) + window - 1, smooth,
-                                 plotting.OKABE_ITO[k], label=block)
-        ax.axhline(math.log(10), color="0.4", ls=":", lw=0.9, label="ln 10")
+                                 plotting.OKABE_ITO[k], label=block,
+                                 ls=(0, (3, 2)) if block == "plain He" else "-",
+                                 zorder=3 if block == "plain He" else 2)
+        ax.axhline(math.log(10), color="0.4", ls=":", lw=0.9, label="ln 10 (chance)")
         ax.set_yscale("log")
+        # less than a decade: plain tick labels, not 3×10⁰
+        ax.yaxis.set_major_locator(FixedLocator([0.3, 0.4, 0.6, 1, 1.5, 2, 3]))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("Adam step")
         ax.set_ylabel("minibatch loss")
         ax.set_title(f"(c) training at depth {L} (median,\n10–90 %, moving average of "

@@ -65,6 +65,11 @@ INITS = {  # label -> (init family, gain σ_w, short id)
     "Gaussian σ_w=3": ("gaussian", 3.0, "gauss3"),
 }
 SOURCE = "mean-field theory (Poole et al. 2016; Schoenholz et al. 2017), gradstudy.theory"
+# ReLU inits whose MSE excess is claimed against the readout correction (at σ_w = 0.5 and
+# Xavier the output is ≈ 0 next to t: no correction, and the networks are scaled copies of
+# the He ones); the figure marks their measured root mean square over seeds
+MSE_EXCESS_INITS = ("he", "gauss3")
+READOUT_MARK_EVERY = 6  # figure: a root-mean-square marker every this many layers
 # The per-layer-factor sweep draws its networks from these seeds, not from the main sweep's:
 # tanh with σ_w² = 2 is tanh with He init, and the same networks must not be counted twice.
 FACTOR_BASE_SEED = 1
@@ -137,7 +142,7 @@ def _claims(p, points, labels, ds, ds_factor, ds_linear):
             i = labels.index(f"{act} | {label}")
             if act not in RELU_FAMILY:
                 claims.append(_ratio_claim(act, label, points[i], bp[i], depth))
-            elif act == "relu" and INITS[label][2] in ("he", "gauss3"):
+            elif act == "relu" and INITS[label][2] in MSE_EXCESS_INITS:
                 # at σ_w = 0.5 and Xavier the output is ≈ 0 next to t, so the MSE cotangent
                 # ≈ −t is independent of the net: the He ⟨y, t⟩ claim, on scaled copies of
                 # the same networks (ReLU is homogeneous), would be counted again
@@ -164,8 +169,8 @@ def _draw_profiles(ctx, p, points, labels, ds, ds_linear):
     wg_status = ds.weight_grad_norm_status.isel(depth=0).values
     layers = np.arange(1, depth + 1)
     with plotting.style():
-        fig, axes = plotting.figure("double", 5.6, nrows=3, ncols=4, sharex=True,
-                                    gridspec_kw={"height_ratios": [1, 1, 0.7]})
+        fig, axes = plotting.figure("double", 6.2, nrows=3, ncols=4, sharex=True,
+                                    gridspec_kw={"height_ratios": [1, 1, 1]})
         marked, residual_spans = False, [0.2]  # at least ×/÷ 1.6
         for col, act in enumerate(ACTIVATIONS):
             for k, label in enumerate(INITS):
@@ -191,6 +196,12 @@ def _draw_profiles(ctx, p, points, labels, ds, ds_linear):
                 residual = profile_residual(bp_linear[RELU_FAMILY.index(act)],
                                             backprop_profile(spec, 1.0, depth))
                 plotting.median_band(axes[2, col], layers, residual, "0.35", ls=":")
+            if act == "relu":
+                _draw_readout_correction(axes[2, col], points, labels, bp, depth)
+            elif act in RELU_FAMILY:  # leaky ReLU: φ'(h)⊙a ≠ a, the recursion differs
+                axes[2, col].text(0.03, 0.04, "readout correction:\nnot derived here",
+                                  transform=axes[2, col].transAxes, fontsize=5.5,
+                                  color="0.3", va="bottom")
             axes[0, col].set_title(act.replace("_0.2", " (slope 0.2)"))
             axes[2, col].set_xlabel("layer $l$")
             axes[2, col].axhline(1.0, color="0.1", ls="--", lw=0.7, zorder=4)
@@ -207,14 +218,50 @@ def _draw_profiles(ctx, p, points, labels, ds, ds_linear):
         names.append("mean field")
         handles.append(plt.Line2D([], [], color="0.35", ls=":"))
         names.append(r"He, loss $\langle y,t\rangle$ (cotangent independent of the net)")
+        handles.append(plt.Line2D([], [], color="0.1", ls=READOUT_LS, lw=0.9))
+        names.append("ReLU, MSE: mean field × readout correction")
+        handles.append(plt.Line2D([], [], ls="none", marker="D", ms=3, color="0.5",
+                                  markeredgecolor="0.1", markeredgewidth=0.4))
+        names.append("root mean square over seeds (what it predicts)")
         if marked:  # explain the markers only where some are drawn
             more_handles, more_names = plotting.nonfinite_legend(fig)
             handles += more_handles
             names += more_names
-        fig.legend(handles, names, loc="lower center", ncol=4 if len(names) > 7 else 7,
+        fig.legend(handles, names, loc="lower center", ncol=3,
                    bbox_to_anchor=(0.5, -0.01))
-        fig.tight_layout(rect=(0, 0.04 if len(names) <= 7 else 0.08, 1, 1))
+        fig.tight_layout(rect=(0, 0.025 * -(-len(names) // 3), 1, 1))
         plotting.save_figure(fig, ctx.figures_dir, NAME)
+
+
+READOUT_LS = (0, (4, 1.5, 1, 1.5))  # dash-dot: the readout-corrected prediction
+
+
+def readout_profile(spec, depth) -> np.ndarray:
+    """Per layer l, the mean-field ‖δ_l‖/‖δ_L‖ times the readout correction of a ReLU MLP on
+    MSE (root mean square over networks), relative to mean field: 10 to the
+    ``theory.relu_readout_excess`` of the L − l transitions above layer l (1 at l = L)."""
+    v = output_variance(spec)
+    return np.array([10 ** relu_readout_excess(spec.width, depth - layer + 1, spec.out_dim,
+                                               v, 1.0) for layer in range(1, depth + 1)])
+
+
+def _draw_readout_correction(ax, points, labels, bp, depth):
+    """The readout-corrected prediction of every ReLU init on the residual axis ``ax``, and
+    the statistic it predicts (the root mean square over seeds of the residual) as markers
+    for the inits whose excess is claimed; the median band stays below it by Jensen's gap."""
+    layers = np.arange(1, depth + 1)
+    for k, label in enumerate(INITS):
+        i = labels.index(f"relu | {label}")
+        ax.plot(layers, readout_profile(points[i], depth), color="0.1", ls=READOUT_LS,
+                lw=0.9, zorder=5)
+        if INITS[label][2] in MSE_EXCESS_INITS:
+            residual = profile_residual(bp[i], backprop_profile(points[i], 1.0, depth))
+            finite = np.where(np.isfinite(residual), residual, np.nan)
+            with np.errstate(all="ignore"):
+                rms = np.sqrt(np.nanmean(finite ** 2, axis=0))
+            at = layers[::-1][::READOUT_MARK_EVERY][::-1] - 1  # the last layer included
+            ax.plot(layers[at], rms[at], "D", ms=3, color=plotting.OKABE_ITO[k],
+                    markeredgecolor="0.1", markeredgewidth=0.4, zorder=6)
 
 
 def _draw_factors(ctx, p, ds_factor):

@@ -15,6 +15,7 @@ of the baseline (copy is the harder task).  "At the baseline": not below 95 % of
 still converging to the mean predictor is above it).
 """
 
+import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
@@ -38,6 +39,8 @@ LIMITS = {"adding": LENGTHS, "copy": LENGTHS, "hidden": (4, 512), "seeds": (1, 6
           "steps": (20, 100_000), "copy_steps": (20, 100_000), "batch": (1, 100),
           "lr": (1e-5, 1.0), "train_size": (100, 100_000)}
 CELLS = {"tanh RNN": "tanh", "LSTM": "lstm", "GRU": "gru"}
+MARKERS = "os^"  # one per cell: equal fractions stay distinguishable
+DODGE = 1.07  # figure: the cells' markers side by side at each T (factor on the log axis)
 SOLVED = 0.1  # adding: final test loss below this fraction of the baseline
 BEATS = 0.9  # copy: below this fraction of the baseline
 AT_BASELINE = 0.05  # "stays at the baseline": within this relative distance
@@ -138,19 +141,24 @@ def _draw(ctx, p, runs):
             for k, label in enumerate(CELLS):
                 frac = [float(np.mean(_final_ratio(runs[(task, T)][0], runs[(task, T)][1],
                                                    label) < threshold)) for T in lengths]
-                ax.plot(lengths, np.asarray(frac) + 0.02 * (k - 1), "o-",
+                # equal fractions would hide each other: the cells are set side by side in
+                # T (a small factor on the log axis), never moved in the fraction itself
+                ax.plot(lengths * DODGE ** (k - 1), frac, MARKERS[k] + "-", ms=4, lw=0.8,
                         color=plotting.OKABE_ITO[k], label=label)
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(FixedLocator(lengths))
             ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlim(lengths.min() / 1.3, lengths.max() * 1.3)
-            ax.set_ylim(-0.1, 1.1)
+            ax.set_ylim(-0.08, 1.08)
+            # a fraction of the seeds takes only the values k/seeds
+            ticks = np.linspace(0, 1, p["seeds"] + 1) if p["seeds"] <= 8 else \
+                np.linspace(0, 1, 6)
+            ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
             ax.set_xlabel("sequence length T")
             ax.set_ylabel(f"fraction of seeds {what}")
             ax.set_title(f"({'ac'[row]}) {task}: final test loss < {threshold:g}×baseline, "
                          f"{p['seeds']} seeds", fontsize=7)
-            ax.legend(fontsize=6, loc="center right")
             ax = axes[row, 1]
             T = max(p[task])
             ds, baseline = runs[(task, T)]
@@ -161,14 +169,31 @@ def _draw(ctx, p, runs):
                 steps = np.arange(smooth.shape[-1]) + window - 1
                 plotting.median_band(ax, steps, smooth, plotting.OKABE_ITO[k], label=label)
                 div = ds.diverged_at.sel(point=label).values.ravel()
-                if (div >= 0).any():
-                    ax.plot(div[div >= 0], np.full((div >= 0).sum(), 2.0), "x",
-                            color=plotting.OKABE_ITO[k], ms=5)
+                if (div >= 0).any():  # at the top edge of the panel, not at a loss value
+                    ax.plot(div[div >= 0], np.full((div >= 0).sum(), 0.98), "x",
+                            color=plotting.OKABE_ITO[k], ms=5, clip_on=False,
+                            transform=ax.get_xaxis_transform(),
+                            label=f"{label}: diverged (step)")
             ax.axhline(1.0, color="0.3", ls="--", lw=0.9, label="baseline")
             ax.set_yscale("log")
+            lo, hi = ax.get_ylim()
+            if hi / lo < 30:  # about a decade: plain numbers, not 2×10⁰
+                ax.yaxis.set_major_locator(FixedLocator([0.5, 0.6, 0.8, 1, 1.5, 2, 3]))
+                ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+                ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("Adam step")
             ax.set_ylabel(f"minibatch loss / baseline\n(moving average of {window})")
-            ax.set_title(f"({'bd'[row]}) {task}, T = {T}: median, 10–90 % (✕ diverged)",
+            ax.set_title(f"({'bd'[row]}) {task}, T = {T}: median, 10–90 % of seeds",
                          fontsize=7)
-            ax.legend(fontsize=6, loc="upper right" if task == "copy" else "lower left")
+        # one legend for all panels (a cell has one colour everywhere), below them: inside,
+        # every panel has curves or markers in each corner
+        handles = [plt.Line2D([], [], color=plotting.OKABE_ITO[k], marker=MARKERS[k], ms=4,
+                              label=label) for k, label in enumerate(CELLS)]
+        handles.append(plt.Line2D([], [], color="0.3", ls="--", lw=0.9,
+                                  label="baseline (mean predictor)"))
+        for ax in axes[:, 1]:  # the diverged markers, if any were drawn
+            handles += [h for h in ax.get_legend_handles_labels()[0]
+                        if h.get_label().endswith("diverged (step)")]
+        fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 4),
+                   bbox_to_anchor=(0.5, 0.0), fontsize=7)
         plotting.save_figure(fig, ctx.figures_dir, NAME)

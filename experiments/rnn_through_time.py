@@ -107,14 +107,14 @@ def _draw(ctx, p, cells, scale):
     rhos, T = np.asarray(p["rhos"]), p["length"]
     lags = np.arange(T + 1)
     with plotting.style():
-        fig, axes = plotting.figure("double", 2.8, ncols=3, gridspec_kw={"wspace": 0.42})
+        fig, axes = plotting.figure("double", 2.9, ncols=3, gridspec_kw={"wspace": 0.42})
         ax = axes[0]
         for k, label in enumerate(CELLS):
             g = cells.state_grad_norm.sel(point=label).values
             plotting.median_band(ax, lags, g / g[:, :1], plotting.OKABE_ITO[k], label=label)
         ax.set_yscale("log")
         ax.set_xlabel("lag T − t")
-        ax.set_ylabel("‖∂L/∂s_t‖ / ‖∂L/∂s_T‖")
+        ax.set_ylabel(r"$\|\partial L/\partial s_t\| \;/\; \|\partial L/\partial s_T\|$")
         ax.set_title(f"(a) at init, hidden {p['hidden']}, {p['seeds']} seeds\n"
                      "(median, 10–90 %)", fontsize=7)
         ax.legend(fontsize=5.5, loc="lower left")
@@ -128,21 +128,24 @@ def _draw(ctx, p, cells, scale):
             jac = ds.jacobian_norm.values[k]
             ax.plot(lags, np.median(jac, axis=0), color=colors[k], label=f"ρ = {rho:g}")
             ax.plot(lags, rho ** lags, color=colors[k], ls=":", lw=0.8)
-        ax.plot([], [], color="0.4", ls=":", lw=0.8, label="bound λ₁^k")
+        ax.plot([], [], color="0.4", ls=":", lw=0.8, label=r"bound $\lambda_1^k$")
         ax.set_yscale("log")
         ax.set_ylim(1e-12, 1e12)
         ax.set_xlabel("lag k = T − t")
-        ax.set_ylabel("‖∂s_T/∂s_t‖₂ (median)")
+        ax.set_ylabel(r"$\|\partial s_T/\partial s_t\|_2$ (median)")
         ax.set_title("(b) tanh RNN, W = ρQ:\nmeasured (solid), Pascanu's bound (dotted)",
                      fontsize=7)
-        ax.legend(fontsize=5, ncol=2, loc="lower left", framealpha=0.9)
+        # below the panel: inside, every corner is crossed by a curve or its bound
+        ax.legend(fontsize=5, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
 
         ax = axes[2]
-        ax.axvspan(rhos.min() * 0.9, 1.0, color="0.92", label="λ₁ < 1/γ: vanishing")
+        ax.axvspan(rhos.min() * 0.9, 1.0, color="0.92",
+                   label=r"$\lambda_1 < 1/\gamma$: vanishing")
         grid = np.geomspace(rhos.min(), rhos.max(), 100)
-        ax.plot(grid, grid, color="0.3", ls="--", lw=0.9, label="bound γλ₁ (= linear RNN)")
+        ax.plot(grid, grid, color="0.3", ls="--", lw=0.9,
+                label=r"bound $\gamma\lambda_1$ (= linear RNN)")
         ax.plot(grid, mean_field_rate(grid), color="0.5", ls=":", lw=0.9,
-                label="mean field √χ₁ (reference)")
+                label=r"mean field $\sqrt{\chi_1}$ (reference)")
         for k, cell in enumerate(("linear", "tanh")):
             r = per_step_rate(scale[cell].jacobian_norm)
             lam = np.median(scale[cell].recurrent_top_singular.values, axis=1)
@@ -154,7 +157,7 @@ def _draw(ctx, p, cells, scale):
         ax.axvline(1.0, color="0.6", lw=0.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("λ₁ = ‖W‖₂ (= ρ)")
+        ax.set_xlabel(r"$\lambda_1 = \|W\|_2$ (= ρ)")
         ax.set_ylabel(r"per-step rate $\|\partial s_T/\partial s_0\|_2^{1/T}$"
                       f" (T = {T})")
         ax.set_title("(c) vanishing below 1/γ = 1,\nexploding only above", fontsize=7)
@@ -163,5 +166,6 @@ def _draw(ctx, p, cells, scale):
             axis.set_major_locator(FixedLocator(ticks))
             axis.set_major_formatter(FormatStrFormatter("%g"))
             axis.set_minor_formatter(NullFormatter())
-        ax.legend(fontsize=5, loc="upper left")
+        # below the panel: inside, the upper left holds the linear RNN's points
+        ax.legend(fontsize=5, loc="upper center", bbox_to_anchor=(0.5, -0.2))
         plotting.save_figure(fig, ctx.figures_dir, NAME)

@@ -132,16 +132,27 @@ def _module_axis(ax, ds) -> None:
 
 
 def _finish(ax, ds, variants: int, title: str | None) -> None:
-    """Room for the legend below the data, the title and the legend."""
-    lo, hi = ax.get_ylim()
-    ax.set_ylim(lo / 10 ** (0.45 * np.log10(hi / lo)), hi)  # room for the legend below
+    """The title, and the legend below the module names, outside the data: inside, it
+    would need empty decades reserved for it under the curves."""
     seeds = ds.sizes["seed"]
     what = f"{seeds} seed{'s' if seeds != 1 else ''}" + (f" × {variants} variants"
                                                          if variants else "")
     ax.set_title(title or f"{ds.attrs.get('model', 'model')}: gradient flow per module "
                           f"(forward order, {what})", pad=12)
     entries = len(ax.get_legend_handles_labels()[0])
-    ax.legend(loc="lower left", fontsize=6, ncol=2 if entries >= 4 else 1)
+    if entries:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, _below_tick_labels(ax)),
+                  fontsize=6, ncol=2 if entries <= 4 else 3)
+
+
+def _below_tick_labels(ax, gap_points: float = 4.0) -> float:
+    """The height, in axes units, just below the x tick labels of ``ax`` (rotated module
+    names of any length), ``gap_points`` lower."""
+    fig = ax.figure
+    # (the figure is closed in pyplot: no backend renderer; matplotlib lends one for layout)
+    bottom = min(ax.xaxis.get_tightbbox().y0, ax.get_window_extent().y0)
+    bottom -= gap_points * fig.dpi / 72
+    return float(ax.transAxes.inverted().transform((0.0, bottom))[1])
 
 
 def _draw_norms(ax, ds, name, colour, marker, style, label, band, band_label=True):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gradstudy.errors import ConfigError
+
 # non-finite cell categories: (label, face colour, hatch); colours outside viridis/cividis
 _NONFINITE = (("NaN", "#CC79A7", "xxxx"),
               ("+inf", "#D55E00", "////"),
@@ -43,12 +45,17 @@ def plot_monitor_heatmap(ds, path: str | os.PathLike | None = None, *, title: st
         and then handed back to you rather than kept in pyplot's list: no figure
         accumulates in a loop, and a notebook shows it once, as a cell's last value or with
         ``display(fig)`` (``plt.show()`` does not show it).
+
+    Raises:
+        ConfigError: ``ds`` is not a monitor dataset, or holds no record yet (a heatmap of
+            nothing would be an empty frame that reads as a plotting failure).
     """
     # on use: importing gradstudy must not import matplotlib
     import matplotlib.pyplot as plt
 
     from gradstudy import plotting  # on use: plotting imports matplotlib
 
+    _check_dataset(ds)
     names = [str(s) for s in ds.leaf.values]
     prefix = _common_prefix(names)
     labels = [s[len(prefix):] for s in names]
@@ -75,6 +82,19 @@ def plot_monitor_heatmap(ds, path: str | os.PathLike | None = None, *, title: st
     return fig
 
 
+def _check_dataset(ds) -> None:
+    """ConfigError unless ``ds`` is a monitor dataset with at least one record."""
+    fields = [f for f, *_ in _PANELS]
+    if not (hasattr(ds, "data_vars") and all(f in ds.data_vars for f in fields)
+            and "step" in ds.dims and "leaf" in ds.dims):
+        raise ConfigError(f"ds: expected the Dataset of gradstudy.tools.monitor_dataset(state, "
+                          f"params) with {' and '.join(fields)}, got {type(ds).__name__}")
+    if ds.sizes["step"] == 0:
+        raise ConfigError(f"ds: the monitor has no record yet (steps seen: "
+                          f"{ds.attrs.get('steps_seen', 0)}); plot after its first recorded "
+                          f"update (every `every` steps, from step 0)")
+
+
 def _common_prefix(names: Sequence[str]) -> str:
     """The '/'-joined path prefix shared by all ``names`` (never a whole name), with its
     trailing '/'; "" if none."""
@@ -98,8 +118,10 @@ def _panel(fig, ax, values, x_edges, y_edges, cmap, label, title):
         vmin, vmax = vmin - 0.5, vmax + 0.5
     mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(logv), cmap=cmap,
                          vmin=vmin, vmax=vmax, shading="flat")
-    fig.colorbar(mesh, ax=ax, label=label + ("" if finite.any() else " (no finite cells)"),
-                 fraction=0.06, pad=0.02)
+    # the colour bar in an inset beside its panel: a bar the layout places (``ax=``) goes
+    # past the panel's legend below, wider than the panel, far from the cells it explains
+    cax = ax.inset_axes([1.025, 0.0, 0.035, 1.0])
+    fig.colorbar(mesh, cax=cax, label=label + ("" if finite.any() else " (no finite cells)"))
     handles = _hatch_nonfinite(ax, values, x_edges, y_edges)
     _legend_below(fig, ax, handles)
     ax.set_title(title)
