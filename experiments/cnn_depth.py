@@ -27,7 +27,14 @@ from gradstudy.data import mnist1d, sequence_mnist1d
 from gradstudy.engine import OptimizerSpec, Training
 from gradstudy.families.cnn import CNNSpec
 from gradstudy.families.rnn import RNNSpec
-from gradstudy.studies import K_SE, Claim, log_mean_square_excess, moving_average, tolerance
+from gradstudy.studies import (
+    K_SE,
+    Claim,
+    log_mean_square_excess,
+    mean_se,
+    moving_average,
+    tolerance,
+)
 
 NAME = "cnn_depth"
 DESCRIPTION = "1-D CNNs up to depth 50 on MNIST-1D: plain He / delta-orthogonal, " \
@@ -105,7 +112,7 @@ def _init_claims(p, init):
             f"seed mean of ‖δ_1‖²/‖δ_L‖² is mean field's 0 ({K_SE:g} SE)", excess, 0.0,
             tolerance(se), SOURCE_INIT))
     per_layer = 2 * _log10_ratio(init, "BatchNorm") / (L - 1)  # log10 of the squared factor
-    se = float(np.std(per_layer, ddof=1) / np.sqrt(per_layer.size))
+    _, se = mean_se(per_layer)  # widened below 8 seeds, like every other error bar
     claims.append(Claim(
         "init_batchnorm_growth", f"at init, depth {L}, BatchNorm→ReLU: ‖∂L/∂h‖² grows by "
         f"π/(π − 1) = {BN_FACTOR:.3f} per layer towards the input (geometric mean over "

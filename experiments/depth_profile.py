@@ -47,7 +47,7 @@ SCALES = {
 LIMITS = {
     "width": (1, 65536),  # what does not fit the memory budget is refused with its estimate
     "depth": (8, 4096),
-    "seeds": (1, 1024),
+    "seeds": (3, 1024),  # >= 3: claims need an error bar over seeds
     "batch": (1, 4096),
     "tanh_sigma_w2": {"range": (1e-3, 100.0), "len": (1, 8), "distinct": True},
     "dtype": ("float32", "float64"),

@@ -39,10 +39,10 @@ SCALES = {
 # `--set` bounds (gradstudy.studies.Limit): histograms keep every back-propagated value.
 LIMITS = {
     "width": (1, 4096),
-    "seeds": (2, 256),  # >= 2: claims use the standard error over seeds
+    "seeds": (3, 256),  # >= 3: claims use the standard error over seeds
     "histogram_seeds": (1, 64),
     "batch": (1, 1024),
-    "jacobian_seeds": (2, 64),
+    "jacobian_seeds": (3, 64),
     "jacobian_batch": (1, 64),
 }
 DEPTH = 5

@@ -163,6 +163,7 @@ def _draw(ctx, p, runs, sweep):
         ax.set_ylabel(r"$\overline{\|\delta_l\|^2} / \overline{\|\delta_L\|^2}$ at init")
         ax.set_title("back-propagated signal at init")
         ax.legend(fontsize=6, loc="lower right")
+        any_diverged, notes = False, []
         for ax, depth in zip(axes[1:], p["depths"]):
             ds = runs[depth]
             for label in INITS:
@@ -174,14 +175,50 @@ def _draw(ctx, p, runs, sweep):
                 ax.plot(steps[window - 1:], smooth, color=colors[label], lw=1.4,
                         label=f"{label}: median of {loss.shape[0]} seeds (faint), smoothed")
                 diverged = ds.diverged_at.sel(point=label).values.ravel()
-                for step in diverged[diverged >= 0]:
-                    ax.plot(step, LN10 + 0.4, "x", color=colors[label], ms=6)
+                _mark_diverged(ax, diverged[diverged >= 0], DIVERGED_ROW[label],
+                               colors[label], loss.shape[-1])
+                n_div = int((diverged >= 0).sum())
+                if n_div:
+                    any_diverged = True
+                    notes.append(f"{label}: {n_div} of {diverged.size} runs diverged")
             ax.axhline(LN10, color="0.4", ls=":", lw=0.9, label="ln 10 (constant predictor)")
+            if notes:  # which runs the medians leave out (their loss is not finite)
+                ax.text(0.97, 0.04, "\n".join(notes), transform=ax.transAxes, ha="right",
+                        va="bottom", fontsize=6)
+                notes.clear()
             ax.set_ylim(0, LN10 + 0.6)
+            # the whole training, also where every run diverged in its first steps (the
+            # losses after a divergence are NaN, and autoscaling would show those steps only)
+            ax.set_xlim(-0.03 * p["steps"], p["steps"])
             ax.set_xlabel("SGD step (momentum 0.9)")
             ax.set_title(f"{depth} layers, width {p['width']}")
+        if any_diverged:
+            axes[1].plot([], [], "x", color="0.3", ms=5, mew=1.2,
+                         label="diverged run: step of its first non-finite loss "
+                               "(×k: k runs there)")
         axes[1].set_ylabel("training loss (minibatch)")
         handles, labels = axes[1].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=6,
-                   bbox_to_anchor=(0.62, 0.0))
+        fig.legend(handles, labels, loc="upper center", ncol=2 if any_diverged else 3,
+                   fontsize=6, bbox_to_anchor=(0.62, 0.0))
         plotting.save_figure(fig, ctx.figures_dir, NAME)
+
+
+# diverged runs: one row of ✕ per init above the ln 10 line, so that the two never overlap
+DIVERGED_ROW = {"Xavier": LN10 + 0.45, "He": LN10 + 0.25}
+
+
+def _mark_diverged(ax, steps, y, color, total_steps):
+    """One ✕ per group of diverged runs whose steps lie within 2 % of the axis of each
+    other (they would print on top of each other), labelled ×k for k > 1 runs: every
+    diverged run is counted in the figure."""
+    groups = []
+    for step in np.sort(steps):
+        if groups and step - groups[-1][0] <= 0.02 * total_steps:
+            groups[-1][1] += 1
+        else:
+            groups.append([step, 1])
+    for step, k in groups:
+        ax.plot(step, y, "x", color=color, ms=5, mew=1.2, clip_on=False)
+        if k > 1:
+            ax.annotate(f"×{k}", (step, y), xytext=(4, 0), textcoords="offset points",
+                        fontsize=6, color=color, va="center")

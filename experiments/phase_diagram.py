@@ -42,7 +42,7 @@ LIMITS = {
     "depths": {"range": (2, 4096), "len": (2, 64), "increasing": True},
     "width": (1, 65536),  # what does not fit the memory budget is refused with its estimate
     "batch": (1, 4096),
-    "seeds": (1, 1024),
+    "seeds": (3, 1024),  # >= 3: claims need an error bar over seeds
 }
 SOURCE = "mean-field theory (Schoenholz et al. 2017), gradstudy.theory.log10_backprop_ratio"
 SOURCE_ASYMPTOTIC = "mean-field theory: asymptotic critical point χ₁(q*) = 1, theory.py"

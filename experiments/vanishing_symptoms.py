@@ -22,10 +22,10 @@ from gradstudy.theory import weight_grad_profile
 NAME = "vanishing_symptoms"
 DESCRIPTION = "deep sigmoid MLP: loss stuck at ln 10, early layers frozen; ReLU + He learns"
 SCALES = {
-    "smoke": {"width": 64, "depth": 10, "seeds": 2, "steps": 400, "lr": 0.1, "batch": 64},
+    "smoke": {"width": 64, "depth": 10, "seeds": 3, "steps": 400, "lr": 0.1, "batch": 64},
     "paper": {"width": 128, "depth": 10, "seeds": 8, "steps": 1500, "lr": 0.1, "batch": 64},
 }
-LIMITS = {"width": (8, 2048), "depth": (4, 64), "seeds": (2, 256), "steps": (40, 100_000),
+LIMITS = {"width": (8, 2048), "depth": (4, 64), "seeds": (3, 256), "steps": (40, 100_000),
           "lr": (1e-5, 10.0), "batch": (1, 4000)}
 NETWORKS = {"sigmoid + Xavier": ("sigmoid", "glorot_normal"), "ReLU + He": ("relu", "he_normal")}
 LN10 = math.log(10)

@@ -8,11 +8,18 @@ not import.  ``gradstudy run NAME --help`` lists the study's ``--set`` keys.
 The studies come from :func:`gradstudy.studies.experiments_dir` (``$GRADSTUDY_EXPERIMENTS``,
 else those the wheel carries, else the repository's ``experiments/``), so the installed
 command works from any directory; every file it writes goes under ``--out``.
+
+What it prints is about the run it made: each claim with its verdict (PASS, FAIL, or NOT
+ENOUGH SEEDS where the error bar needs more seeds than were run), the training runs that
+diverged (of how many, at which steps), and counts of this run's claims — ``reproduce
+--only`` counts and checks (``--check``) the studies it ran, and says which older
+summaries its tables also include.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -27,7 +34,12 @@ from gradstudy.engine._sweep import release_programs
 from gradstudy.errors import ConfigError
 from gradstudy.results import write_atomic
 from gradstudy.studies._protocol import (
+    FAIL,
+    NOT_ENOUGH_SEEDS,
+    PASS,
     SCALES,
+    VERDICTS,
+    claim_verdict,
     discover_all,
     experiments_dir,
     load_summaries,
@@ -38,6 +50,7 @@ from gradstudy.studies._protocol import (
     study_params,
 )
 from gradstudy.studies._report import comparison, write_tables
+from gradstudy.studies._stats import MIN_SEEDS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--only", nargs="+", metavar="NAME",
                    help="run only these studies (each once, in the order given)")
     r.add_argument("--check", action="store_true",
-                   help="exit 1 if any claim fails, a study is broken, or there are no claims")
+                   help="exit 1 if any claim of this run fails or has not enough seeds, a "
+                   "study is broken, or there are no claims")
     r.add_argument("--out", default=".", help="root for figures/ and results/ (default .)")
     r.add_argument("--no-progress", action="store_true")
     u = sub.add_parser("run", help="run one study", add_help=False,
@@ -82,7 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("factory", metavar="FACTORY")
     d.add_argument("--seeds", type=int, default=None,
                    help="initialisations (default 8; 1 for a built NNX module: its weights)")
-    d.add_argument("--out", default=".", help="root for figures/ and results/ (default .)")
+    d.add_argument("--out", default=".", help="root for figures/ and results/ (default .); "
+                   "files go to figures/diagnose/custom/NAME/ and "
+                   "results/diagnose/custom/NAME/ (NAME: the factory's function)")
+    d.add_argument("--reference", action="store_true",
+                   help="write figures/diagnose/NAME/ and results/diagnose/NAME/ instead: "
+                   "the reference figures of the documentation, which a run without this "
+                   "flag never overwrites")
     return p
 
 
@@ -124,19 +144,60 @@ def _output_root(text: str) -> Path:
     return out
 
 
-def _print_claims(summary: dict) -> None:
+_MARKS = {PASS: "PASS", FAIL: "FAIL", NOT_ENOUGH_SEEDS: "NOT ENOUGH SEEDS"}
 
+
+def _number(x) -> str:
+    return f"{x:.6g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
+
+
+def _steps_text(steps: list[int]) -> str:
+    """The steps of the first non-finite loss, briefly: all of them when few."""
+    if len(steps) <= 8:
+        return "at step" + ("s " if len(steps) > 1 else " ") + ", ".join(map(str, steps))
+    return f"at steps {steps[0]}–{steps[-1]} (median {steps[len(steps) // 2]})"
+
+
+def _print_divergence(summary: dict) -> bool:
+    """One line per training with diverged runs; whether there was any."""
+    detail = summary.get("divergence") or {}
+    counts = summary.get("diverged_runs") or {}
+    for tag in dict.fromkeys([*counts, *detail]):
+        d = detail.get(tag)
+        if not isinstance(d, dict):  # a summary written before the details were recorded
+            print(f"  diverged: {tag}: {counts[tag]} runs (loss not finite)")
+            continue
+        points = d.get("by_point") or {}
+        by_point = (" (" + ", ".join(f"{k} {n}" for k, n in points.items()) + ")"
+                    if points else "")
+        print(f"  diverged: {tag}: {d['diverged']} of {d['runs']} runs{by_point}, "
+              f"{_steps_text(list(d.get('steps', [])))} (first non-finite loss)")
+    return bool(counts or detail)
+
+
+def _print_claims(summary: dict) -> dict[str, int]:
+    """Print the diverged trainings, each claim with its verdict, and notes on non-finite
+    values; return the number of claims by verdict."""
+    diverged = _print_divergence(summary)
+    tally = dict.fromkeys(VERDICTS, 0)
     for c in summary["claims"]:
-        mark = "PASS" if c["pass"] else "FAIL"
-        print(f"  [{mark}] {c['id']}: measured {c['measured']:.6g}, expected {comparison(c)}"
-              if isinstance(c["measured"], float) else
-              f"  [{mark}] {c['id']}: measured {c['measured']}, expected {comparison(c)}")
+        verdict = claim_verdict(c)
+        tally[verdict] += 1
+        line = f"  [{_MARKS[verdict]}] {c['id']}: measured {_number(c['measured'])}"
+        if verdict == NOT_ENOUGH_SEEDS:
+            line += (f", expected {_number(c['expected'])} (no error bar: fewer than "
+                     f"{MIN_SEEDS} seeds with finite values)")
+        else:
+            line += f", expected {comparison(c)}"
+            if diverged and str(c["measured"]) == "nan":
+                line += "  (NaN: runs of this study diverged, see above)"
+        print(line)
     nonfinite = summary.get("nonfinite") or {}
     if nonfinite:
         counts = ", ".join(f"{n} {key}" for key, n in sorted(nonfinite.items()))
         print(f"  note: values that are not normal numbers (recorded, marked in the figures, "
               f"left out of statistics): {counts}")
-        failed = any(not c["pass"] for c in summary["claims"])
+        failed = tally[FAIL] > 0
         params = summary.get("params", {})
         if failed and any("underflow" in k for k in nonfinite) \
                 and params.get("dtype") == "float32":
@@ -144,6 +205,15 @@ def _print_claims(summary: dict) -> None:
                   "rerun with --set dtype=float64 to tell underflow from a real failure")
         elif failed and any(("overflow" in k or "forward_nonfinite" in k) for k in nonfinite):
             print("  note: some claims fail on overflowed (inf/NaN) values")
+    return tally
+
+
+def _tally_text(tally: dict[str, int]) -> str:
+    """"3/4 claims pass, 1 fail" (+ ", 2 not enough seeds" when there are such claims)."""
+    n = sum(tally.values())
+    rest = "".join(f", {tally[v]} {v}" for v in (FAIL, NOT_ENOUGH_SEEDS)
+                   if tally[v] or v == FAIL)
+    return f"{tally[PASS]}/{n} claims pass{rest}"
 
 
 def _format_default(value, max_items: int = 6) -> str:
@@ -219,7 +289,8 @@ def _run(studies, broken, args) -> int:
     print(f"{name}: {summary['runtime_s']:.1f} s")
     if summary["figures"]:
         print(f"  figures: {Path(out) / Path(summary['figures'][0]).parent}")
-    _print_claims(summary)
+    tally = _print_claims(summary)
+    print(f"{name}: {_tally_text(tally)}")
     return 0
 
 
@@ -235,53 +306,116 @@ def _reproduce(studies, broken, args) -> int:
         print(f"gradstudy: warning: skipping broken study {stem}: {broken[stem]}",
               file=sys.stderr)
     t0 = time.perf_counter()
+    tally = dict.fromkeys(VERDICTS, 0)
+    unresolved = {FAIL: [], NOT_ENOUGH_SEEDS: []}  # study/claim of this run, by verdict
     for name in names:
         summary = run_study(studies[name], args.scale, out, progress=not args.no_progress)
         release_programs()  # peak memory is the largest study's, not the sum of all
         print(f"{name}: {summary['runtime_s']:.1f} s")
-        _print_claims(summary)
+        for verdict, k in _print_claims(summary).items():
+            tally[verdict] += k
+        for c in summary["claims"]:
+            unresolved.get(claim_verdict(c), []).append(f"{name}/{c['id']}")
+    # the tables gather every study's latest summary at this scale (also of studies not run
+    # now); what is printed and checked is this run's claims only
     summaries = load_summaries(out, args.scale, list(studies))
     figures_root = output_dirs(out, args.scale, "x")[1].parent
     tables = write_tables(summaries, figures_root)
-    n = sum(len(s["claims"]) for s in summaries)
-    failed = [f"{s['study']}/{c['id']}" for s in summaries for c in s["claims"]
-              if not c["pass"]]
-    print(f"reproduce ({args.scale}): {n - len(failed)}/{n} claims pass; "
-          f"wall time {time.perf_counter() - t0:.1f} s; table: {tables[0]}")
-    if failed:
-        print("failing claims: " + ", ".join(failed))
+    n = sum(tally.values())
+    print(f"reproduce ({args.scale}): {_tally_text(tally)} in the {len(names)} "
+          f"stud{'y' if len(names) == 1 else 'ies'} run now; wall time "
+          f"{time.perf_counter() - t0:.1f} s")
+    earlier = sorted({s["study"] for s in summaries} - set(names))
+    tabled = [claim_verdict(c) for s in summaries for c in s["claims"]]
+    print(f"  table: {tables[0]} ({len(tabled)} claims of {len(summaries)} studies, "
+          f"{tabled.count(PASS)} pass"
+          + (f"; {len(earlier)} not run now, from their earlier summaries: "
+             f"{', '.join(earlier)})" if earlier else ")"))
+    if unresolved[FAIL]:
+        print("failing claims: " + ", ".join(unresolved[FAIL]))
+    if unresolved[NOT_ENOUGH_SEEDS]:
+        print(f"claims without an error bar (not enough seeds, at least {MIN_SEEDS} needed): "
+              + ", ".join(unresolved[NOT_ENOUGH_SEEDS]))
     if skipped:
         print("broken studies (not run): " + ", ".join(skipped))
     if n == 0:
         print("no claims were produced: nothing to check")
-    return 1 if (args.check and (failed or skipped or n == 0)) else 0
+    not_passed = unresolved[FAIL] or unresolved[NOT_ENOUGH_SEEDS]
+    return 1 if (args.check and (not_passed or skipped or n == 0)) else 0
 
 
 def _diagnose(args) -> int:
-
+    """``gradstudy diagnose``: each failing step (importing or calling the factory,
+    initialising or calling the model, the loss, running, writing) is one line."""
     factory = tools.load_factory(args.factory)
     module, batch, loss_fn, options = tools.call_factory(factory)
+    seeds = options.pop("seeds", None) if args.seeds is None else args.seeds
+    options.pop("seeds", None)  # --seeds wins over the factory's option
+    name = args.factory.split(":")[-1]
+    # a user's run never writes over the reference figures (as `run --set`, which goes to
+    # custom/): those are rewritten only with --reference
+    sub = Path("diagnose") / name if args.reference else Path("diagnose") / "custom" / name
     out = _output_root(args.out)
+    results, figures = out / "results" / sub, out / "figures" / sub
+    for folder in (results, figures):  # before the measurement, which may take minutes
+        _no_file_in_the_way(folder)
     try:
-        ds = tools.diagnose(module, batch, loss_fn, seeds=args.seeds, **options)
+        ds = tools.diagnose(module, batch, loss_fn, seeds=seeds, **options)
     except ConfigError:
         raise
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e) and "multiple values" not in str(e):
+            raise ConfigError(f"diagnose: {args.factory}: running the measurement failed: "
+                              f"TypeError: {' '.join(str(e).split())[:200]}") from None
+        raise ConfigError(f"factory: its options: {' '.join(str(e).split())[:200]}") from None
     except Exception as e:  # noqa: BLE001 -- the user's model or loss: one line
-        raise ConfigError(f"diagnose: {args.factory} failed: {type(e).__name__}: "
-                          f"{' '.join(str(e).split())[:200]}") from None
-    name = args.factory.split(":")[-1]
-    results = out / "results" / "diagnose" / name
-    figures = out / "figures" / "diagnose" / name
-    results.mkdir(parents=True, exist_ok=True)
+        raise ConfigError(f"diagnose: {args.factory}: running the measurement failed: "
+                          f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
     ds.attrs["factory"] = args.factory
-    write_atomic(ds, results / "diagnose.nc")
-    tools.plot_diagnosis(ds, figures / f"{name}.png")
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        figures.mkdir(parents=True, exist_ok=True)
+        write_atomic(ds, results / "diagnose.nc")
+        tools.plot_diagnosis(ds, figures / f"{name}.png")
+    except OSError as e:
+        raise ConfigError(f"--out: cannot write the results under {str(out)!r} "
+                          f"({e.strerror or type(e).__name__}: {e.filename})") from None
     print(tools.diagnosis_table(ds))
     print(f"figure: {figures / (name + '.png')}\ndata: {results / 'diagnose.nc'}")
     return 0
 
 
+def _no_file_in_the_way(folder: Path) -> None:
+    """``folder`` or a parent of it that is a file is one line naming it (nothing is
+    created here: a run that fails leaves no empty folders)."""
+    for parent in [*reversed(folder.parents), folder]:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--out: {str(parent)!r} is a file, where gradstudy diagnose "
+                              f"writes the folder {str(folder)!r}; move it or choose "
+                              f"another --out")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``gradstudy`` command; returns its exit status.
+
+    A reader that closes the pipe early (``gradstudy list | head -3``) ends the command
+    quietly with status 1, as Python's documentation recommends for SIGPIPE: the rest of the
+    output goes to the null device instead of a ``BrokenPipeError`` traceback.
+    """
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return status
+    except BrokenPipeError:
+        try:  # Python flushes stdout again at exit: let that write go nowhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass  # stdout without a file descriptor (captured in tests): nothing to redirect
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     default_xla_flags()  # before anything starts JAX's backend (XLA reads XLA_FLAGS then)
     matplotlib.use("Agg")  # the command draws into files, whatever the display
     parser = _parser()

@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gradstudy import cli
@@ -626,3 +627,150 @@ def test_nonfinite_data_do_not_spill_numpy_warnings(tmp_path):
     assert proc.returncode == 0, stderr
     assert "Warning" not in stderr, stderr
     assert "breakdown_float32_3: measured 81" in stdout
+
+
+# ------------------------------------------------ the CLI tells the truth (issue 16)
+SEEDS_STUDY = '''
+import numpy as np
+from gradstudy.studies import Claim, median_se, tolerance
+
+NAME = "seedy"
+DESCRIPTION = "one claim from the median over p['seeds'] draws, its tolerance from their spread"
+SCALES = {"smoke": {"seeds": 2}, "paper": {"seeds": 8}}
+LIMITS = {"seeds": (1, 64)}
+
+
+def run(ctx, p):
+    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
+    x = np.random.default_rng(0).normal(1.0, 0.1, p["seeds"])
+    measured, se = median_se(x)
+    return [Claim("median_is_one", "median 1", measured, 1.0, tolerance(se), "normal"),
+            Claim("ok", "1 = 1", 1.0, 1.0, 0.0, "arithmetic")]
+'''
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_too_few_seeds_is_its_own_verdict_printed_counted_and_failing_check(
+        seeds, tmp_path, monkeypatch, capsys):
+    """`--set seeds=1` gave "[FAIL] measured nan, expected 1 ± nan" for every claim, and 2
+    seeds a tolerance from one degree of freedom: now the measured value, "NOT ENOUGH SEEDS"
+    (never pass, never fail), a count of it, and --check fails."""
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(_write_studies(tmp_path, {
+        "seedy.py": SEEDS_STUDY})))
+    o = ["--out", str(tmp_path / "o"), "--no-progress"]
+    code, out, err = _main(["run", "seedy", "--set", f"seeds={seeds}"] + o, capsys)
+    assert code == 0, err
+    x = np.random.default_rng(0).normal(1.0, 0.1, seeds)
+    assert f"[NOT ENOUGH SEEDS] median_is_one: measured {np.median(x):.6g}, expected 1" in out
+    assert "nan" not in out
+    assert "seedy: 1/2 claims pass, 0 fail, 1 not enough seeds" in out
+    summary = json.loads(next((tmp_path / "o").rglob("summary.json")).read_text())
+    assert [c["verdict"] for c in summary["claims"]] == ["not enough seeds", "pass"]
+    code, out, err = _main(["reproduce", "--scale", "smoke", "--check"] + o, capsys)  # 2 seeds
+    assert code == 1 and "1/2 claims pass, 0 fail, 1 not enough seeds" in out
+    assert "not enough seeds, at least 3 needed): seedy/median_is_one" in out
+    code, out, err = _main(["run", "seedy", "--set", "seeds=3"] + o, capsys)
+    assert code == 0 and "[PASS] median_is_one" in out and "2/2 claims pass" in out
+
+
+def test_reproduce_only_counts_the_claims_of_this_run(tmp_path, monkeypatch, capsys):
+    """`reproduce --only A` printed "32/32 claims pass" counting stale summaries of studies
+    it did not run, and --check failed on a study it did not run."""
+    good = FAKE_STUDY.format(second="passing", tol=1.5).replace('"fake"', '"good"')
+    bad = FAKE_STUDY.format(second="failing", tol=0.5).replace('"fake"', '"bad"')
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(_write_studies(tmp_path, {
+        "good.py": good, "bad.py": bad})))
+    args = ["reproduce", "--scale", "smoke", "--out", str(tmp_path / "o"), "--no-progress",
+            "--check"]
+    code, out, _ = _main(args, capsys)
+    assert code == 1 and "3/4 claims pass, 1 fail in the 2 studies run now" in out
+    assert "failing claims: bad/second" in out
+    code, out, _ = _main(args + ["--only", "good"], capsys)
+    assert code == 0, out
+    assert "reproduce (smoke): 2/2 claims pass, 0 fail in the 1 study run now" in out
+    assert "failing claims" not in out
+    # the tables still gather every summary, and say so
+    assert "(4 claims of 2 studies, 3 pass; 1 not run now, from their earlier summaries: " \
+           "bad)" in out
+    md = (tmp_path / "o" / "figures" / "smoke" / "claims.md").read_text()
+    assert "| bad |" in md and "| good |" in md
+
+
+def _fake_training(diverged_at):
+    import xarray as xr
+
+    at = np.asarray(diverged_at, dtype=np.int32)  # (point, learning_rate, seed)
+    return xr.Dataset({"diverged_at": (("point", "learning_rate", "seed"), at)},
+                      coords={"point": ["Xavier", "He"][:at.shape[0]]})
+
+
+DIVERGING_STUDY = '''
+from gradstudy.studies import Claim
+
+NAME = "diverging"
+DESCRIPTION = "two trainings, one with diverged runs; a claim on its loss is NaN"
+SCALES = {"smoke": {"x": 1.0}, "paper": {"x": 1.0}}
+
+
+def run(ctx, p):
+    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
+    ctx.train("training-a", None, tag="train-a")
+    ctx.train("training-b", None, tag="train-b")
+    return [Claim("loss_below", "final loss below 1", float("nan"), 1.0, 0.0, "x",
+                  kind="less"),
+            Claim("ok", "1 = 1", 1.0, 1.0, 0.0, "arithmetic")]
+'''
+
+
+def test_diverged_runs_are_printed_per_training(tmp_path, monkeypatch, capsys):
+    """`run he_vs_xavier --set lr=10` printed five "measured nan" claims without a word of
+    divergence (the count was only in summary.json)."""
+    from gradstudy.studies import _protocol
+
+    trainings = {"training-a": _fake_training([[[3, -1, 7]], [[0, 0, 0]]]),
+                 "training-b": _fake_training([[[-1, -1, -1]], [[-1, -1, -1]]])}
+    monkeypatch.setattr(_protocol, "train", lambda training, data, **kw: trainings[training])
+    monkeypatch.setenv("GRADSTUDY_EXPERIMENTS", str(_write_studies(tmp_path, {
+        "diverging.py": DIVERGING_STUDY})))
+    code, out, err = _main(["run", "diverging", "--out", str(tmp_path / "o"), "--no-progress"],
+                           capsys)
+    assert code == 0, err
+    assert ("  diverged: train-a: 5 of 6 runs (Xavier 2, He 3), at steps 0, 0, 0, 3, 7 "
+            "(first non-finite loss)") in out
+    assert "train-b" not in out  # nothing diverged there
+    assert "[FAIL] loss_below: measured nan, expected < 1  (NaN: runs of this study " \
+           "diverged, see above)" in out
+    assert "[PASS] ok: measured 1, expected 1 ± 0\n" in out
+    summary = json.loads(next((tmp_path / "o").rglob("summary.json")).read_text())
+    assert summary["diverged_runs"] == {"train-a": 5}
+    assert summary["divergence"] == {"train-a": {"runs": 6, "diverged": 5, "by_point": {
+        "Xavier": 2, "He": 3}, "steps": [0, 0, 0, 3, 7]}}
+
+
+def test_many_diverged_steps_are_summarised():
+    assert cli._steps_text([4]) == "at step 4"
+    assert cli._steps_text(list(range(20))) == "at steps 0–19 (median 10)"
+
+
+def test_closed_pipe_exits_quietly_subprocess():
+    """`gradstudy list | head -3` ended in a BrokenPipeError traceback: the reader here
+    closes the pipe before the command writes."""
+    proc = subprocess.Popen([sys.executable, "-m", "gradstudy.cli", "list"], cwd=ROOT,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert err == "", err
+
+
+def test_closed_pipe_exits_quietly_in_process(monkeypatch):
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["list"]) == 1

@@ -46,6 +46,11 @@ class Claim:
     ``passed`` is computed, never set: |measured − expected| ≤ tolerance (``kind="abs"``),
     ≤ tolerance·|expected| (``"rel"``), measured < / > expected (``"less"``/``"greater"``),
     or expected ≤ measured ≤ upper (``"range"``); non-finite measured fails.
+
+    ``verdict`` has a third value besides ``"pass"`` and ``"fail"``: ``"not enough seeds"``
+    for an ``abs``/``rel`` claim whose value was measured but whose tolerance is NaN — the
+    standard error behind it had too few finite seeds (``gradstudy.studies.MIN_SEEDS``).
+    Such a claim is not passed (``passed`` is False) and is counted on its own.
     """
 
     id: str
@@ -75,11 +80,44 @@ class Claim:
         raise ConfigError(f"kind: unknown value {self.kind!r}; "
                           "allowed: abs, rel, less, greater, range")
 
+    @property
+    def verdict(self) -> str:
+        """``"pass"``, ``"fail"`` or ``"not enough seeds"`` (see the class docstring)."""
+        if self.passed:
+            return PASS
+        if self.kind in ("abs", "rel") and math.isfinite(float(self.measured)) \
+                and math.isnan(float(self.tolerance)):
+            return NOT_ENOUGH_SEEDS
+        return FAIL
+
     def as_dict(self) -> dict:
         return {"id": self.id, "statement": self.statement, "measured": _num(self.measured),
                 "expected": _num(self.expected), "tolerance": _num(self.tolerance),
-                "comparison": self.kind, "pass": self.passed, "source": self.source,
+                "comparison": self.kind, "pass": self.passed, "verdict": self.verdict,
+                "source": self.source,
                 **({"upper": _num(self.upper)} if self.kind == "range" else {})}
+
+
+PASS, FAIL, NOT_ENOUGH_SEEDS = "pass", "fail", "not enough seeds"
+VERDICTS = (PASS, FAIL, NOT_ENOUGH_SEEDS)
+
+
+def claim_verdict(claim: dict) -> str:
+    """The verdict of a claim as stored in ``summary.json`` (:meth:`Claim.verdict`; also
+    for summaries written before verdicts were stored, from their numbers)."""
+    verdict = claim.get("verdict")
+    if verdict in VERDICTS:
+        return verdict
+    return Claim(str(claim.get("id", "")), "", _float(claim.get("measured")),
+                 _float(claim.get("expected")), _float(claim.get("tolerance", 0.0)), "",
+                 claim.get("comparison", "abs"), _float(claim.get("upper", "nan"))).verdict
+
+
+def _float(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _num(x):
@@ -119,9 +157,20 @@ class Context:
 
         ds = train(training, data, cache_dir=self.results_dir, name=tag,
                    progress=self.progress, progress_label=f"{self.name} [{tag}]")
-        diverged = int((ds.diverged_at.values >= 0).sum())
+        at = ds.diverged_at
+        diverged = int((at.values >= 0).sum())
         if diverged:
             self.extra.setdefault("diverged_runs", {})[tag] = diverged
+            # what `gradstudy run` prints: of how many runs, which points, at which steps
+            by_point = {}
+            if "point" in at.dims:
+                for label in at.point.values:
+                    n = int((at.sel(point=label).values >= 0).sum())
+                    if n:
+                        by_point[str(label)] = n
+            self.extra.setdefault("divergence", {})[tag] = {
+                "runs": int(at.size), "diverged": diverged, "by_point": by_point,
+                "steps": sorted(int(v) for v in at.values.ravel() if v >= 0)}
         return ds
 
 
@@ -525,6 +574,9 @@ def run_study(module: ModuleType, scale: str = "smoke", out: Path = Path("."),
         "nonfinite": ctx.extra.get("nonfinite", {}),
         # training runs whose loss became non-finite, per training (gradstudy.engine)
         "diverged_runs": ctx.extra.get("diverged_runs", {}),
+        # the same in detail, per training with a diverged run: runs in all, diverged runs
+        # by point, and the steps of the first non-finite loss (sorted)
+        "divergence": ctx.extra.get("divergence", {}),
         # other measured diagnostics a study reports (ctx.extra["measured"])
         "measured": ctx.extra.get("measured", {}),
     }
@@ -590,4 +642,6 @@ def _summary_problem(s: Any) -> str | None:
                            float(c.get("upper", "nan"))).passed
         if recomputed != c["pass"]:
             return f"claim {i}: 'pass' does not follow from its numbers"
+        if "verdict" in c and c["verdict"] != claim_verdict({**c, "verdict": None}):
+            return f"claim {i}: 'verdict' does not follow from its numbers"
     return None

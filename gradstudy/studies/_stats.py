@@ -6,6 +6,18 @@ from the spread over seeds, so that it shrinks as seeds are added and a claim re
 it states; a stated theoretical error (Monte Carlo error of a prediction, rounding bound)
 is added in quadrature where there is one.
 
+The spread itself is estimated from the seeds, and from few seeds it is noisy: two seeds
+that happen to agree give a tiny standard error and a claim that fails by chance (at 4
+seeds, ``K_SE`` estimated standard errors cover a normal mean only 97.2 % of the time, as
+Student's t with 3 degrees of freedom says).  So the standard errors returned here are
+*coverage-matched*: below ``K_REF_SEEDS`` seeds they are scaled by :func:`se_multiplier`,
+which makes ``K_SE`` of them the Student-t interval with n − 1 degrees of freedom at the
+coverage ``K_SE`` standard errors have at ``K_REF_SEEDS`` seeds (99.48 %).  From
+``K_REF_SEEDS`` seeds on the multiplier is 1 (the paper's claims use at least that many),
+and a tolerance widens, never narrows, as seeds are removed.  Below ``MIN_SEEDS`` finite
+seeds there is no error bar at all: the standard error is NaN, and a claim built on it has
+the verdict "not enough seeds" (:class:`gradstudy.studies.Claim`), never pass or fail.
+
 The reductions that studies apply to their sweeps also live here, so that a study only
 declares its sweep, calls the library, draws and claims: medians over the finite seeds,
 norm ratios between layers (first to last, per-layer factors, residuals against a mean-field
@@ -15,18 +27,31 @@ References:
     Efron & Tibshirani (1993), An Introduction to the Bootstrap (bootstrap standard error).
     Kenney & Keeping (1962), Mathematics of Statistics (asymptotic variance of the median,
     π σ² / (2n) for normal samples).
+    Abramowitz & Stegun (1964), Handbook of Mathematical Functions, 26.7.3–4 (Student's t
+    distribution function for an integer number of degrees of freedom).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
 import numpy as np
 
 K_SE = 4.0
-"""Standard errors a measured statistic may lie from its expectation.  Four, not two: the
-standard error itself is estimated from as few as four seeds (smoke scale)."""
+"""Standard errors a measured statistic may lie from its expectation (coverage-matched
+standard errors below ``K_REF_SEEDS`` seeds, see :func:`se_multiplier`)."""
+
+MIN_SEEDS = 3
+"""Finite seeds a standard error needs: with two, Student's t has one degree of freedom
+(Cauchy tails) and the interval at the reference coverage is 123 standard errors wide, no
+test of anything; with fewer than this the standard error is NaN ("not enough seeds")."""
+
+K_REF_SEEDS = 8
+"""From this many seeds on, tolerances are ``K_SE`` estimated standard errors, unchanged;
+below, they widen to keep the coverage ``K_SE`` has here (the fewest seeds any paper-scale
+claim estimates its spread from, so the paper's tolerances are as they were)."""
 
 MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
 BOOTSTRAP_RESAMPLES = 2000
@@ -37,52 +62,117 @@ def _finite(x) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
+def _t_coverage(t: float, dof: int) -> float:
+    """P(|T| ≤ t) for Student's T with an integer number of degrees of freedom (A&S 26.7.3–4,
+    finite series in cos²θ, θ = atan(t/√dof))."""
+    theta = math.atan(t / math.sqrt(dof))
+    c2 = math.cos(theta) ** 2
+    term, total = 1.0, 1.0
+    if dof % 2:  # odd: 2/π [θ + sinθ cosθ (1 + 2/3 c² + 2·4/(3·5) c⁴ + …)]
+        for j in range(1, (dof - 1) // 2):
+            term *= c2 * (2 * j) / (2 * j + 1)
+            total += term
+        tail = math.sin(theta) * math.cos(theta) * total if dof > 1 else 0.0
+        return 2 / math.pi * (theta + tail)
+    for j in range(1, dof // 2):  # even: sinθ (1 + 1/2 c² + 1·3/(2·4) c⁴ + …)
+        term *= c2 * (2 * j - 1) / (2 * j)
+        total += term
+    return math.sin(theta) * total
+
+
+def _t_quantile(coverage: float, dof: int) -> float:
+    """t with P(|T| ≤ t) = ``coverage`` (bisection; the coverage is monotone in t)."""
+    lo, hi = 0.0, 1.0
+    while _t_coverage(hi, dof) < coverage:
+        hi *= 2
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _t_coverage(mid, dof) < coverage else (lo, mid)
+        if hi - lo <= 1e-12 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
+@functools.lru_cache(maxsize=None)
+def _multiplier(n: int) -> float:
+    if n < MIN_SEEDS:
+        return float("nan")
+    if n >= K_REF_SEEDS:
+        return 1.0
+    return _t_quantile(_t_coverage(K_SE, K_REF_SEEDS - 1), n - 1) / K_SE
+
+
+def se_multiplier(n: int) -> float:
+    """Factor on a standard error estimated from ``n`` seeds, so that ``K_SE`` of them keep
+    the coverage ``K_SE`` has at ``K_REF_SEEDS`` seeds.
+
+    ``t_{n−1}(p) / K_SE`` where p = P(|T_{K_REF_SEEDS−1}| ≤ K_SE) (99.48 %), and 1 from
+    ``K_REF_SEEDS`` seeds on: non-increasing in n (at 3, 4, 5, 6, 7 seeds: 3.46, 1.84,
+    1.39, 1.18, 1.07).  NaN below ``MIN_SEEDS``: no error bar.
+    """
+    return _multiplier(int(n))
+
+
 def median_se(samples) -> tuple[float, float]:
     """Median of the finite per-seed values and its standard error, √(π/2)·s/√n.
 
-    Returns ``(nan, nan)`` with fewer than two finite values: a claim built on it fails.
+    The standard error is coverage-matched (times :func:`se_multiplier`, > 1 below
+    ``K_REF_SEEDS`` seeds), and NaN with fewer than ``MIN_SEEDS`` finite values: the
+    median is still returned (a single seed's value is a measurement), but a claim built on
+    it has the verdict "not enough seeds".  ``(nan, nan)`` without a finite value.
     """
     x = _finite(samples)
-    if x.size < 2:
+    if x.size == 0:
         return float("nan"), float("nan")
-    return float(np.median(x)), float(MEDIAN_SE_FACTOR * np.std(x, ddof=1) / math.sqrt(x.size))
+    if x.size < MIN_SEEDS:
+        return float(np.median(x)), float("nan")
+    return float(np.median(x)), float(MEDIAN_SE_FACTOR * np.std(x, ddof=1) / math.sqrt(x.size)
+                                      * se_multiplier(x.size))
 
 
 def mean_se(samples) -> tuple[float, float]:
-    """Mean of the finite per-seed values and its standard error s/√n."""
+    """Mean of the finite per-seed values and its standard error s/√n, coverage-matched
+    and NaN below ``MIN_SEEDS`` finite values as in :func:`median_se`."""
     x = _finite(samples)
-    if x.size < 2:
+    if x.size == 0:
         return float("nan"), float("nan")
-    return float(np.mean(x)), float(np.std(x, ddof=1) / math.sqrt(x.size))
+    if x.size < MIN_SEEDS:
+        return float(np.mean(x)), float("nan")
+    return float(np.mean(x)), float(np.std(x, ddof=1) / math.sqrt(x.size)
+                                    * se_multiplier(x.size))
 
 
 def median_se_axis0(samples) -> tuple[np.ndarray, np.ndarray]:
     """:func:`median_se` over axis 0 (seeds) of an array, element-wise over the rest."""
     x = np.where(np.isfinite(samples), np.asarray(samples, float), np.nan)
     n = np.sum(np.isfinite(x), axis=0)
+    factor = np.vectorize(se_multiplier, otypes=[float])(n)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(x, axis=0)
-        se = MEDIAN_SE_FACTOR * np.nanstd(x, axis=0, ddof=1) / np.sqrt(n)
-    bad = n < 2
-    return np.where(bad, np.nan, med), np.where(bad, np.nan, se)
+        se = MEDIAN_SE_FACTOR * np.nanstd(x, axis=0, ddof=1) / np.sqrt(n) * factor
+    return np.where(n == 0, np.nan, med), np.where(n < MIN_SEEDS, np.nan, se)
 
 
 def bootstrap_se(samples, statistic, resamples: int = BOOTSTRAP_RESAMPLES,
                  seed: int = 0) -> float:
     """Bootstrap standard error over seeds (axis 0 of ``samples``) of ``statistic(samples)``.
 
-    Resamples whose statistic is not finite are left out; NaN if fewer than half are finite.
-    The generator is seeded, so a claim's tolerance is reproducible.
+    Resamples whose statistic is not finite are left out; NaN if fewer than half are finite,
+    or with fewer than ``MIN_SEEDS`` seeds.  Coverage-matched like :func:`median_se` (the
+    bootstrap's spread from n seeds is as uncertain as s is).  The generator is seeded, so a
+    claim's tolerance is reproducible.
     """
     samples = np.asarray(samples, float)
     n = samples.shape[0]
+    if n < MIN_SEEDS:
+        return float("nan")
     rng = np.random.default_rng(seed)
     values = np.array([statistic(samples[rng.integers(0, n, n)]) for _ in range(resamples)])
     values = values[np.isfinite(values)]
     if values.size < resamples / 2:
         return float("nan")
-    return float(np.std(values, ddof=1))
+    return float(np.std(values, ddof=1) * se_multiplier(n))
 
 
 def tolerance(*standard_errors: float, k: float = K_SE) -> float:
@@ -156,14 +246,16 @@ def rms_standardized_residual(per_seed, predicted) -> float:
     """RMS over cells of (median over seeds − prediction) / standard error of the median.
 
     Under pure seed noise each cell's z is t-distributed, so the RMS is ≈ 1 for many seeds
-    (√((n−1)/(n−3)) at n seeds); a bias shared by every cell raises it.
+    (√((n−1)/(n−3)) at n ≥ ``K_REF_SEEDS`` seeds; below, the coverage-matched standard
+    error divides it by :func:`se_multiplier`); a bias shared by every cell raises it.
 
     Args:
         per_seed: (seeds, ...) measured values; the cells are the trailing axes.
         predicted: predictions, broadcastable to ``per_seed.shape[1:]``.
 
     Returns:
-        The RMS of z over all cells; NaN if any cell has fewer than two finite seeds.
+        The RMS of z over all cells; NaN if any cell has fewer than ``MIN_SEEDS`` finite
+        seeds.
     """
     med, se = median_se_axis0(per_seed)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -177,7 +269,8 @@ def log_mean_square_excess(log10_ratio, predicted: float) -> tuple[float, float]
     Mean field predicts the mean over networks of *squared* norms, not the median of the
     log: this compares the seed mean of ``10^(2(log10_ratio − predicted))`` with 1.  Seeds
     whose value is not finite are left out.  The standard error is the delta-method one,
-    ½ s/(√n · mean · ln 10).
+    ½ s/(√n · mean · ln 10), coverage-matched and NaN below ``MIN_SEEDS`` finite seeds as
+    in :func:`median_se`.
 
     Args:
         log10_ratio: (seeds,) measured log10 ratios (e.g. of ‖∂L/∂h_1‖ to ‖∂L/∂h_L‖).
@@ -189,8 +282,11 @@ def log_mean_square_excess(log10_ratio, predicted: float) -> tuple[float, float]
     with np.errstate(divide="ignore", invalid="ignore"):
         r = 10.0 ** (2 * (np.asarray(log10_ratio) - predicted))  # in its own dtype
     r = r[np.isfinite(r)]
+    if r.size == 0:
+        return float("nan"), float("nan")
     excess = 0.5 * np.log10(np.mean(r))
-    se = 0.5 * np.std(r, ddof=1) / np.sqrt(r.size) / np.mean(r) / np.log(10)
+    se = (0.5 * np.std(r, ddof=1) / np.sqrt(r.size) / np.mean(r) / np.log(10)
+          * se_multiplier(r.size)) if r.size >= MIN_SEEDS else float("nan")
     return float(excess), float(se)
 
 

@@ -67,22 +67,24 @@ def test_mean_se_matches_simulated_spread_of_means():
 
 
 @pytest.mark.parametrize("fn", [stats.median_se, stats.mean_se])
-def test_se_leaves_out_nonfinite_and_needs_two_values(fn):
+def test_se_leaves_out_nonfinite_and_needs_min_seeds(fn):
     x = np.array([1.0, 2.0, 4.0, 7.0])
     with_bad = np.array([np.nan, 1.0, np.inf, 2.0, 4.0, -np.inf, 7.0])
     assert fn(with_bad) == pytest.approx(fn(x))
+    # one finite seed is still a measurement, but has no error bar ("not enough seeds")
     value, se = fn([np.nan, 5.0, np.inf])
-    assert math.isnan(value) and math.isnan(se)
+    assert value == 5.0 and math.isnan(se)
+    assert all(math.isnan(v) for v in fn([np.nan, np.inf]))
 
 
 def test_median_se_axis0_matches_per_column_loop():
     x = np.random.default_rng(3).lognormal(size=(9, 5))
     x[0, 1] = np.nan
-    x[:8, 4] = np.inf  # one finite value: NaN
+    x[:8, 4] = np.inf  # one finite value: that value, with no standard error
     med, se = stats.median_se_axis0(x)
     for j in range(x.shape[1]):
         np.testing.assert_allclose([med[j], se[j]], stats.median_se(x[:, j]), rtol=1e-12)
-    assert np.isnan(med[4]) and np.isnan(se[4])
+    assert med[4] == x[8, 4] and np.isnan(se[4])
 
 
 def test_bootstrap_se_is_reproducible_and_matches_analytic_se_of_mean():
@@ -275,27 +277,33 @@ def test_latex_one_longtable_per_study_with_every_claim():
     assert tex.count(r"\begin{longtable}") == 2 and tex.count(r"\end{longtable}") == 2
     assert r"\begin{tabular}" not in tex
     tables = re.findall(r"\\begin\{longtable\}(.*?)\\end\{longtable\}", tex, re.S)
-    heads = re.findall(r"\\subsection\*\{Study \\texttt\{(.*?)\}", tex)
-    assert heads == [r"depth\_profile", r"multiplication\_chain"]
+    heads = [re.findall(r"\\textbf\{Study \\texttt\{(.*?)\}\}", t) for t in tables]
+    assert heads == [[r"depth\_profile"], [r"multiplication\_chain"]]
+    # the column header heads the first table and every continued page, not each study
+    assert tex.count(r"\endhead") == 2 and tex.count(r"\endfirsthead") == 2
+    assert tables[0].count("claim & measured & expected & holds") == 2
+    assert tables[1].count("claim & measured & expected & holds") == 1
     for summary, table in zip(SUMMARIES, tables):
-        rows = [line for line in table.splitlines() if r"\texttt{" in line]
+        rows = [line for line in table.splitlines() if line.startswith(r"\texttt{")]
         assert len(rows) == len(summary["claims"])
         for row, c in zip(rows, summary["claims"]):
             assert re.search(r"\\\\(\[[^\]]*\])?$", row), row
             assert row.startswith(r"\texttt{" + c["id"].replace("_", r"\_") + "}:"), row
             assert report.tex_statement(c["statement"]) in row
             cells = re.split(r"(?<!\\)&", re.sub(r"\\\\(\[[^\]]*\])?$", "", row))
-            assert len(cells) == 5, row
+            assert len(cells) == 4, row  # statement, measured, expected, holds: no source
             for cell in cells:
                 _assert_latex_safe(cell)
                 assert not [e for k, part in enumerate(_split_math(cell)) if k % 2
                             for e in _double_scripts(part)], cell
-            assert row.rstrip().rsplit("&", 1)[1].strip().startswith(
-                "yes" if c["pass"] else r"\textbf{NO}")
-        # every other line of the table body is a header/footer line ending a row too
+            assert cells[-1].strip() == ("yes" if c["pass"] else r"\textbf{NO}")
+        # every other line is a header/footer line, a rule, or a spanning study/source row
         for line in table.splitlines()[1:]:
             if line.strip() and line not in rows:
-                assert r"\endhead" in line or r"\endfoot" in line, line
+                assert (r"\endhead" in line or r"\endfoot" in line or r"\endlastfoot" in line
+                        or line in (r"\midrule", r"\endfirsthead")
+                        or line.startswith((r"\toprule", r"\multicolumn{4}"))), line
+    assert tables[-1].count(r"\bottomrule") == 2  # the page footer, and the table's end
     assert r"2 of 3 claims hold" in tex
     assert tex.isascii()
 

@@ -1,0 +1,227 @@
+"""Tests of the numbers file (``figures/numbers.tex``), from which the paper quotes every
+measured number, and of the claims table's sources and verdicts: the values against the
+summaries they come from (read back from the generated text), the counts against a loop
+over the claims, and every number that ``paper/paper.tex`` quotes against the committed
+file, so that a renamed or removed claim fails here rather than in print.
+"""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from gradstudy.errors import ConfigError
+from gradstudy.studies import _report as report
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER = ROOT / "paper" / "paper.tex"
+NUMBERS = ROOT / "figures" / "numbers.tex"
+
+
+def _claim(cid, measured, expected, tol, passed, source="mean-field theory: Eq. (3)", **kw):
+    return {"id": cid, "statement": f"{cid} matches", "measured": measured,
+            "expected": expected, "tolerance": tol, "pass": passed, "source": source, **kw}
+
+
+SUMMARIES = [
+    {"study": "depth_profile", "scale": "paper", "runtime_s": 12.5,
+     "claims": [
+         _claim("chi_tanh_1", 0.9666338145499451, 0.9648753493555691, 0.009563327129737209,
+                True, comparison="rel"),
+         _claim("ratio_relu_he", -0.011320421650585475, 0.0, 0.12958930385435155, False),
+         _claim("tiny", 2.220446049250313e-16, 0.0, 1e-12, True),
+         # a third verdict, as the protocol stores it: not passed, counted on its own
+         _claim("few_seeds", 1.5, 1.0, "nan", False, verdict="not enough seeds"),
+     ],
+     "measured": {"average_gradient_norm": 0.8157218098640442, "per_depth": [1.5, 2.5],
+                  "label": "not a number"},
+     "diverged_runs": {"clip": 15},
+     "nonfinite": {"preact_q: underflow": 43}},
+    {"study": "multiplication_chain", "scale": "paper", "runtime_s": 0.98,
+     "claims": [
+         _claim("breakdown_float32_0.1", 38.0, 38.0, 0.0, True,
+                source="closed form: IEEE 754", comparison="range", upper=46.0),
+     ]},
+]
+
+
+def _parse(tex: str) -> dict[str, str]:
+    """The ``\\gsdef{key}{value}`` lines of a numbers file, as a dict."""
+    pairs = re.findall(r"^\\gsdef\{([^{}]*)\}\{([^{}]*)\}$", tex, re.M)
+    assert len(pairs) == len({k for k, _ in pairs}), "a key is defined twice"
+    return dict(pairs)
+
+
+def test_numbers_file_holds_every_claim_value_at_full_precision():
+    values = _parse(report.numbers_tex(SUMMARIES))
+    for s in SUMMARIES:
+        for c in s["claims"]:
+            for field in ("measured", "expected", "tolerance", "upper"):
+                key = f"claim/{s['study']}/{c['id']}/{field}"
+                if field not in c:
+                    assert key not in values
+                    continue
+                # the stored text reads back as the very same float (nan as nan)
+                got, want = float(values[key]), float(c[field])
+                assert got == want or (math.isnan(got) and math.isnan(want)), key
+    assert values["claim/depth_profile/tiny/measured"] == "2.220446049250313e-16"
+    assert values["claim/multiplication_chain/breakdown_float32_0.1/upper"] == "46.0"
+    assert values["measured/depth_profile/average_gradient_norm"] == "0.8157218098640442"
+    assert values["measured/depth_profile/per_depth/1"] == "2.5"
+    assert not any(k.startswith("measured/depth_profile/label") for k in values)
+    assert values["diverged/depth_profile/clip"] == "15"
+    assert values["nonfinite/depth_profile/preact_q:underflow"] == "43"
+    assert values["constant/K_SE"] == "4.0"
+    assert values["study/multiplication_chain/runtime_s"] == "0.98"
+
+
+def test_numbers_file_counts_match_a_loop_over_the_claims():
+    values = _parse(report.numbers_tex(SUMMARIES))
+    claims = [(s["study"], c) for s in SUMMARIES for c in s["claims"]]
+    passing = [c for _, c in claims if c.get("verdict", "pass" if c["pass"] else "fail")
+               == "pass"]
+    few = [c for _, c in claims if c.get("verdict") == "not enough seeds"]
+    assert values["claims/total"] == str(len(claims)) == "5"
+    assert values["claims/pass"] == str(len(passing)) == "3"
+    assert values["claims/not_enough_seeds"] == str(len(few)) == "1"
+    assert values["claims/fail"] == str(len(claims) - len(passing) - len(few)) == "1"
+    assert values["claims/studies"] == "2"
+    for s in SUMMARIES:
+        assert values[f"study/{s['study']}/claims"] == str(len(s["claims"]))
+        assert values[f"study/{s['study']}/pass"] == str(
+            sum(c.get("verdict", "pass" if c["pass"] else "fail") == "pass"
+                for c in s["claims"]))
+        for c in s["claims"]:
+            assert values[f"claim/{s['study']}/{c['id']}/pass"] == (
+                "1" if c["pass"] is True else "0")
+
+
+def test_numbers_file_is_latex_safe_and_defines_its_macro():
+    tex = report.numbers_tex(SUMMARIES)
+    assert tex.isascii()
+    assert r"\providecommand\gsdef[2]" in tex
+    # keys are \csname names: no spaces, braces or backslashes
+    for key in _parse(tex):
+        assert re.fullmatch(r"[A-Za-z0-9_.:+/\-]+", key), key
+
+
+def test_numbers_refuses_two_names_on_one_key():
+    clash = [{"study": "s", "scale": "paper", "claims": [
+        _claim("a b", 1.0, 1.0, 0.1, True), _claim("ab", 1.0, 1.0, 0.1, True)]}]
+    with pytest.raises(ConfigError, match=r"claim/s/ab/measured"):
+        report.numbers(clash)
+
+
+def test_write_tables_writes_the_numbers_file(tmp_path):
+    paths = report.write_tables(SUMMARIES, tmp_path)
+    assert [p.name for p in paths] == ["claims.md", "claims.tex", "numbers.tex"]
+    assert (tmp_path / "numbers.tex").read_text(encoding="utf-8") == report.numbers_tex(
+        SUMMARIES)
+
+
+# ------------------------------------------------------------- the table: sources, verdicts
+def test_latex_names_each_source_once_per_study():
+    repeated = [{"study": "s", "scale": "paper", "claims": [
+        _claim(f"c{i}", 1.0, 1.0, 0.1, True,
+               source="mean-field theory (Poole et al. 2016; Schoenholz et al. 2017)")
+        for i in range(6)] + [_claim("d", 1.0, 1.0, 0.1, True, source="closed form")]}]
+    tex = report.latex(repeated)
+    assert tex.count("Poole et al. 2016") == 1
+    assert tex.count(r"\emph{Source:}") == 2
+    # the source row comes before its claims, and every claim row follows one
+    lines = tex.splitlines()
+    first_claim = next(i for i, line in enumerate(lines) if line.startswith(r"\texttt{c0}"))
+    assert "Poole" in lines[first_claim - 1]
+    assert lines.index(next(line for line in lines if "closed form" in line)) < next(
+        i for i, line in enumerate(lines) if line.startswith(r"\texttt{d}"))
+
+
+def test_tables_count_a_third_verdict_on_its_own():
+    md = report.markdown(SUMMARIES)
+    assert "3 of 5 claims pass; 1 not enough seeds (scale: paper)." in md
+    assert md.count("⚠ not enough seeds") == 1 and md.count("❌ FAIL") == 1
+    tex = report.latex(SUMMARIES)
+    assert r"\textbf{not enough seeds} \\" in tex
+    assert "3 of 5 claims hold; 1 not enough seeds" in tex
+    assert "(4 claims, 2 hold, 1 fail, 1 not enough seeds; scale paper)" in tex
+
+
+def test_tex_sets_unknown_characters_as_code_points():
+    tex = report.latex([{"study": "s", "scale": "paper", "claims": [
+        _claim("c", 1.0, 1.0, 0.1, True, source="Schoenholz 2017 (depth ≲ 6ξ_c) § 3 ☃")]}])
+    assert tex.isascii()
+    assert r"\lesssim" in tex and r"\S{}" in tex and r"\texttt{U+2603}" in tex
+
+
+# ------------------------------------------------------------- the paper quotes what exists
+# the macros of paper.tex that name a number, and the key each one reads
+_CLAIM_FIELD = {"claimmeasured": "measured", "claimexpected": "expected",
+                "claimtolerance": "tolerance", "claimse": "tolerance"}
+_REFERENCE = re.compile(
+    r"\\(?P<macro>claimmeasured|claimexpected|claimtolerance|claimse|claimraw|claimdev"
+    r"|claimreldev|studymeasured|studynonfinite|studyclaims|gsraw)"
+    r"(?:\[[^\]]*\])?(?P<args>(?:\{[^{}]*\})+)")
+_COUNTS = {"claimstotal": "claims/total", "claimspassing": "claims/pass",
+           "claimsfailing": "claims/fail", "claimsstudies": "claims/studies"}
+
+
+def paper_number_keys(tex: str) -> list[str]:
+    """Every key of the numbers file that ``tex`` reads through the paper's macros."""
+    keys = []
+    for m in _REFERENCE.finditer(tex):
+        macro = m["macro"]
+        args = re.findall(r"\{([^{}]*)\}", m["args"])
+        if macro in _CLAIM_FIELD:
+            keys.append(f"claim/{args[0]}/{args[1]}/{_CLAIM_FIELD[macro]}")
+        elif macro == "claimraw":
+            keys.append(f"claim/{args[0]}/{args[1]}/{args[2]}")
+        elif macro in ("claimdev", "claimreldev"):
+            keys += [f"claim/{args[0]}/{args[1]}/measured", f"claim/{args[0]}/{args[1]}/expected"]
+        elif macro == "studymeasured":
+            keys.append(f"measured/{args[0]}/{args[1]}")
+        elif macro == "studynonfinite":
+            keys.append(f"nonfinite/{args[0]}/{args[1]}")
+        elif macro == "studyclaims":
+            keys.append(f"study/{args[0]}/claims")
+        else:  # gsraw
+            keys.append(args[0])
+    keys += [key for name, key in _COUNTS.items() if re.search(rf"\\{name}(?![A-Za-z])", tex)]
+    return keys
+
+
+def _body(tex: str) -> str:
+    """paper.tex without its comments and without the preamble's macro definitions (whose
+    ``#1`` arguments are not keys)."""
+    tex = re.sub(r"(?<!\\)%.*", "", tex)
+    return tex[tex.index(r"\begin{document}"):]
+
+
+def test_paper_quotes_only_numbers_of_the_committed_numbers_file():
+    keys = paper_number_keys(_body(PAPER.read_text(encoding="utf-8")))
+    assert len(keys) > 100, "the paper quotes the run's numbers through the macros"
+    defined = _parse(NUMBERS.read_text(encoding="utf-8"))
+    missing = sorted({k for k in keys if k not in defined})
+    assert not missing, f"paper.tex quotes numbers that figures/numbers.tex lacks: {missing}"
+
+
+def test_paper_check_catches_a_renamed_claim():
+    # the check above, on a paper that quotes a claim by its old name
+    tex = (r"\begin{document} $\claimmeasured[3]{depth_profile}{chi_tanh_1}$ and "
+           r"\gsfix{1}{100*\claimreldev{depth_profile}{chi_tanh_one}} of \claimstotal")
+    keys = paper_number_keys(tex)
+    assert keys == ["claim/depth_profile/chi_tanh_1/measured",
+                    "claim/depth_profile/chi_tanh_one/measured",
+                    "claim/depth_profile/chi_tanh_one/expected", "claims/total"]
+    defined = _parse(report.numbers_tex(SUMMARIES))
+    assert [k for k in keys if k not in defined] == [
+        "claim/depth_profile/chi_tanh_one/measured", "claim/depth_profile/chi_tanh_one/expected"]
+
+
+def test_paper_quotes_no_count_of_claims_as_a_literal():
+    # the abstract once said "all 41 automatically checked claims hold" while the appendix
+    # listed 112 of 114: counts of claims come from the run
+    body = _body(PAPER.read_text(encoding="utf-8"))
+    literal = re.findall(r"\b\d+\s+(?:of\s+(?:the\s+)?\d+\s+)?(?:automatically\s+checked\s+)?"
+                         r"claims\b", body)
+    assert not literal, literal
