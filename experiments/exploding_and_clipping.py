@@ -63,6 +63,10 @@ def run(ctx, p):
     gd, lam = _gradient_descent(ctx, p)
     clipped = _clipping_runs(ctx, p)
     claims = _gd_claims(p, gd) + _clip_claims(p, clipped)
+    # the numbers the paper quotes besides the claims (summary.json, figures/numbers.tex)
+    measured = ctx.extra.setdefault("measured", {})
+    measured.update(_gd_measured(p, gd, lam))
+    measured.update(_clip_measured(clipped))
     _draw(ctx, p, gd, lam, clipped)
     return claims
 
@@ -95,12 +99,30 @@ def _list(values) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
 
-def _gd_claims(p, ds):
-    c = np.asarray(p["multiples"])
+def _monotone(ds):
+    """(multiple, seed): whether the loss decreased at each of the first EARLY steps."""
     loss = ds.loss.isel(point=0).values  # (multiple, seed, step)
     with np.errstate(invalid="ignore"):
         steps = np.diff(loss[:, :, :EARLY + 1], axis=-1)
-    monotone = np.all(steps < 0, axis=-1)  # (multiple, seed)
+    return np.all(steps < 0, axis=-1)
+
+
+def _gd_measured(p, ds, lam) -> dict:
+    """λ_max's range over the networks, and per multiple c (keyed ``c1.1``, ``c4``, …) the
+    number of runs whose loss decreased at each of the first EARLY steps and the number
+    that diverged (of ``gd_runs`` each)."""
+    monotone = _monotone(ds)
+    diverged = ds.diverged_at.isel(point=0).values >= 0  # (multiple, seed)
+    keys = [f"c{m:g}" for m in p["multiples"]]
+    return {"lambda_max_min": float(np.min(lam)), "lambda_max_max": float(np.max(lam)),
+            "gd_runs": int(diverged.shape[1]),
+            "gd_monotone_runs": {k: int(n) for k, n in zip(keys, monotone.sum(axis=1))},
+            "gd_diverged_runs": {k: int(n) for k, n in zip(keys, diverged.sum(axis=1))}}
+
+
+def _gd_claims(p, ds):
+    c = np.asarray(p["multiples"])
+    monotone = _monotone(ds)  # (multiple, seed)
     diverged = ds.diverged_at.isel(point=0).values >= 0
     below, twice, catapult = c < 1, c >= 2, (c > 1) & (c <= 2)
     first = [f"{m:g}" for m, d in zip(c, diverged) if d.any()]
@@ -146,8 +168,7 @@ def _clipping_runs(ctx, p):
     optimizers = tuple(OptimizerSpec("sgd", p["lr"]) if method == "none" else
                        OptimizerSpec("sgd", p["lr"], clip=method, clip_threshold=threshold)
                        for method, threshold in settings)
-    labels = tuple(method if threshold is None else f"{method}-{threshold:g}"
-                   for method, threshold in settings)
+    labels = tuple(_setting_key(method, threshold) for method, threshold in settings)
     ds = ctx.train(Training(points=(_clip_spec(p),) * len(settings), optimizer=optimizers,
                             labels=labels, steps=p["steps"], seeds=p["seeds"], batch_size=64,
                             eval_every=p["steps"], record_every=max(1, p["steps"] // 10)),
@@ -157,6 +178,30 @@ def _clipping_runs(ctx, p):
 
 def _diverged(ds):
     return ds.diverged_at.values.ravel()
+
+
+def _setting_key(method, threshold) -> str:
+    """A clipping setting's key in the summary: ``none``, ``value-0.1``, …."""
+    return method if threshold is None else f"{method}-{threshold:g}"
+
+
+def _clip_measured(runs) -> dict:
+    """Per clipping setting (:func:`_setting_key`): the runs diverged (of ``clip_runs``) and
+    the fraction of steps, over all its runs and steps, at which clipping fired; and over
+    every clipped setting together, the runs (``clipped_runs``) and those diverged
+    (``clipped_diverged_runs``)."""
+    out = {"clip_runs": int(_diverged(runs[("none", None)]).size),
+           "clip_diverged_runs": {}, "clip_fired": {}, "clipped_runs": 0,
+           "clipped_diverged_runs": 0}
+    for (method, threshold), ds in runs.items():
+        key = _setting_key(method, threshold)
+        diverged = int((_diverged(ds) >= 0).sum())
+        out["clip_diverged_runs"][key] = diverged
+        if method != "none":
+            out["clip_fired"][key] = float(np.mean(ds.clip_fired.values))
+            out["clipped_runs"] += int(_diverged(ds).size)
+            out["clipped_diverged_runs"] += diverged
+    return out
 
 
 def _clip_claims(p, runs):
@@ -282,7 +327,8 @@ def _draw(ctx, p, gd, lam, runs):
         ax.set_ylabel("training loss (median, 10–90 %)")
         ax.legend(fontsize=5.5)
         plotting.panel_titles(axes, [
-            f"GD, η = c·2/λ_max (λ_max {np.min(lam):.0f}–{np.max(lam):.0f}); ✕ diverged",
+            rf"GD, η = c·2/$\lambda_{{\max}}$ ($\lambda_{{\max}}$ {np.min(lam):.0f}–"
+            f"{np.max(lam):.0f}); ✕ diverged",
             f"{p['seeds']} seeds: runs diverged (clipped: all 0), steps clipped",
             "‖g‖ before clipping (≥ half finite); ✕ diverged",
             "with clipping (tightest), the same nets train"], fontsize=7)

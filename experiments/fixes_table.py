@@ -96,6 +96,8 @@ def run(ctx, p):
             for k, label in enumerate(group):
                 rows[(setting, label)] = _summarise(ds.isel(point=[k]), base["depth"])
     claims = _claims(rows)
+    # every cell of the table, for the paper to quote (summary.json, figures/numbers.tex)
+    ctx.extra.setdefault("measured", {}).update(_measured(rows))
     _write_table(ctx, p, rows)
     _draw(ctx, p, rows)
     return claims
@@ -133,6 +135,25 @@ def _summarise(ds, depth):
             "diverged": float(diverged.mean()), "seeds": int(diverged.size)}
 
 
+def _slug(label) -> str:
+    """A row's key in the summary: ``ReLU + He`` → ``relu_he``, ``raw inputs`` →
+    ``raw_inputs``."""
+    return "_".join(label.lower().replace("+", " ").split())
+
+
+# the numbers of a row that the summary keeps (its table cells, and the bars' init norm)
+MEASURED_FIELDS = ("ratio", "grad_init", "loss", "accuracy", "diverged")
+
+
+def _measured(rows) -> dict:
+    """``{setting: {row slug: {field: value}}}``: the table's numbers (NaN where every run
+    diverged), keyed so that the paper quotes e.g. ``vanishing/layernorm/ratio``."""
+    out: dict = {}
+    for (setting, label), row in rows.items():
+        out.setdefault(setting, {})[_slug(label)] = {f: float(row[f]) for f in MEASURED_FIELDS}
+    return out
+
+
 def _claims(rows):
     claims = []
     base = rows[("vanishing", "baseline")]
@@ -168,7 +189,11 @@ def _claims(rows):
 
 
 def _fmt(x, digits=2):
-    return "--" if not math.isfinite(x) else f"{x:.{digits}f}"
+    if not math.isfinite(x):
+        return "--"
+    text = f"{x:.{digits}f}"
+    # −0.04 rounds to "-0.0": a sign the reader would take for a measured direction
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def _write_table(ctx, p, rows):

@@ -64,6 +64,8 @@ def run(ctx, p):
     with jax.enable_x64(True):
         xi = np.asarray(theory.mean_field(jnp.tanh, jnp.asarray(s2w), SIGMA_B2).xi_c)
     claims = _claims(p, s2w, accuracy, xi)
+    # the numbers the paper quotes besides the claims (summary.json, figures/numbers.tex)
+    ctx.extra.setdefault("measured", {}).update(_measured(p, s2w, accuracy, xi))
     _draw(ctx, p, s2w, accuracy, diverged, xi)
     return claims
 
@@ -76,6 +78,22 @@ def _claim_cells(p, xi):
                                  "deeper than 6ξ_c are untrainable"),
             "shallow_trainable": (depths[None, :] < xi[:, None], True,
                                   "shallower than ξ_c are trainable")}
+
+
+def _measured(p, s2w, accuracy, xi) -> dict:
+    """Per claim: the number of its cells (``<claim>_cells``) and the cells against its
+    expectation (``<claim>_against``: a list, in increasing σ_w² then depth, of
+    ``{"sigma_w2", "depth", "depth_over_xi_c", "accuracy"}``)."""
+    trainable = accuracy > CHANCE + MARGIN
+    depths = np.asarray(p["depths"], float)
+    out = {}
+    for cid, (cells, want, _) in _claim_cells(p, xi).items():
+        out[f"{cid}_cells"] = int(cells.sum())
+        out[f"{cid}_against"] = [
+            {"sigma_w2": float(s2w[i]), "depth": int(depths[j]),
+             "depth_over_xi_c": float(depths[j] / xi[i]), "accuracy": float(accuracy[i, j])}
+            for i, j in np.argwhere(cells & (trainable != want))]
+    return out
 
 
 def _claims(p, s2w, accuracy, xi):

@@ -142,11 +142,16 @@ def mean_se(samples) -> tuple[float, float]:
                                     * se_multiplier(x.size))
 
 
-def median_se_axis0(samples) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`median_se` over axis 0 (seeds) of an array, element-wise over the rest."""
+def median_se_axis0(samples, widen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`median_se` over axis 0 (seeds) of an array, element-wise over the rest.
+
+    ``widen=False`` leaves out the coverage multiplier (the plain standard error, for a
+    statistic such as :func:`rms_standardized_residual` whose threshold already accounts
+    for the t distribution of a few seeds).
+    """
     x = np.where(np.isfinite(samples), np.asarray(samples, float), np.nan)
     n = np.sum(np.isfinite(x), axis=0)
-    factor = np.vectorize(se_multiplier, otypes=[float])(n)
+    factor = np.vectorize(se_multiplier, otypes=[float])(n) if widen else 1.0
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(x, axis=0)
@@ -159,20 +164,23 @@ def bootstrap_se(samples, statistic, resamples: int = BOOTSTRAP_RESAMPLES,
     """Bootstrap standard error over seeds (axis 0 of ``samples``) of ``statistic(samples)``.
 
     Resamples whose statistic is not finite are left out; NaN if fewer than half are finite,
-    or with fewer than ``MIN_SEEDS`` seeds.  Coverage-matched like :func:`median_se` (the
+    or with fewer than ``MIN_SEEDS`` seeds with any finite value (the coverage
+    multiplier, too, counts those seeds).  Coverage-matched like :func:`median_se` (the
     bootstrap's spread from n seeds is as uncertain as s is).  The generator is seeded, so a
     claim's tolerance is reproducible.
     """
     samples = np.asarray(samples, float)
     n = samples.shape[0]
-    if n < MIN_SEEDS:
+    # the error bar rests on the seeds with finite values (as median_se's), not all rows
+    finite_seeds = int(np.sum(np.any(np.isfinite(samples.reshape(n, -1)), axis=1)))
+    if finite_seeds < MIN_SEEDS:
         return float("nan")
     rng = np.random.default_rng(seed)
     values = np.array([statistic(samples[rng.integers(0, n, n)]) for _ in range(resamples)])
     values = values[np.isfinite(values)]
     if values.size < resamples / 2:
         return float("nan")
-    return float(np.std(values, ddof=1) * se_multiplier(n))
+    return float(np.std(values, ddof=1) * se_multiplier(finite_seeds))
 
 
 def tolerance(*standard_errors: float, k: float = K_SE) -> float:
@@ -245,9 +253,11 @@ def median_zero_crossing(x, per_seed, resamples: int = BOOTSTRAP_RESAMPLES,
 def rms_standardized_residual(per_seed, predicted) -> float:
     """RMS over cells of (median over seeds − prediction) / standard error of the median.
 
-    Under pure seed noise each cell's z is t-distributed, so the RMS is ≈ 1 for many seeds
-    (√((n−1)/(n−3)) at n ≥ ``K_REF_SEEDS`` seeds; below, the coverage-matched standard
-    error divides it by :func:`se_multiplier`); a bias shared by every cell raises it.
+    Under pure seed noise each cell's z is t-distributed, so the RMS is ≈ √((n−1)/(n−3))
+    (1.7 at 4 seeds, 1.2 at 8, → 1 for many); a bias shared by every cell raises it.  The
+    standard error is the plain one (not widened by :func:`se_multiplier`): the caller's
+    threshold on the RMS is what accounts for few seeds, and a widened SE would let a bias
+    of twice as many standard errors pass at 4 seeds.
 
     Args:
         per_seed: (seeds, ...) measured values; the cells are the trailing axes.
@@ -257,7 +267,7 @@ def rms_standardized_residual(per_seed, predicted) -> float:
         The RMS of z over all cells; NaN if any cell has fewer than ``MIN_SEEDS`` finite
         seeds.
     """
-    med, se = median_se_axis0(per_seed)
+    med, se = median_se_axis0(per_seed, widen=False)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (med - predicted) / se
     return float(np.sqrt(np.mean(z**2)))

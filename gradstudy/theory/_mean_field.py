@@ -410,6 +410,10 @@ def depth_scale_c(phi, kinks, q_star, c_star, sigma_w2):
 # ----------------------------------------------------------------- phase transition
 def _chi1_at_fixed_point(phi, kinks, sigma_w2, sigma_b2):
     q_star = _fixed_point_q(phi, kinks, sigma_w2, sigma_b2, 1.0, 4, 100)
+    # q* → 0 (σ_b² = 0, ordered): χ₁ is the limit q → 0⁺, not φ' at the kink itself (with
+    # denormals flushed to zero, a tiny q* would evaluate a leaky ReLU's slope at 0 and
+    # jump between σ_w² and σ_w²(1 + α²)/2); for a smooth φ both give σ_w² φ'(0)².
+    q_star = jnp.maximum(q_star, jnp.finfo(q_star.dtype).tiny)
     return _chi1(phi, kinks, q_star, sigma_w2)
 
 

@@ -5,11 +5,14 @@ over the claims, and every number that ``paper/paper.tex`` quotes against the co
 file, so that a renamed or removed claim fails here rather than in print.
 """
 
+import importlib.util
 import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import xarray as xr
 
 from gradstudy.errors import ConfigError
 from gradstudy.studies import _report as report
@@ -225,3 +228,128 @@ def test_paper_quotes_no_count_of_claims_as_a_literal():
     literal = re.findall(r"\b\d+\s+(?:of\s+(?:the\s+)?\d+\s+)?(?:automatically\s+checked\s+)?"
                          r"claims\b", body)
     assert not literal, literal
+
+
+def test_paper_quotes_every_entry_of_a_listed_diagnostic():
+    # trainability lists the cells against its claims one by one (…_against/0, /1, /2): a
+    # rerun with a fourth such cell must not leave it out of the sentence silently
+    quoted: dict[str, set[str]] = {}
+    for key in paper_number_keys(_body(PAPER.read_text(encoding="utf-8"))):
+        m = re.fullmatch(r"(measured/[^/]+/[^/]+)/(\d+)(/.*)?", key)
+        if m:
+            quoted.setdefault(m[1], set()).add(m[2])
+    assert "measured/trainability/deep_untrainable_against" in quoted
+    defined = _parse(NUMBERS.read_text(encoding="utf-8"))
+    for prefix, indices in quoted.items():
+        present = {m[1] for k in defined if (m := re.fullmatch(
+            re.escape(prefix) + r"/(\d+)(/.*)?", k))}
+        assert indices == present, f"paper.tex quotes {prefix}/{sorted(indices)}, " \
+                                   f"the run has {sorted(present)}"
+
+
+# ------------------------------------------ the studies' numbers that are not claims (issue 16)
+def _study(name):
+    spec = importlib.util.spec_from_file_location(f"_numbers_{name}",
+                                                  ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_exploding_and_clipping_measures_what_the_paper_quotes():
+    study = _study("exploding_and_clipping")
+    rng = np.random.default_rng(0)
+    multiples = [0.5, 1.1, 4.0]
+    p = {"multiples": multiples}
+    seeds, steps = 5, study.EARLY + 4
+    loss = 50 - np.cumsum(rng.uniform(0.1, 1, (len(multiples), seeds, steps)), axis=-1)
+    loss[:, 1, 4] += 2  # a rise within the first EARLY steps
+    loss[0, 2, study.EARLY + 2] += 2  # a rise after them: still monotone
+    loss[1, 0, 1] = loss[1, 0, 0]  # a step without decrease
+    loss[2, 3, 6:] = np.nan  # a diverged run
+    diverged = np.full((len(multiples), seeds), -1)
+    diverged[2, 3] = 6
+    gd = xr.Dataset({"loss": (("point", "learning_rate", "seed", "step"), loss[None]),
+                     "diverged_at": (("point", "learning_rate", "seed"), diverged[None])})
+    lam = np.array([53.5, 120.0, 246.75, 99.0])
+    got = study._gd_measured(p, gd, lam)
+    assert got["lambda_max_min"] == 53.5 and got["lambda_max_max"] == 246.75
+    assert got["gd_runs"] == seeds
+    for k, c in enumerate(multiples):  # a per-run loop over the first EARLY steps
+        mono = sum(all(loss[k, s, t + 1] < loss[k, s, t] for t in range(study.EARLY))
+                   for s in range(seeds))
+        assert got["gd_monotone_runs"][f"c{c:g}"] == mono
+        assert got["gd_diverged_runs"][f"c{c:g}"] == sum(d >= 0 for d in diverged[k])
+    assert 0 < sum(got["gd_monotone_runs"].values()) < len(multiples) * seeds
+
+    p = {"value_thresholds": [0.1, 1.0], "norm_thresholds": [1.0], "agc_thresholds": [0.01]}
+    settings = [("none", None)] + [(m, t) for m in study.METHODS
+                                   for t in study._thresholds(p, m)]
+    runs, fired, div = {}, {}, {}
+    for k, (method, threshold) in enumerate(settings):
+        f = rng.random((1, 1, seeds, steps)) < k / len(settings)
+        d = np.where(rng.random((1, 1, seeds)) < 0.4, 3, -1)
+        runs[(method, threshold)] = xr.Dataset({
+            "clip_fired": (("point", "learning_rate", "seed", "step"), f),
+            "diverged_at": (("point", "learning_rate", "seed"), d)})
+        key = method if threshold is None else f"{method}-{threshold:g}"
+        fired[key] = sum(f.ravel()) / f.size
+        div[key] = int(sum(d.ravel() >= 0))
+    got = study._clip_measured(runs)
+    assert set(got["clip_fired"]) == set(fired) - {"none"}
+    assert {"value-0.1", "value-1", "global_norm-1", "adaptive-0.01"} == set(got["clip_fired"])
+    for key in got["clip_fired"]:
+        assert got["clip_fired"][key] == pytest.approx(fired[key], rel=1e-12)
+    assert got["clip_diverged_runs"] == div
+    assert got["clip_runs"] == seeds
+    assert got["clipped_runs"] == seeds * (len(settings) - 1)
+    assert got["clipped_diverged_runs"] == sum(n for k, n in div.items() if k != "none")
+
+
+def test_fixes_table_measures_every_cell_of_its_table():
+    study = _study("fixes_table")
+    slugs = {label: study._slug(label) for label in study.FIXES}
+    assert slugs["ReLU + He"] == "relu_he" and slugs["raw inputs"] == "raw_inputs"
+    assert len(set(slugs.values())) == len(slugs), "one key per row"
+    assert all(re.fullmatch(r"[a-z0-9_]+", s) for s in slugs.values())
+    rows = {}
+    for k, (setting, label) in enumerate((s, f) for s in study.SETTINGS for f in study.FIXES):
+        rows[(setting, label)] = {"ratio": -k / 3, "grad_init": 10.0 ** k, "loss": 1 + k / 7,
+                                  "accuracy": float("nan") if k % 5 == 0 else k / 100,
+                                  "diverged": (k % 3) / 2, "seeds": 8}
+    # the table's cells: no "-0.0" for a ratio that rounds to zero
+    assert [study._fmt(x, 1) for x in (-0.04, 0.04, -0.05, float("nan"))] == [
+        "0.0", "0.0", "-0.1", "--"]
+    got = study._measured(rows)
+    values = _parse(report.numbers_tex([{"study": "fixes_table", "scale": "paper",
+                                         "claims": [], "measured": got}]))
+    for (setting, label), row in rows.items():
+        for field in ("ratio", "grad_init", "loss", "accuracy", "diverged"):
+            v = float(values[f"measured/fixes_table/{setting}/{slugs[label]}/{field}"])
+            assert v == row[field] or (math.isnan(v) and math.isnan(row[field]))
+
+
+def test_trainability_lists_the_cells_against_each_claim():
+    study = _study("trainability")
+    p = {"depths": [2, 8, 32, 64]}
+    s2w = np.array([0.5, 1.0, 1.76, 3.0])
+    xi = np.array([1.2, 3.6, 900.0, 4.0])
+    rng = np.random.default_rng(1)
+    accuracy = rng.uniform(0.1, 0.4, (len(s2w), len(p["depths"])))
+    got = study._measured(p, s2w, accuracy, xi)
+    deep, shallow = [], []
+    for i, v in enumerate(s2w):  # a loop over the cells, in order of σ_w² then depth
+        for j, d in enumerate(p["depths"]):
+            trains = accuracy[i, j] > study.CHANCE + study.MARGIN
+            cell = {"sigma_w2": v, "depth": d, "depth_over_xi_c": d / xi[i],
+                    "accuracy": accuracy[i, j]}
+            if d > 6 * xi[i]:
+                deep.append((cell, trains))
+            if d < xi[i]:
+                shallow.append((cell, not trains))
+    assert got["deep_untrainable_cells"] == len(deep)
+    assert got["shallow_trainable_cells"] == len(shallow)
+    assert got["deep_untrainable_against"] == [c for c, against in deep if against]
+    assert got["shallow_trainable_against"] == [c for c, against in shallow if against]
+    assert got["deep_untrainable_against"] and got["shallow_trainable_against"], \
+        "the test covers both lists"

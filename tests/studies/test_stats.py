@@ -79,13 +79,21 @@ def test_rms_standardized_residual_hand_computed():
     # two cells; seeds (1, 2, 3, 6) and (0, 0, 2, 2)
     per_seed = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 2.0], [6.0, 2.0]])
     predicted = np.array([1.5, 2.0])
-    # √(π/2)/√n, n = 4, coverage-matched (4 seeds: below K_REF_SEEDS)
-    k = math.sqrt(math.pi / 2) / 2 * stats.se_multiplier(4)
+    # √(π/2)/√n, n = 4, the plain standard error: the RMS threshold accounts for few seeds
+    # (a coverage-widened SE would let a bias of 1.84 times as many SE pass at 4 seeds)
+    k = math.sqrt(math.pi / 2) / 2
     se1 = k * math.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + 0 + (6 - 3) ** 2) / 3)
     se2 = k * math.sqrt(4 * 1.0 / 3)
     z1, z2 = (2.5 - 1.5) / se1, (1.0 - 2.0) / se2
     assert stats.rms_standardized_residual(per_seed, predicted) == pytest.approx(
         math.sqrt((z1**2 + z2**2) / 2), rel=1e-12)
+
+
+def test_bootstrap_se_counts_the_seeds_with_finite_values():
+    """4 seeds of which 2 are NaN: no error bar (as median_se), not one widened for 4."""
+    two_finite = np.array([1.0, 2.0, NAN, NAN])
+    assert math.isnan(stats.bootstrap_se(two_finite, np.nanmedian))
+    assert math.isnan(stats.median_se(two_finite)[1])
 
 
 def test_rms_standardized_residual_nan_with_a_cell_of_one_seed():

@@ -625,3 +625,13 @@ def test_critical_sigma_w2_outside_default_bracket(name, phi, reference, sigma_b
     # a wrong starting bracket on either side is widened to the same answer
     assert float(theory.critical_sigma_w2(phi, sigma_b2, 2 * approx, 3 * approx,
                                           kinks=kinks)) == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize(("name", "slope"), [("relu", 0.0), ("leaky_relu", 0.01),
+                                             ("leaky_relu_0.2", 0.2)])
+def test_critical_sigma_w2_piecewise_linear_closed_form(name, slope):
+    """χ₁ = σ_w²(1 + α²)/2 for any q > 0, so the transition is at 2/(1 + α²), also at
+    σ_b² = 0 where q* → 0 in the ordered phase (χ₁ is the limit q → 0⁺ there; evaluated at
+    the kink itself, leaky ReLU's search landed on 1.166)."""
+    crit = theory.critical_sigma_w2(name, jnp.array([0.0, 0.05]))
+    np.testing.assert_allclose(crit, 2 / (1 + slope**2), rtol=1e-5)
