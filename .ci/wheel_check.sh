@@ -196,7 +196,7 @@ need out/reproduce/figures/smoke/claims.md out/reproduce/figures/smoke/claims.te
 CLAIMS_LINE="$(grep '^reproduce (smoke)' "${WORK}/reproduce.log" || true)"
 
 step diagnose "${GS}" diagnose examples.models:cnn1d --seeds 2 --out out/diagnose
-need out/diagnose/results/diagnose/cnn1d/diagnose.nc out/diagnose/figures/diagnose/cnn1d/cnn1d.png
+need out/diagnose/results/diagnose/custom/cnn1d/diagnose.nc out/diagnose/figures/diagnose/custom/cnn1d/cnn1d.png
 
 # ------------------------------------------------------------- nothing written elsewhere
 cd "${WORK}"

@@ -22,6 +22,7 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,7 +33,9 @@ import numpy as np
 from flax import nnx
 
 from gradstudy._seeds import seed_keys
+from gradstudy._validate import check_int, short_repr
 from gradstudy.errors import ConfigError
+from gradstudy.tools._monitor import BUDGET_ENV, human_bytes, memory_budget
 from gradstudy.tools._nnx_probe import is_nnx_module, make_nnx_probes, nnx_probe, split as nnx_split
 from gradstudy.tools._probe import make_probes, path_label, probe
 
@@ -84,24 +87,45 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         layer of a stacked module, in forward order, coordinates ``path``, ``layer`` and
         ``param_count``) and ``param`` (one entry per parameter leaf and layer): variables
         ``backprop_norm``, ``param_grad_norm``, ``out_rms``, ``out_mean``, ``out_q``,
-        ``out_zero_frac``, ``calls``, ``grad_norm`` (per parameter leaf) and ``loss``.
+        ``out_zero_frac``, ``calls``, ``grad_norm`` (per parameter leaf) and ``loss``;
+        ``attrs["batch_nonfinite"]`` counts NaN/inf entries of the batch (their NaN
+        numbers are recorded, not refused: NaN is data).
+
+    Memory: the working bytes of one network (its variables, gradients and the module
+    outputs kept for the backward pass, from shapes; at most 3× XLA's own figure, tested)
+    are estimated before anything is allocated; networks run ``seed_batch`` at a time
+    within ``$GRADSTUDY_MEMORY_GB`` (default 1.0, as sweeps and trainings): a default
+    ``seed_batch`` shrinks to fit, a given one or a single network beyond it is refused.
 
     Raises:
         ConfigError: one line naming the argument: a model that is none of the above, a
-            loss that is not callable, bad ``seeds``/``variants``, nothing selected.
+            loss that is not callable or returns no floating scalar, a batch without
+            arrays or examples, ``variables`` (or ``init_fn``'s) of another model, bad
+            ``seeds``/``base_seed``/``seed_batch``/``variants``/``call_args``, nothing
+            selected, beyond the memory budget; an exception of the user's code names the
+            step that raised it (initialising the model, calling it, the loss).
     """
     if not callable(loss_fn):
         raise ConfigError(f"loss_fn: must be callable (outputs, batch) -> scalar, got "
                           f"{type(loss_fn).__name__}")
-    args = (batch,) if call_args is None else tuple(call_args(batch))
+    base_seed = check_int("base_seed", base_seed, 0, 2**32 - 1)
+    if seed_batch is not None:
+        _check_seeds(seed_batch, "seed_batch")
+    args = _call_arguments(batch, call_args)
     module = _unwrap_bridge(module, variables, init_fn)
     if not isinstance(module, nn.Module):
-        if is_nnx_module(module) or callable(module):
+        linen_class = isinstance(module, type) and issubclass(module, nn.Module)
+        if is_nnx_module(module) or (callable(module) and not linen_class):
             return _diagnose_nnx(module, batch, loss_fn, args, kwargs, variables=variables,
                                  init_fn=init_fn, seeds=seeds, base_seed=base_seed,
-                                 variants=variants, select=select, seed_batch=seed_batch)
+                                 variants=variants, select=select, seed_batch=seed_batch,
+                                 call_args=call_args)
+        hint = " (a Linen class: pass an instance, e.g. Model())" if linen_class else ""
         raise ConfigError(f"module: must be a flax.linen.Module, a flax.nnx.Module or a "
-                          f"factory rngs -> nnx.Module, got {type(module).__name__}")
+                          f"factory rngs -> nnx.Module, got {type(module).__name__}{hint}")
+    if init_fn is not None and not callable(init_fn):
+        raise ConfigError(f"init_fn: must be None or a callable key -> variables, got "
+                          f"{type(init_fn).__name__}")
     scalars = _check_variants(variants, variables, init_fn)
     n_variants = 1 if scalars is None else len(next(iter(scalars.values())))
     if variables is None:
@@ -110,11 +134,22 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         keys = seed_keys(base_seed, seeds)
     else:
         _check_seeds(1 if seeds is None else seeds)
+        _check_variables_tree("variables", variables)
         seeds, keys, init = 1, None, None
-    example = _example_variables(variables, init, keys, scalars)
-    probes = make_probes(module, example, *args, select=select, **kwargs)
+    step = ("initialising the model with init_fn" if init_fn is not None
+            else "initialising the model (module.init)")
+    example = _step("init_fn" if init_fn is not None else "module", step, batch, call_args,
+                    lambda: _example_variables(variables, init, keys, scalars))
+    if variables is None:
+        _check_variables_tree("init_fn", example)
+    if variables is not None or init_fn is not None:
+        _check_matches(module, args, kwargs, example,
+                       "variables" if variables is not None else "init_fn")
+    probes = _step("module", "calling the model on the batch", batch, call_args,
+                   lambda: make_probes(module, example, *args, select=select, **kwargs))
     if not probes.order:
         raise ConfigError("select: no submodule of the model was selected for probing")
+    per_network = _network_bytes(example, probes.activation_bytes, len(probes.order))
 
     def one(variables):
         out = probe(module, variables, batch, loss_fn, select=select, probes=probes,
@@ -123,22 +158,29 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
 
     order = [path_label(p) for p, _ in probes.order]
     return _measure(one, init, keys, scalars, variables, seeds, n_variants, seed_batch,
-                    probes.recurrent, order, type(module).__name__)
+                    probes.recurrent, order, type(module).__name__,
+                    per_network + _tree_bytes(batch), _nonfinite_entries(batch))
 
 
 def _measure(one, init, keys, scalars, variables, seeds, n_variants, seed_batch,
-             recurrent: bool, order: list[str], model: str):
+             recurrent: bool, order: list[str], model: str, per_network: int,
+             batch_nonfinite: int = 0):
     """Run ``one`` on every network (or on the fixed ``variables``) and build the Dataset."""
     if variables is None:
+        given = seed_batch is not None
         if seed_batch is None:
             seed_batch = _default_seed_batch(recurrent, seeds)
         seed_batch = _check_seeds(seed_batch, "seed_batch")
+        seed_batch = plan_seed_batch(per_network, n_variants * seeds, seed_batch, given, model)
         result = _run_networks(one, init, keys, scalars, seeds, n_variants, seed_batch)
         seeds = n_variants * seeds  # networks, split into (variant, seed) below
     else:
+        plan_seed_batch(per_network, 1, 1, False, model)
         result = jax.tree.map(lambda a: a[None], jax.jit(one)(variables))
     result = jax.device_get(result)
     ds = _dataset(result, order, seeds, model)
+    # data, not an error: NaN in the batch gives NaN numbers, recorded; the count says why
+    ds.attrs["batch_nonfinite"] = batch_nonfinite
     if scalars is not None:
         ds = _split_variants(ds, n_variants, {k: np.asarray(v) for k, v in scalars.items()})
     _name_norms(ds)
@@ -159,7 +201,7 @@ def _unwrap_bridge(module, variables, init_fn):
 
 
 def _diagnose_nnx(model, batch, loss_fn, args, kwargs, *, variables, init_fn, seeds,
-                  base_seed, variants, select, seed_batch):
+                  base_seed, variants, select, seed_batch, call_args):
     """:func:`diagnose` of an NNX module (its weights) or of a factory ``rngs -> module``."""
     if variables is not None or init_fn is not None:
         raise ConfigError("variables, init_fn: for Linen modules only; an NNX model holds its "
@@ -174,7 +216,8 @@ def _diagnose_nnx(model, batch, loss_fn, args, kwargs, *, variables, init_fn, se
                               f"seeds={seeds!r}; pass a factory rngs -> nnx.Module for "
                               "several initialisations")
         graphdef, params, rest = nnx_split(model)
-        probes = make_nnx_probes(graphdef, params, rest, args, kwargs, select)
+        probes = _step("module", "calling the model on the batch", batch, call_args,
+                       lambda: make_nnx_probes(graphdef, params, rest, args, kwargs, select))
         fixed, init, keys, scalars, seeds, n_variants = (params, rest), None, None, None, 1, 1
         name = type(model).__name__
     else:
@@ -199,7 +242,8 @@ def _diagnose_nnx(model, batch, loss_fn, args, kwargs, *, variables, init_fn, se
             raise ConfigError(f"module: a callable model must be a factory rngs -> "
                               f"nnx.Module; it returned {type(abstract).__name__}")
         graphdef, params, rest = nnx_split(abstract)
-        probes = make_nnx_probes(graphdef, params, rest, args, kwargs, select)
+        probes = _step("module", "calling the model on the batch", batch, call_args,
+                       lambda: make_nnx_probes(graphdef, params, rest, args, kwargs, select))
         fixed, name = None, type(abstract).__name__
     if not probes.order:
         raise ConfigError("select: no submodule of the model was selected for probing")
@@ -210,8 +254,170 @@ def _diagnose_nnx(model, batch, loss_fn, args, kwargs, *, variables, init_fn, se
         return {"loss": out["loss"], "modules": out["modules"], "params": out["params"]}
 
     order = [path_label(p) for p in probes.order]
+    per_network = _network_bytes((params, rest), probes.activation_bytes, len(probes.order))
     return _measure(one, init, keys, scalars, fixed, seeds, n_variants, seed_batch,
-                    probes.recurrent, order, name)
+                    probes.recurrent, order, name, per_network + _tree_bytes(batch),
+                    _nonfinite_entries(batch))
+
+
+# ------------------------------------------------------------- checks of the arguments
+
+
+def _call_arguments(batch, call_args) -> tuple:
+    """The model call's positional arguments: ``(batch,)`` or ``call_args(batch)``; a
+    batch without arrays, a ``call_args`` that is not callable, raises or does not return a
+    sequence: one line naming the argument."""
+    leaves = jax.tree.leaves(batch)
+    if not leaves:
+        raise ConfigError(f"batch: must be an array or a pytree (dict, tuple) of arrays, got "
+                          f"{short_repr(batch)}")
+    empty = [x for x in leaves if hasattr(x, "shape") and 0 in np.shape(x)]
+    if empty:  # a mean over no examples is NaN: not a measurement
+        raise ConfigError(f"batch: an array of the batch has no entries (shape "
+                          f"{tuple(np.shape(empty[0]))}); give at least one example")
+    if call_args is None:
+        return (batch,)
+    if not callable(call_args):
+        raise ConfigError(f"call_args: must be None or a callable batch -> tuple of the call's "
+                          f"positional arguments, got {type(call_args).__name__}")
+    try:
+        args = call_args(batch)
+    except Exception as e:  # noqa: BLE001 -- the user's function: one line naming it
+        raise ConfigError(f"call_args: calling it on the batch raised {type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:160]}") from None
+    if not isinstance(args, (tuple, list)):
+        raise ConfigError(f"call_args: must return a tuple of the call's positional "
+                          f"arguments, e.g. lambda b: (b['x'],), got {type(args).__name__}")
+    return tuple(args)
+
+
+def _step(name: str, what: str, batch, call_args, fn):
+    """``fn()``; an exception of the user's code becomes one line naming the argument
+    ``name`` and the step that failed (and, for a dict batch passed whole, ``call_args``)."""
+    # warnings of a step that fails are noise next to its one-line error: kept back, and
+    # shown only if the step succeeds
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fn()
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 -- the user's model: one line naming the step
+            error = e
+            result = None
+        else:
+            error = None
+    if error is None:
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return result
+    hint = ""
+    if call_args is None and isinstance(batch, Mapping):
+        hint = ("; the batch is a dict, passed whole as the model's input: choose the "
+                "call's arguments with the call_args option, e.g. "
+                "call_args=lambda b: (b['x'],)")
+    raise ConfigError(f"{name}: {what} raised {type(error).__name__}: "
+                      f"{' '.join(str(error).split())[:160]}{hint}") from None
+
+
+def _check_variables_tree(name: str, variables) -> None:
+    """Linen variables are a dict of collections with a ``params`` dict of arrays."""
+    if not isinstance(variables, Mapping) or not isinstance(variables.get("params"), Mapping):
+        got = ("a dict without a 'params' collection" if isinstance(variables, Mapping)
+               else "an array" if hasattr(variables, "shape") else type(variables).__name__)
+        what = "return" if name == "init_fn" else "be"
+        raise ConfigError(f"{name}: must {what} Linen variables, a dict "
+                          f"{{'params': {{...}}, ...}} as module.init gives, got {got}")
+    bad = [x for x in jax.tree.leaves(variables) if not hasattr(x, "shape")]
+    if bad:
+        raise ConfigError(f"{name}: every leaf must be an array, got {type(bad[0]).__name__}")
+
+
+def _check_matches(module, args, kwargs, variables, name: str) -> None:
+    """``variables`` (given or from ``init_fn``) must have the parameters ``module.init``
+    makes, with the same shapes: those of another model are one line naming ``name``."""
+    from flax import traverse_util
+
+    init = _initialiser(module, args, kwargs, None, None)
+    try:
+        expected = jax.eval_shape(init, jax.random.PRNGKey(0))["params"]
+    except Exception:  # noqa: BLE001 -- a model that cannot init here: the call decides
+        return
+    want = traverse_util.flatten_dict(dict(expected))
+    have = traverse_util.flatten_dict(dict(variables["params"]))
+    missing = [k for k in want if k not in have]
+    extra = [k for k in have if k not in want]
+    shapes = [k for k in want if k in have and tuple(have[k].shape) != tuple(want[k].shape)]
+    if missing or extra or shapes:
+        if shapes:
+            k = shapes[0]
+            detail = (f"params/{'/'.join(k)} has shape {tuple(have[k].shape)}, module.init "
+                      f"on this batch gives {tuple(want[k].shape)}")
+        elif missing:
+            detail = f"the module's params/{'/'.join(missing[0])} is missing"
+        else:
+            detail = f"params/{'/'.join(extra[0])} is not a parameter of the module"
+        raise ConfigError(f"{name}: the variables do not match the module on this batch "
+                          f"({detail}; "
+                          f"{len(missing)} missing, {len(extra)} extra, {len(shapes)} of "
+                          f"another shape)")
+
+
+# ------------------------------------------------------------------------ memory
+
+
+def _nonfinite_entries(batch) -> int:
+    """Number of NaN/inf entries in the floating arrays of ``batch``."""
+    return int(sum(np.sum(~np.isfinite(np.asarray(x))) for x in jax.tree.leaves(batch)
+                   if hasattr(x, "dtype") and np.issubdtype(np.asarray(x).dtype, np.inexact)))
+
+
+def _tree_bytes(tree) -> int:
+    """Bytes of the arrays of ``tree`` (PRNG key arrays count 8 bytes per key)."""
+    def size(x):
+        try:
+            itemsize = np.dtype(x.dtype).itemsize
+        except TypeError:  # e.g. a typed PRNG key (key<fry>): two uint32
+            itemsize = 8
+        return int(np.prod(np.shape(x))) * itemsize
+    return sum(size(x) for x in jax.tree.leaves(tree) if hasattr(x, "shape"))
+
+
+def _network_bytes(variables, activation_bytes: int, n_probes: int) -> int:
+    """Working bytes of one network's measurement, estimated from shapes: its variables
+    (the initialised copy, their gradient and one in flight: 3×, plus one for the probes'
+    tangents) and, for the backward pass, every module output kept and its cotangent and
+    one temporary (3×); the results are small (a few numbers per module)."""
+    return 4 * _tree_bytes(variables) + 3 * activation_bytes + 64 * n_probes
+
+
+def plan_seed_batch(per_network: int, networks: int, seed_batch: int, given: bool,
+                    model: str, budget: int | None = None) -> int:
+    """Networks evaluated at once (the ``lax.map`` batch) within the memory budget.
+
+    A ``seed_batch`` the caller did not give shrinks to fit (the numbers do not depend on
+    it); a given one that does not fit, or one network that does not, is refused with one
+    line, the engine's wording.
+    """
+    budget = memory_budget() if budget is None else budget
+    seed_batch = min(seed_batch, networks)
+    if per_network > budget:
+        raise ConfigError(
+            f"memory: this diagnosis needs ≈ {human_bytes(per_network)} per network "
+            f"({model}: parameters, gradients and the activations of the batch) but the "
+            f"budget is {human_bytes(budget)}; use a smaller model or batch, or raise "
+            f"{BUDGET_ENV}")
+    fit = max(1, budget // per_network)
+    if seed_batch <= fit:
+        return seed_batch
+    if given:
+        raise ConfigError(
+            f"seed_batch: {seed_batch} networks at once need ≈ "
+            f"{human_bytes(seed_batch * per_network)} ({model}: "
+            f"{human_bytes(per_network)} per network) but the budget is "
+            f"{human_bytes(budget)}; use seed_batch ≤ {fit}, or raise {BUDGET_ENV}")
+    n_chunks = -(-networks // fit)
+    return -(-networks // n_chunks)
 
 
 # ------------------------------------------------------------------ running the networks

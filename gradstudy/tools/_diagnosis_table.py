@@ -83,9 +83,29 @@ def diagnosis_table(ds) -> str:
     lines.extend(_row_line(r, width) for r in rows)
     lines.extend(_through_time_lines(ds))
     lines.extend(_repeated_call_lines(ds))
+    with quiet():  # every seed's loss NaN: the median is NaN, said in the note below
+        loss = np.nanmedian(ds.loss.values)
     lines.append(f"medians over {ds.sizes['seed']} seeds; ratios to the last module; flags: "
-                 f"{ds.attrs['thresholds']}; loss {np.nanmedian(ds.loss.values):.4g}")
+                 f"{ds.attrs['thresholds']}; loss {loss:.4g}")
+    lines.extend(_nonfinite_note(ds))
     return "\n".join(lines)
+
+
+def _nonfinite_note(ds) -> list[str]:
+    """One line when no measured gradient norm is finite: the values are recorded (NaN is
+    data), and the line says why, where the Dataset knows."""
+    norms = np.concatenate([ds.backprop_norm.values.ravel(), ds.param_grad_norm.values.ravel()])
+    if np.isfinite(norms).any():
+        return []
+    bad = int(ds.attrs.get("batch_nonfinite", 0))
+    if bad:
+        why = f"the batch holds {bad} non-finite entries (NaN/inf)"
+    elif not np.isfinite(ds.loss.values).any():
+        why = ("the loss is non-finite for every seed (the forward pass overflows or the "
+               "loss is undefined)")
+    else:
+        why = "the loss is finite but the backward pass overflows"
+    return [f"note: every gradient norm is non-finite (recorded as NaN/inf): {why}"]
 
 
 def _row_line(r: dict, width: int) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from gradstudy.errors import ConfigError
@@ -21,6 +22,7 @@ from gradstudy.errors import ConfigError
 #: the top-level package name that falls back to gradstudy's packaged example models
 EXAMPLES = "examples"
 PACKAGED_EXAMPLES = "gradstudy.examples"
+RETURNS = "(module, batch, loss_fn) or (module, batch, loss_fn, options)"
 
 
 def load_factory(spec: str):
@@ -85,16 +87,26 @@ def call_factory(fn):
     import flax.linen as nn
     from flax import nnx
 
+    name = getattr(fn, "__name__", fn)
     try:
         made = fn()
+    except SystemExit as e:  # sys.exit() in the user's code: not our exit status
+        raise ConfigError(f"factory: calling {name}() raised SystemExit({e.code!r}); a "
+                          f"factory must return {RETURNS}, not exit") from None
     except Exception as e:  # noqa: BLE001 -- the user's code: one line
-        raise ConfigError(f"factory: {getattr(fn, '__name__', fn)!s}() raised "
+        raise ConfigError(f"factory: {name}() raised "
                           f"{type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
     if not (isinstance(made, tuple) and len(made) in (3, 4)):
-        raise ConfigError("factory: must return (module, batch, loss_fn) or "
-                          "(module, batch, loss_fn, options)")
+        got = (f"a tuple of {len(made)} items" if isinstance(made, tuple)
+               else type(made).__name__)
+        raise ConfigError(f"factory: must return {RETURNS}, got {got}")
     module, batch, loss_fn = made[:3]
-    options = dict(made[3]) if len(made) == 4 else {}
+    options = made[3] if len(made) == 4 else {}
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise ConfigError(f"factory: must return {RETURNS} with options a dict of diagnose() "
+                          f"keyword arguments (e.g. {{'call_args': ...}}); its fourth item is "
+                          f"{'an array' if hasattr(options, 'shape') else type(options).__name__}")
+    options = dict(options)
     if not (isinstance(module, (nn.Module, nnx.Module)) or callable(module)):
         raise ConfigError(f"factory: first item must be a flax.linen.Module, a "
                           f"flax.nnx.Module or a callable rngs -> nnx.Module, got "

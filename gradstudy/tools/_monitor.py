@@ -47,6 +47,8 @@ References:
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -64,6 +66,31 @@ MAX_CAPACITY = 10**7
 MONITOR_FIELDS = ("grad_norm", "update_norm", "param_norm", "update_ratio", "nonfinite")
 
 StackedFn = Callable[[str, Any], bool]
+
+# The memory budget of sweeps and trainings (gradstudy.engine's budget_bytes, read the same
+# way): the engine sits above tools in the import layers, so tools read it here
+BUDGET_ENV = "GRADSTUDY_MEMORY_GB"
+DEFAULT_BUDGET_GB = 1.0
+
+
+def memory_budget() -> int:
+    """The memory budget in bytes: ``$GRADSTUDY_MEMORY_GB`` (default 1.0), as the engine's
+    ``budget_bytes``; ConfigError naming the variable if it is not a number in (0, 1e5]."""
+    raw = os.environ.get(BUDGET_ENV)
+    if raw is None:
+        return int(DEFAULT_BUDGET_GB * 2**30)
+    try:
+        gb = float(raw)
+    except ValueError:
+        gb = float("nan")
+    if not (math.isfinite(gb) and 0 < gb <= 1e5):
+        raise ConfigError(f"{BUDGET_ENV}: must be a number of GB in (0, 1e5], got {raw!r}")
+    return int(gb * 2**30)
+
+
+def human_bytes(n_bytes: float) -> str:
+    """``1.25 GB`` or ``12 MB`` (the engine's wording)."""
+    return f"{n_bytes / 2**30:.2f} GB" if n_bytes >= 2**28 else f"{n_bytes / 2**20:.0f} MB"
 
 
 class MonitorState(NamedTuple):
@@ -220,7 +247,9 @@ def monitor(every: int = 10, capacity: int = 100, *, stacked: StackedFn | None =
         (extra arguments are forwarded to ``inner``).
 
     Raises:
-        ConfigError: a bad argument (one line naming it).
+        ConfigError: a bad argument (one line naming it); at ``init``, a state beyond the
+            memory budget ``$GRADSTUDY_MEMORY_GB`` (``capacity`` × leaf entries × 5 fields,
+            estimated before it is allocated).
 
     References:
         You, Gitman & Ginsburg (2017), Large batch training of convolutional networks,
@@ -258,6 +287,7 @@ def _init_state(params, capacity: int, stacked: StackedFn | None, inner_tx) -> M
     """The state before the first step: no record, every row NaN (norms) or -1."""
     layout = _layout(params, stacked)
     leaves = jax.tree.leaves(params)
+    _check_state_memory(leaves, layout, capacity)
 
     def buf(leaf, layers, fill, dtype):
         shape = (capacity,) if layers is None else (capacity, layers)
@@ -275,6 +305,28 @@ def _init_state(params, capacity: int, stacked: StackedFn | None, inner_tx) -> M
         update_ratio=floats(),
         nonfinite=tuple(buf(x, n, -1, jnp.int32) for x, (_, n) in zip(leaves, layout)),
         inner_state=optax.EmptyState() if inner_tx is None else inner_tx.init(params))
+
+
+def state_bytes(leaves, layout, capacity: int) -> int:
+    """Bytes of a :class:`MonitorState`'s buffers (``inner``'s state not included): per
+    leaf entry (a leaf, or a layer of a stacked leaf) four float fields and one int32 count
+    per row, and the int32 step of each row."""
+    total = 4 * capacity
+    for x, (_, layers) in zip(leaves, layout):
+        itemsize = _real_float_dtype(jnp.result_type(x)).itemsize
+        total += capacity * (layers or 1) * (4 * itemsize + 4)
+    return total
+
+
+def _check_state_memory(leaves, layout, capacity: int) -> None:
+    """Refuse a state beyond the memory budget (before allocating it), naming capacity."""
+    need, budget = state_bytes(leaves, layout, capacity), memory_budget()
+    if need > budget:
+        entries = sum(layers or 1 for _, layers in layout)
+        raise ConfigError(f"capacity: the monitor state needs ≈ {human_bytes(need)} (capacity "
+                          f"{capacity} × {entries} leaf entries × {len(MONITOR_FIELDS)} "
+                          f"fields) but the budget is {human_bytes(budget)}; use a smaller "
+                          f"capacity (and a larger every), or raise {BUDGET_ENV}")
 
 
 def _update(updates, state: MonitorState, params, at_step, extra_args: dict, *, every: int,

@@ -40,6 +40,7 @@ from gradstudy.tools._probe import (
     STATS,
     _per_call,
     _tap_output,
+    checked_loss,
     param_grad_norm,
     path_label,
     selection,
@@ -91,6 +92,7 @@ class _Context:
     time_steps: list  # the step counter of each enclosing RNN's cell (a tracer), innermost last
     rnn_lengths: list  # sequence length of each enclosing RNN call
     recurrent: bool = False
+    sizes: list | None = None  # while discovering: (path, bytes of its output) per call
 
 
 _ACTIVE: list[_Context] = []
@@ -169,6 +171,9 @@ def _wrap(orig: Callable) -> Callable:
             if counter is not None:
                 ctx.time_steps.pop()
                 counter.set_value(counter.get_value() + 1)
+        if ctx.sizes is not None:
+            ctx.sizes.append((path, sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(out)
+                                        if isinstance(x, jax.Array))))
         if path not in ctx.selected:
             return out
         return _tap(ctx, self, path, out)
@@ -228,6 +233,7 @@ class NNXProbes:
     steps: dict
     selected: frozenset
     recurrent: bool = False
+    activation_bytes: int = 0  # bytes of all module outputs of one forward pass (estimate)
 
     def zeros(self) -> dict:
         """Zero probes: ``(len(STATS),)`` per module, ``(steps, len(STATS))`` in time."""
@@ -243,7 +249,7 @@ def split(model):
 
 def make_nnx_probes(graphdef, params, rest, args, kwargs, select=None) -> NNXProbes:
     """Find the probed submodules by running the forward pass abstractly (``eval_shape``)."""
-    ctx = _Context(frozenset(), None, {}, [], {}, set(), [], [])
+    ctx = _Context(frozenset(), None, {}, [], {}, set(), [], [], sizes=[])
 
     def run(params, rest):
         return _forward(nnx.merge(graphdef, params, rest, copy=True), args, kwargs, ctx,
@@ -251,8 +257,10 @@ def make_nnx_probes(graphdef, params, rest, args, kwargs, select=None) -> NNXPro
 
     jax.eval_shape(run, params, rest)
     order = tuple(sorted(ctx.tapped, key=ctx.entered.index))
+    # a module inside an nnx.RNN is traced once: its output counts once per time step
+    activations = sum(n * ctx.steps.get(path, 1) for path, n in ctx.sizes)
     return NNXProbes(graphdef, order, dict(ctx.tapped), dict(ctx.steps), ctx.selected,
-                     ctx.recurrent)
+                     ctx.recurrent, int(activations))
 
 
 def _param_leaves(state) -> dict[tuple[str, ...], jax.Array]:
@@ -278,10 +286,7 @@ def nnx_probe(probes: NNXProbes, params, rest, batch, loss_fn, *, args, kwargs) 
         # arguments as built outside it, and NNX refuses to update those, e.g. RNG counts)
         model = nnx.merge(probes.graphdef, params, rest, copy=True)
         out = _forward(model, args, kwargs, ctx, None)
-        loss = loss_fn(out, batch)
-        if jnp.shape(loss) != ():
-            raise ConfigError(f"loss_fn: must return a scalar, got shape {jnp.shape(loss)}")
-        return loss
+        return checked_loss(loss_fn, out, batch)
 
     loss, (g_params, g_probes) = jax.value_and_grad(loss_of, argnums=(0, 1))(
         params, probes.zeros(), rest)

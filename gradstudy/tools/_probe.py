@@ -178,7 +178,7 @@ def _probe_variable(module: nn.Module, name: str, shape, dtype, in_time: bool):
 
 
 def _interceptor(select, order: list | None, entered: list | None = None,
-                 seen: set | None = None):
+                 seen: set | None = None, sizes: list | None = None):
     depth = [0]  # > 0 inside an nn.RNN's time scan
 
     def intercept(next_fun, args, kwargs, context):
@@ -196,10 +196,10 @@ def _interceptor(select, order: list | None, entered: list | None = None,
         if context.method_name != "__call__" or module.scope is None:
             return out
         path = tuple(module.path)
-        if not select(module, path):
-            return out
         leaves = _float_leaves(out)
-        if not leaves:
+        if sizes is not None:  # the memory estimate: bytes of every module's output
+            sizes.append((path, sum(x.size * x.dtype.itemsize for x in leaves)))
+        if not select(module, path) or not leaves:
             return out
         shape, dtype, in_time = (len(STATS),), leaves[0].dtype, depth[0] > 0
         try:
@@ -230,6 +230,7 @@ class Probes:
     values: dict
     order: tuple[tuple[str, ...], ...]
     recurrent: bool = False  # the model runs an nn.RNN
+    activation_bytes: int = 0  # bytes of all module outputs of one forward pass (estimate)
 
 
 def make_probes(module: nn.Module, variables, *args, select=None, mutable=(),
@@ -242,12 +243,13 @@ def make_probes(module: nn.Module, variables, *args, select=None, mutable=(),
     order: list = []
     entered: list = []
     seen: set = set()
+    sizes: list = []
 
     # the call's own rngs (e.g. {"dropout": key}) and a "params" stream for the probes
     rngs = {**dict(kwargs.pop("rngs", None) or {}), "params": jax.random.PRNGKey(0)}
 
     def run(variables):
-        with nn.intercept_methods(_interceptor(pred, order, entered, seen)):
+        with nn.intercept_methods(_interceptor(pred, order, entered, seen, sizes)):
             _, new = module.apply(variables, *args, mutable=["params", TIME, *mutable],
                                   rngs=rngs, method=method, **kwargs)
         return {c: new[c] for c in ("params", TIME) if c in new}
@@ -257,7 +259,33 @@ def make_probes(module: nn.Module, variables, *args, select=None, mutable=(),
             if k[-1].startswith(PROBE)}
     order = sorted(((path, key) for path, key in order if key in flat),
                    key=lambda item: entered.index(item[0]))
-    return Probes(flat, tuple(order), "rnn" in seen)
+    # a module inside nn.scan (a stacked layer, an RNN's time step) is traced once: its
+    # output counts once per row of its probe
+    repeats = {path: int(np.prod(flat[key].shape[:-1])) for path, key in order}
+    activations = sum(n * repeats.get(path, 1) for path, n in sizes)
+    return Probes(flat, tuple(order), "rnn" in seen, int(activations))
+
+
+def checked_loss(loss_fn: Callable[[Any, Any], Any], out, batch) -> jax.Array:
+    """``loss_fn(out, batch)``, which must be a scalar floating array; one line naming
+    ``loss_fn`` else (its own exceptions too: the caller can tell them from the model's)."""
+    try:
+        loss = loss_fn(out, batch)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- the user's loss: one line naming the step
+        raise ConfigError(f"loss_fn: calling the loss raised {type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:160]}") from None
+    if not isinstance(loss, (jax.Array, np.ndarray, np.generic, float, int)) \
+            or isinstance(loss, bool):
+        raise ConfigError(f"loss_fn: must return a scalar (a 0-d float array), got "
+                          f"{type(loss).__name__}")
+    if jnp.shape(loss) != ():
+        raise ConfigError(f"loss_fn: must return a scalar, got shape {jnp.shape(loss)}")
+    if not jnp.issubdtype(jnp.result_type(loss), jnp.floating):
+        raise ConfigError(f"loss_fn: must return a floating scalar (to differentiate), got "
+                          f"dtype {jnp.result_type(loss)}")
+    return loss
 
 
 def _per_call(g):
@@ -334,10 +362,7 @@ def probe(module: nn.Module, variables, batch, loss_fn: Callable[[Any, Any], jax
                                **kwargs)
         if mutable:
             out = out[0]
-        loss = loss_fn(out, batch)
-        if jnp.shape(loss) != ():
-            raise ConfigError(f"loss_fn: must return a scalar, got shape {jnp.shape(loss)}")
-        return loss
+        return checked_loss(loss_fn, out, batch)
 
     loss, (g_params, g_probe_params, g_probe_time) = jax.value_and_grad(
         loss_of, argnums=(0, 1, 2))(params, in_params, in_time)

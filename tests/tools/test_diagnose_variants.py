@@ -95,7 +95,7 @@ def test_cli_prints_a_table_per_variant(tmp_path, capsys):
                             "--out", str(tmp_path)], capsys)
     assert code == 0, err
     assert "variant 2: sigma_w2=2" in out
-    with xr.open_dataset(tmp_path / "results/diagnose/deep_tanh_gains/diagnose.nc") as ds:
+    with xr.open_dataset(tmp_path / "results/diagnose/custom/deep_tanh_gains/diagnose.nc") as ds:
         assert ds.sizes["variant"] == 3 and list(ds.sigma_w2.values) == [0.5, 1.0, 2.0]
 
 
