@@ -14,32 +14,12 @@ estimate is never below XLA's figure nor above twice it).
 
 from __future__ import annotations
 
-import math
-import os
-
+from gradstudy._budget import BUDGET_ENV, DEFAULT_BUDGET_GB, budget_bytes, human
 from gradstudy.errors import ConfigError
 from gradstudy.families.mlp._memory import network_bytes, network_output_bytes
 
-BUDGET_ENV = "GRADSTUDY_MEMORY_GB"
-DEFAULT_BUDGET_GB = 1.0  # for a program's buffers; the Python process adds ≈ 0.5 GB
-
-
-def budget_bytes() -> int:
-    """The memory budget of one sweep program: ``$GRADSTUDY_MEMORY_GB`` (default 1.0)."""
-    raw = os.environ.get(BUDGET_ENV)
-    if raw is None:
-        return int(DEFAULT_BUDGET_GB * 2**30)
-    try:
-        gb = float(raw)
-    except ValueError:
-        gb = float("nan")
-    if not (math.isfinite(gb) and 0 < gb <= 1e5):
-        raise ConfigError(f"{BUDGET_ENV}: must be a number of GB in (0, 1e5], got {raw!r}")
-    return int(gb * 2**30)
-
-
-def human(n_bytes: float) -> str:
-    return f"{n_bytes / 2**30:.2f} GB" if n_bytes >= 2**28 else f"{n_bytes / 2**20:.0f} MB"
+__all__ = ["BUDGET_ENV", "DEFAULT_BUDGET_GB", "budget_bytes", "human", "plan_chunk",
+           "plan_networks"]
 
 
 def plan_chunk(spec, depths, batch: int, networks: int, keep_backprop: bool = False,

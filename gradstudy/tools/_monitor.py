@@ -47,8 +47,6 @@ References:
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -57,6 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gradstudy._budget import BUDGET_ENV, budget_bytes, human
 from gradstudy._numerics import safe_norm
 from gradstudy._validate import check_int, short_repr
 from gradstudy.errors import ConfigError
@@ -67,30 +66,8 @@ MONITOR_FIELDS = ("grad_norm", "update_norm", "param_norm", "update_ratio", "non
 
 StackedFn = Callable[[str, Any], bool]
 
-# The memory budget of sweeps and trainings (gradstudy.engine's budget_bytes, read the same
-# way): the engine sits above tools in the import layers, so tools read it here
-BUDGET_ENV = "GRADSTUDY_MEMORY_GB"
-DEFAULT_BUDGET_GB = 1.0
-
-
-def memory_budget() -> int:
-    """The memory budget in bytes: ``$GRADSTUDY_MEMORY_GB`` (default 1.0), as the engine's
-    ``budget_bytes``; ConfigError naming the variable if it is not a number in (0, 1e5]."""
-    raw = os.environ.get(BUDGET_ENV)
-    if raw is None:
-        return int(DEFAULT_BUDGET_GB * 2**30)
-    try:
-        gb = float(raw)
-    except ValueError:
-        gb = float("nan")
-    if not (math.isfinite(gb) and 0 < gb <= 1e5):
-        raise ConfigError(f"{BUDGET_ENV}: must be a number of GB in (0, 1e5], got {raw!r}")
-    return int(gb * 2**30)
-
-
-def human_bytes(n_bytes: float) -> str:
-    """``1.25 GB`` or ``12 MB`` (the engine's wording)."""
-    return f"{n_bytes / 2**30:.2f} GB" if n_bytes >= 2**28 else f"{n_bytes / 2**20:.0f} MB"
+# the budget of sweeps and trainings (gradstudy._budget: tools sit below the engine)
+memory_budget, human_bytes = budget_bytes, human
 
 
 class MonitorState(NamedTuple):

@@ -129,5 +129,7 @@ def _entries(names: list[str], buffers) -> tuple[list[str], list[str], list[int]
 
 def _table(state: MonitorState, field: str, rows: np.ndarray) -> np.ndarray:
     """``field``'s valid rows, one column per ``leaf`` entry: (rows, entries)."""
-    cols = [np.asarray(b)[rows].reshape(len(rows), -1) for b in getattr(state, field)]
+    # an explicit width: reshape(0, -1) of a state with no record yet is ambiguous
+    cols = [np.asarray(b)[rows].reshape(len(rows), int(np.prod(np.shape(b)[1:], dtype=int)))
+            for b in getattr(state, field)]
     return np.concatenate(cols, axis=1) if cols else np.zeros((len(rows), 0))

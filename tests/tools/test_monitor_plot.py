@@ -76,3 +76,17 @@ def test_colour_bars_beside_their_panels(monitored):
         p, b = panel.get_position(), bar.get_position()
         assert 0 <= (b.x0 - p.x1) * width < 0.15
         assert abs(b.y0 - p.y0) * height < 0.02 and abs(b.y1 - p.y1) * height < 0.02
+
+
+def test_a_state_with_no_update_yet_is_one_line_through_monitor_dataset():
+    """The user's path: monitor_dataset of a freshly initialised state (it used to stop in
+    numpy's reshape of zero rows), then the heatmap: one line saying there is no record."""
+    model = _Tiny()
+    x = jax.random.normal(jax.random.key(0), (4, 3))
+    params = model.init(jax.random.key(1), x)
+    state = monitor(every=1, capacity=4, inner=optax.sgd(0.1)).init(params)
+    ds = monitor_dataset(state, params)
+    assert ds.sizes["step"] == 0
+    with pytest.raises(ConfigError) as err:
+        plot_monitor_heatmap(ds)
+    assert "no record" in _one_line(err)
