@@ -4,7 +4,8 @@ chunk count, written atomically (temp file + rename), so that a killed training 
 from its last chunk with bit-identical results.
 
 A checkpoint is verified as a stored result is (:func:`gradstudy.results.load_verified`):
-it holds the description of the training and the group it belongs to, and a SHA-256 over
+it holds the description of the training and the group it belongs to (with the versions of
+the libraries that lay out its state, and the state's tree structure), and a SHA-256 over
 that identity, the chunk count and every array; on load the identity must be this
 training's, the checksum must match, and the chunk count must agree with what the arrays
 say of themselves (the monitor's step counter of every run, the number of records and
@@ -26,10 +27,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradstudy.results import _temp_suffix, cache_key, describe_json, notice
+from gradstudy.results import _temp_suffix, cache_key, describe_json, notice, versions
 from gradstudy.tools._monitor import find_state
 
-CHECKPOINT_VERSION = 2  # 2: identity, checksum and chunk-count checks (1 had none)
+# 2: identity, checksum and chunk-count checks (1 had none); 3: the identity holds the
+# libraries' versions and the state's tree structure
+CHECKPOINT_VERSION = 3
+# the libraries that decide how a state's leaves are ordered (optax's and flax's state
+# fields, jax's flattening): a state of another version may hold the same shapes in
+# another order (Adam's mu and nu)
+STATE_LIBRARIES = ("jax", "jaxlib", "flax", "optax")
 
 
 def _checkpoint_path(cache_dir, name, description, idx) -> Path:
@@ -37,10 +44,23 @@ def _checkpoint_path(cache_dir, name, description, idx) -> Path:
     return Path(cache_dir) / f"{name}-{cache_key(description)}-g{idx[0]}.ckpt.npz"
 
 
-def checkpoint_identity(description: dict, idx) -> str:
-    """What a checkpoint belongs to: the training's description and the group's points."""
+def checkpoint_identity(description: dict, idx, state) -> str:
+    """What a checkpoint belongs to: the training's description, the group's points, and
+    what its state's leaves mean.
+
+    A state is stored as its leaves in flattening order and restored by position, shape
+    and dtype: leaves of equal shapes (Adam's mu and nu) would be swapped silently by an
+    optax or flax release that reorders a state's fields, and the tree structure's text
+    names no fields.  So the versions of the libraries that lay out the state
+    (``STATE_LIBRARIES``) and the structure of ``state`` (the group's initial state, or
+    any tree of its structure) are part of the identity: a checkpoint written under other
+    versions is not resumed.
+    """
+    library = versions()
     return describe_json({"training": description, "group": [int(i) for i in idx],
-                          "checkpoint_version": CHECKPOINT_VERSION})
+                          "checkpoint_version": CHECKPOINT_VERSION,
+                          "libraries": {k: library.get(k, "") for k in STATE_LIBRARIES},
+                          "state_structure": str(jax.tree.structure(state))})
 
 
 def _content_checksum(identity: str, arrays: dict[str, np.ndarray]) -> str:

@@ -57,7 +57,8 @@ class OptimizerSpec:
             first step lr·g/(|g| + ε)); > 0 (at least float32's smallest normal number),
             since ε = 0 makes an exactly-zero gradient entry 0/0 = NaN.
         schedule: "constant" or "warmup_cosine" (linear warm-up from 0 over
-            ``warmup_steps``, then cosine decay to 0 at ``decay_steps``).
+            ``warmup_steps``, then cosine decay to 0 at ``decay_steps``:
+            :func:`warmup_cosine`).
         warmup_steps, decay_steps: of the schedule.
         clip: "none", "value" (each entry to [−t, t]), "global_norm" (g·min(1, t/‖g‖)) or
             "adaptive" (unit-wise, per output unit i: ‖g_i‖ ≤ t·max(‖W_i‖, 10⁻³); not the
@@ -123,8 +124,49 @@ def schedule(spec: OptimizerSpec, learning_rate=None) -> Callable | jax.Array:
     peak = spec.learning_rate if learning_rate is None else learning_rate
     if spec.schedule == "constant":
         return peak
-    return optax.warmup_cosine_decay_schedule(0.0, peak, spec.warmup_steps,
-                                              spec.decay_steps)
+    return warmup_cosine(peak, spec.warmup_steps, spec.decay_steps)
+
+
+def warmup_cosine(peak, warmup_steps: int, decay_steps: int, end_value=0.0) -> Callable:
+    """``step -> rate``: linear warm-up from 0 to ``peak`` over ``warmup_steps``, then a
+    half cosine from ``peak`` down to ``end_value`` at ``decay_steps`` (held there after).
+
+    For concrete numbers it is ``optax.warmup_cosine_decay_schedule(0, peak, warmup_steps,
+    decay_steps, end_value)``, written out in ``jnp`` with optax's operations in optax's
+    order: optax's version tests ``peak_value == 0.0`` in Python, which fails on a traced
+    ``peak`` (:class:`jax.errors.TracerBoolConversionError`), and a grid of learning rates
+    is traced.
+
+    Args:
+        peak: the learning rate at the end of the warm-up; may be traced.
+        warmup_steps: steps of the linear warm-up (0: none).
+        decay_steps: the step at which the decay ends, warm-up included (> warmup_steps).
+        end_value: the rate from ``decay_steps`` on; may be traced.
+    """
+    cosine_steps = float(decay_steps - warmup_steps)
+    # optax's alpha = end / peak (0 for a zero peak): in Python for numbers, as optax
+    # (bit for bit), a select where either may be traced
+    if isinstance(peak, (int, float)) and isinstance(end_value, (int, float)):
+        alpha = 0.0 if peak == 0.0 else end_value / peak
+    else:
+        zero_peak = jnp.asarray(peak) == 0.0
+        alpha = jnp.where(zero_peak, 0.0, end_value / jnp.where(zero_peak, 1.0, peak))
+
+    def rate(step):
+        step = jnp.asarray(step)
+        if warmup_steps > 0:  # optax.linear_schedule(0, peak, warmup_steps)
+            frac = 1 - jnp.clip(step, 0, warmup_steps) / warmup_steps
+            warm = (0.0 - peak) * frac + peak
+        else:  # optax: a constant schedule, never selected (no step is < 0)
+            warm = jnp.zeros_like(jnp.asarray(peak, jnp.result_type(float)))
+        # optax.cosine_decay_schedule(peak, decay_steps - warmup_steps, alpha) at
+        # step - warmup_steps
+        count = jnp.minimum(step - warmup_steps, cosine_steps)
+        cosine = 0.5 * (1 + jnp.cos(jnp.pi * count / cosine_steps))
+        decayed = peak * ((1 - alpha) * cosine + alpha)
+        return jnp.where(step < warmup_steps, warm, decayed)
+
+    return rate
 
 
 def clipping(spec: OptimizerSpec, output_layer: Callable[[str], bool] | None = None,

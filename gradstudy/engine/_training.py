@@ -17,9 +17,11 @@ Recorded per run: the minibatch loss and accuracy every step; the global gradien
 updates ‖ΔW_l‖/‖W_l‖ every ``record_every`` steps (:func:`gradstudy.tools.monitor`
 wrapping the optimizer); test (and full training-set) loss and accuracy at every chunk
 boundary; the first step whose loss is not finite (``diverged_at``, −1 if none).  A diverged
-run's records after its divergence are NaN, and so are its gradient norms at the divergence
-step and its per-layer records from it on (with the reason, ``forward_nonfinite``, in their
-status companions); the other runs of its batch are computed independently and are not
+run's records after its divergence are NaN, and so are its gradient norm and accuracy at the
+divergence step (``clip_fired`` False there) and its per-layer records from it on (with the
+reason, ``forward_nonfinite``, in their status companions); an accuracy whose loss is not
+finite (a step's or an evaluation's) is NaN, never the class-0 fraction that the argmax of
+NaN logits gives.  The other runs of its batch are computed independently and are not
 affected.
 
 The pieces: the spec (:class:`Training`, :mod:`gradstudy.engine._training_spec`), the
@@ -99,7 +101,9 @@ def train(training: Training, data: Dataset, cache_dir: Path | str | None = None
         ``layer_update_ratio`` of the kernels, layer 1 = input layer, depth + 1 = readout)
         and ``diverged_at`` (first step with a non-finite loss, −1 if none).  A diverged
         run's records after that step are NaN (at it: its loss is kept, inf or NaN, its
-        gradient norm is NaN); its per-layer records from that step on are NaN, and each
+        gradient norm and accuracy are NaN, ``clip_fired`` False); every accuracy (of a
+        step or an evaluation) whose loss is not finite is NaN; a diverged run's
+        per-layer records from its divergence step on are NaN, and each
         per-layer variable has a ``<name>_status`` companion (:mod:`gradstudy.status`
         codes: ``forward_nonfinite`` there).
     """
@@ -114,6 +118,9 @@ def train(training: Training, data: Dataset, cache_dir: Path | str | None = None
     checkpoints = None if not_cacheable is not None else cache_dir
 
     def compute():
+        # traced per program (0.4-0.6 s each), so only when computing: a stored result's
+        # key holds the data's fingerprint, so its data passed this check when computed
+        _check_output_shapes(training, data)
         return _compute(training, data, description, checkpoints, name, progress,
                         progress_label)
 
@@ -141,9 +148,10 @@ def _not_cacheable(training: Training) -> str | None:
 def _check_data(training: Training, data: Dataset) -> Dataset:
     """``data`` checked (:func:`gradstudy.data.check_dataset`: finite float32 inputs,
     integer labels within ``classes``, matching lengths and shapes) and checked against the
-    training (loss, every point's input and output shapes), before anything is compiled:
-    bad data would otherwise train silently (a label −1 as the last class) or be recorded
-    as a divergence at step 0 (NaN inputs, labels ≥ classes)."""
+    training (loss, every point's input shape), before anything is compiled: bad data
+    would otherwise train silently (a label −1 as the last class) or be recorded as a
+    divergence at step 0 (NaN inputs, labels ≥ classes).  The output shapes, which need a
+    trace, are checked by :func:`_check_output_shapes` when the training is computed."""
     raw_y = getattr(data, "y", None)
     data = check_dataset(data)
     if training.loss == "cross_entropy" and not data.classes:
@@ -164,13 +172,18 @@ def _check_data(training: Training, data: Dataset) -> Dataset:
         why = hooks_for(p).check_data(p, data)
         if why is not None:
             raise ConfigError(f"points: item {i} {why}"[:300])
+    return data
+
+
+def _check_output_shapes(training: Training, data: Dataset) -> None:
+    """:func:`_check_output_shape` once per program (points sharing a network share it),
+    before anything is compiled."""
     checked = set()
     for i, p in enumerate(training.points):
         key = family_for(p).program_key(p)
         if key not in checked:
             checked.add(key)
             _check_output_shape(i, p, data)
-    return data
 
 
 def _check_output_shape(i: int, point, data: Dataset) -> None:
@@ -289,8 +302,8 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
         init, run, evaluate = _program_for(prog)
         ckpt = None if cache_dir is None else _checkpoint_path(cache_dir, name, description,
                                                                idx)
-        identity = checkpoint_identity(description, idx)
         state = place_runs(init(keys, scalars, hyper))
+        identity = checkpoint_identity(description, idx, state)
         hyper = place_runs(hyper)
         records, evals, done = [], [evaluate(state, *eval_data)], 0
         if ckpt is not None and ckpt.exists():
@@ -443,7 +456,9 @@ def _to_dataset(training, arrays, n_chunks, chunk):
     }
     attrs = {"optimizer": json.dumps(training.describe()["optimizer"], sort_keys=True),
              "notes": "records after a run's divergence are NaN (its loss at the divergence "
-                      "step is kept: inf or NaN; its gradient norms there are NaN); per-layer "
+                      "step is kept: inf or NaN; its gradient norms and accuracy there are "
+                      "NaN, clip_fired False); an accuracy whose loss is not finite is NaN; "
+                      "per-layer "
                       "records from the divergence step on are NaN with status "
                       "forward_nonfinite; eval_step e holds the metrics after e optimizer "
                       "steps"}

@@ -49,6 +49,10 @@ def _loss_fn(spec, loss: str):
             # labels (batch,) or, for sequence outputs, (batch, time): mean over both
             value = LOSS_FUNCTIONS[loss](out, y)
             accuracy = jnp.mean(jnp.argmax(out, -1) == y)
+            # the argmax of NaN logits is class 0: the accuracy of a non-finite forward
+            # pass would read as the class-0 fraction, a real-looking number
+            accuracy = jnp.where(jnp.isfinite(value), accuracy,
+                                 jnp.asarray(jnp.nan, accuracy.dtype))
         else:
             value = LOSS_FUNCTIONS[loss](out, y)
             accuracy = jnp.asarray(jnp.nan, value.dtype)
@@ -133,11 +137,12 @@ def _chunk_program(prog: Program):
             nan = jnp.asarray(jnp.nan, value.dtype)
             # at the divergence step the loss is kept (inf or NaN says how it diverged),
             # but a gradient of a non-finite forward pass means nothing (ReLU makes a NaN
-            # cotangent an exact 0): NaN
+            # cotangent an exact 0): its norm NaN, clipping not fired; the accuracy is NaN
+            # there already (_loss_fn: NaN wherever the loss is not finite)
             record = {"loss": jnp.where(keep, value, nan),
                       "accuracy": jnp.where(keep, accuracy, nan),
                       "grad_norm": jnp.where(keep & ~now, grad_norm, nan),
-                      "clip_fired": jnp.where(keep, fired, False)}
+                      "clip_fired": jnp.where(keep & ~now, fired, False)}
             return new, record
 
         return jax.lax.scan(step, state, start + jnp.arange(prog.chunk))

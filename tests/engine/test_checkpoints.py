@@ -149,6 +149,37 @@ def test_a_checkpoint_of_another_training_is_refused(reference, tmp_path, monkey
     assert "belongs to a different computation" in capsys.readouterr().err
 
 
+def test_a_checkpoint_written_under_another_optax_is_recomputed(reference, tmp_path,
+                                                              monkeypatch, capsys):
+    """A state is restored leaf by leaf by position, shape and dtype: Adam's mu and nu have
+    the same shapes, so an optax (or flax) release that reorders a state's fields would
+    resume with them swapped.  The libraries' versions are part of a checkpoint's
+    identity: one written under another optax is not resumed."""
+    real_versions = ckpt_mod.versions
+    monkeypatch.setattr(ckpt_mod, "versions",
+                        lambda: dict(real_versions(), optax="0.0.1"))
+    _killed_after(monkeypatch, tmp_path, 3)  # written under "optax 0.0.1"
+    monkeypatch.setattr(ckpt_mod, "versions", real_versions)
+    saves = _saves(monkeypatch)
+    _assert_equal(train(TRAINING, DATA, cache_dir=tmp_path, progress=False), reference)
+    assert "belongs to a different computation" in capsys.readouterr().err
+    assert saves == [1, 2, 3, 4, 5]  # computed afresh
+
+
+def test_the_identity_holds_the_state_libraries_and_structure():
+    import jax
+    import optax
+
+    idx, description = [0], {"training": "t"}
+    adam = optax.adam(0.1).init({"w": np.zeros(2, np.float32)})
+    sgd = optax.sgd(0.1, momentum=0.9).init({"w": np.zeros(2, np.float32)})
+    identity = ckpt_mod.checkpoint_identity(description, idx, adam)
+    assert str(jax.tree.structure(adam)) in identity
+    assert identity != ckpt_mod.checkpoint_identity(description, idx, sgd)
+    for library in ("jax", "flax", "optax"):
+        assert f'"{library}": "{results_mod.versions()[library]}"' in identity, library
+
+
 def test_a_verified_checkpoint_still_resumes(reference, tmp_path, monkeypatch, capsys):
     _killed_after(monkeypatch, tmp_path, 3)
     saves = _saves(monkeypatch)

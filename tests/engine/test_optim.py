@@ -144,6 +144,31 @@ def test_warmup_cosine_schedule():
     assert steps[110] == pytest.approx(0.0, abs=1e-7)
 
 
+@pytest.mark.parametrize("warmup, decay, end", [(2, 6, 0.0), (0, 5, 0.0), (3, 10, 0.01),
+                                                 (1, 1000, 0.0)])
+def test_warmup_cosine_is_optaxs_for_numbers_and_takes_a_traced_peak(warmup, decay, end):
+    """optax's warmup_cosine_decay_schedule tests ``peak_value == 0.0`` in Python, which
+    fails on a traced learning rate (every ``train`` traces it); ours is written out in jnp
+    and is optax's, bit for bit, for numbers."""
+    from gradstudy.engine._optim import warmup_cosine
+
+    steps = np.arange(decay + 4, dtype=np.int32)
+    for peak in (0.1, 0.0, 3.7):
+        want = np.asarray(jax.vmap(optax.warmup_cosine_decay_schedule(
+            0.0, peak, warmup, decay, end))(steps))
+        got = np.asarray(jax.vmap(warmup_cosine(peak, warmup, decay, end))(steps))
+        np.testing.assert_array_equal(got, want, f"peak {peak}")
+        for t in (0, warmup, decay - 1, decay + 3):  # one step at a time, as optax counts
+            assert float(warmup_cosine(peak, warmup, decay, end)(jnp.int32(t))) == float(
+                optax.warmup_cosine_decay_schedule(0.0, peak, warmup, decay, end)(
+                    jnp.int32(t))), (peak, t)
+        traced = jax.jit(lambda p: jax.vmap(warmup_cosine(p, warmup, decay, end))(steps))
+        # compiled, 1 + cos(x) near x = π may round differently: within float32's
+        # resolution of the peak
+        np.testing.assert_allclose(traced(jnp.float32(peak)), want, rtol=1e-6,
+                                   atol=1e-6 * peak)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"name": "adamw"}, r"^name: unknown value 'adamw'; allowed: sgd, momentum, nesterov, "
                         r"rmsprop, adam$"),

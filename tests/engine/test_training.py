@@ -116,11 +116,16 @@ def test_a_diverging_run_leaves_its_batch_bit_identical():
     assert np.all(np.isnan(loss[first + 1:]))
 
 
-def test_per_layer_records_of_a_diverged_run_are_nan_with_the_reason():
+def test_per_layer_records_of_a_diverged_run_are_nan_with_the_reason(monkeypatch):
     """ReLU's derivative at NaN is 0: after a divergence the input layer's gradient norm
     read exactly 0.0, which looks like vanishing.  From the divergence step on every
     per-layer record is NaN with status forward_nonfinite (and the global gradient norm at
-    that step NaN: its forward pass was not finite); before it, the records are numbers."""
+    that step NaN: its forward pass was not finite); before it, the records are numbers.
+
+    The argmax of NaN logits is class 0: the accuracy at the divergence step, and that of
+    an evaluation falling exactly on it (eval_every=2, a run diverging at an even step:
+    evaluated before the run knows it diverged), read as the class-0 fraction.  Every
+    accuracy from the divergence step on is NaN, and clip_fired is False there."""
     from gradstudy import status
 
     rng = np.random.default_rng(0)
@@ -128,11 +133,23 @@ def test_per_layer_records_of_a_diverged_run_are_nan_with_the_reason():
     data = Dataset(x[:30], y[:30], x[30:], y[30:], 3)
     spec = MLPSpec(width=8, depth=3, in_dim=5, out_dim=3, activation="relu",
                    init="he_normal")
-    ds = train(Training(points=(spec,), optimizer=OptimizerSpec("sgd"),
-                        learning_rates=(0.05, 1e4), steps=12, seeds=2, batch_size=8,
-                        record_every=1, eval_every=6), data, progress=False)
+    # clipping "fires" at every step (a stub: the records only), so that the record at
+    # the divergence step shows whether it is masked; the compiled programs are dropped
+    # before and after, so that no other test shares one with the stub
+    monkeypatch.setattr(programs_mod, "_clip_fired", lambda *args: jnp.ones((), bool))
+    programs_mod.programs.cache_clear()
+    try:
+        ds = train(Training(points=(spec,), optimizer=OptimizerSpec("sgd"),
+                            learning_rates=(0.05, 1e4), steps=12, seeds=2, batch_size=8,
+                            record_every=1, eval_every=2), data, progress=False)
+    finally:
+        programs_mod.programs.cache_clear()
     diverged = ds.diverged_at.isel(point=0).values
     assert np.all(diverged[0] == -1) and np.all(diverged[1] >= 0), diverged
+    eval_steps = ds.eval_step.values
+    # one divergence on an evaluation's step, one inside a chunk (evaluated afterwards)
+    assert np.any(np.isin(diverged[1], eval_steps)), (diverged, eval_steps)
+    assert not np.all(np.isin(diverged[1], eval_steps)), (diverged, eval_steps)
     names = ("layer_grad_norm", "layer_update_norm", "layer_update_ratio")
     for name in names:
         codes = ds[name + "_status"].isel(point=0, learning_rate=0).values
@@ -152,6 +169,42 @@ def test_per_layer_records_of_a_diverged_run_are_nan_with_the_reason():
         loss = ds.loss.isel(point=0, learning_rate=1, seed=seed).values
         assert np.isnan(grad_norm[first]) and not np.isfinite(loss[first])
         assert not np.any(np.isnan(grad_norm[:first]))
+        accuracy = ds.accuracy.isel(point=0, learning_rate=1, seed=seed).values
+        assert np.all(np.isnan(accuracy[first:])), (seed, accuracy)
+        assert not np.any(np.isnan(accuracy[:first])), (seed, accuracy)
+        fired = ds.clip_fired.isel(point=0, learning_rate=1, seed=seed).values
+        assert np.all(fired[:first]) and not np.any(fired[first:]), (seed, fired)
+        for split in ("train", "test"):
+            evals = ds[f"{split}_accuracy"].isel(point=0, learning_rate=1, seed=seed).values
+            evaluated_loss = ds[f"{split}_loss"].isel(point=0, learning_rate=1,
+                                                      seed=seed).values
+            assert np.all(np.isnan(evals[eval_steps >= first])), (split, seed, evals)
+            assert not np.any(np.isnan(evals[eval_steps < first])), (split, seed, evals)
+            # wherever an evaluation's loss is not finite, so is its accuracy
+            assert np.all(np.isnan(evals[~np.isfinite(evaluated_loss)])), (split, seed)
+
+
+def test_a_warmup_cosine_schedule_trains_at_its_learning_rate():
+    """optax's warmup_cosine_decay_schedule failed on the traced learning rate of every
+    training (TracerBoolConversionError).  Plain SGD steps by lr(t)·g: each layer's update
+    norm is lr(t) times its gradient norm, lr(t) the closed form (linear warm-up to the
+    peak over W steps, then peak·(1 + cos(π(t − W)/(D − W)))/2, 0 from D on)."""
+    warmup, decay, peaks = 2, 6, (0.1, 0.3)
+    ds = train(_training(points=(SPEC,), optimizer=OptimizerSpec(
+        "sgd", schedule="warmup_cosine", warmup_steps=warmup, decay_steps=decay),
+        learning_rates=peaks, steps=8, record_every=1, eval_every=4), DATA, progress=False)
+    t = ds.record_step.values
+    assert list(t) == list(range(8))
+    cosine = 0.5 * (1 + np.cos(np.pi * np.minimum(t - warmup, decay - warmup)
+                               / (decay - warmup)))
+    for r, peak in enumerate(peaks):
+        lr = np.where(t < warmup, peak * t / warmup, peak * cosine)
+        for seed in range(2):
+            run = ds.isel(point=0, learning_rate=r, seed=seed)
+            grads = run.layer_grad_norm.values
+            assert np.all(grads > 0), grads
+            np.testing.assert_allclose(run.layer_update_norm.values, lr[:, None] * grads,
+                                       rtol=2e-5, atol=1e-12)
 
 
 def test_resume_after_a_kill_is_bit_identical(tmp_path, monkeypatch):

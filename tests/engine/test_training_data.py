@@ -107,6 +107,27 @@ def test_a_cache_dir_that_is_a_file_or_cannot_be_made_is_refused(tmp_path):
     assert len(list(made.glob("train-*.nc"))) == 1
 
 
+def test_output_shapes_are_traced_only_when_computing(tmp_path, monkeypatch):
+    """The output-shape check traces each program's init and apply (0.4-0.6 s); a cached
+    result's key holds the data's fingerprint, so its data passed the check when it was
+    computed: a cache hit does not trace again, and still refuses bad data."""
+    import gradstudy.engine._training as train_mod
+
+    traced = []
+    real = train_mod._check_output_shape
+    monkeypatch.setattr(train_mod, "_check_output_shape",
+                        lambda *args: (traced.append(args[0]), real(*args)))
+    first = train(TRAINING, CLEAN, cache_dir=tmp_path, progress=False)
+    assert traced == [0]
+    again = train(TRAINING, CLEAN, cache_dir=tmp_path, progress=False)
+    assert traced == [0]  # from the cache: not traced
+    np.testing.assert_array_equal(again.loss.values, first.loss.values)
+    _assert_refused(CLEAN._replace(y=_with(CLEAN.y, 4, -1)), "y", cache_dir=tmp_path)
+    bad_shape = CLEAN._replace(y=CLEAN.y[:, None], y_test=CLEAN.y_test[:, None])
+    _assert_refused(bad_shape, "y", cache_dir=tmp_path)  # another key: computed, checked
+    assert traced == [0, 0]
+
+
 def test_clean_data_trains_and_array_likes_train_as_their_arrays():
     """A list, int64 labels and float64 inputs are the same training as the float32/int32
     arrays they convert to: bit-identical records, one cache key."""
