@@ -91,6 +91,8 @@ def run(ctx, p):
                                       out_dim=10, length=40),), ("GRU",), p["gru_steps"]),
                     sequence_mnist1d(data), tag="gru")
     claims = _init_claims(p, init) + _train_claims(p, runs, gru)
+    # the numbers the paper quotes besides the claims (summary.json, figures/numbers.tex)
+    ctx.extra.setdefault("measured", {}).update(_measured(p, runs, gru))
     _draw(ctx, p, init, runs, gru)
     return claims
 
@@ -166,6 +168,25 @@ def _train_claims(p, runs, gru):
             f"{ANCHORS['GRU']:.0%} + 3 %", float(np.nanmedian(_final(gru, "test_accuracy"))),
             0.5, 0.0, SOURCE_TRAIN, kind="range", upper=ANCHORS["GRU"] + 0.03))
     return claims
+
+
+def _slug(block: str) -> str:
+    """A block's key in the numbers file: "plain δ-orthogonal" → "plain_delta_orthogonal"."""
+    return block.replace("δ", "delta").replace("-", "_").replace(" ", "_").lower()
+
+
+def _measured(p, runs, gru) -> dict:
+    """The final test accuracy and training loss (medians over seeds) of every trained
+    network: ``test_accuracy/depth<d>/<block>``, ``train_loss/depth<d>/<block>`` for the
+    blocks of ``train_blocks`` at the shallow and the deep depth, and ``…/gru``."""
+    out = {"test_accuracy": {}, "train_loss": {}}
+    for (depth, block), ds in runs.items():
+        for field in out:
+            out[field].setdefault(f"depth{depth}", {})[_slug(block)] = float(
+                np.nanmedian(_final(ds, field)))
+    for field in out:
+        out[field]["gru"] = float(np.nanmedian(_final(gru, field)))
+    return out
 
 
 # -------------------------------------------------------------------------- figure

@@ -106,6 +106,12 @@ def run(ctx, p):
                                 labels=[f"{act} | He | linear loss" for act in RELU_FAMILY],
                                 loss="linear"), tag="linear")
     claims = _claims(p, points, labels, ds, ds_factor, ds_linear)
+    # the numbers the paper quotes besides the claims (summary.json, figures/numbers.tex)
+    ctx.extra.setdefault("measured", {}).update(
+        _measured(p, points, labels, ds.backprop_norm.isel(depth=0).values,
+                  ds.weight_grad_norm.isel(depth=0).values,
+                  ds_factor.backprop_norm.isel(depth=0).values,
+                  ds_linear.backprop_norm.isel(depth=0).values))
     _draw_profiles(ctx, p, points, labels, ds, ds_linear)
     _draw_factors(ctx, p, ds_factor)
     return claims
@@ -155,6 +161,82 @@ def _claims(p, points, labels, ds, ds_factor, ds_linear):
     for s2, spec, data in zip(p["tanh_sigma_w2"], _factor_points(p), bpf):
         claims.append(_factor_claim(s2, spec, data, depth, p["width"]))
     return claims
+
+
+def _first_last(norms) -> np.ndarray:
+    """(seeds,) log10 of the first- to last-layer norm (inf/NaN where one is 0 or not
+    finite; :func:`median_se` leaves those seeds out)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(norms[:, 0] / norms[:, -1])
+
+
+def _measured(p, points, labels, bp, wg, bp_factor, bp_linear) -> dict:
+    """The numbers the paper quotes from this study besides the claims.
+
+    Args:
+        p: the study's parameters.
+        points, labels: as :func:`_points` gives them.
+        bp, wg: (point, seed, layer) ‖∂L/∂h_l‖ and ‖∂L/∂W_l‖ of the main sweep.
+        bp_factor: (σ_w² of ``tanh_sigma_w2``, seed, layer) ‖∂L/∂h_l‖ of the tanh sweep.
+        bp_linear: (activation of ``RELU_FAMILY``, seed, layer) ‖∂L/∂h_l‖ of the He networks
+            with the linear loss.
+
+    Returns:
+        ``log_ratio/<act>/<init>/{median, se, mean_field, excess}`` for the ReLU family:
+        the median over seeds of log10 ‖∂L/∂h_1‖/‖∂L/∂h_L‖, its standard error, the
+        mean-field value and median − mean field; ``weight_grad_log_ratio/sigmoid/<init>/
+        {median, se, mean_field, below_mean_field, below_in_se}``: the same for
+        ‖∂L/∂W_1‖/‖∂L/∂W_L‖ of the sigmoid, with mean field − median in decades and in
+        standard errors; ``jensen_gap/<claim id>``: for each claim on ½ log10 of the seed
+        mean of squared ratios, that value minus the median of the log-ratio (both over
+        mean field); ``tanh_factor_layer1/<σ_w²>``: the median over seeds of
+        ‖∂L/∂h_1‖²/‖∂L/∂h_2‖² of tanh.
+    """
+    depth = p["depth"]
+    out = {"log_ratio": {}, "weight_grad_log_ratio": {}, "jensen_gap": {},
+           "tanh_factor_layer1": {}}
+    for act in RELU_FAMILY + ("sigmoid",):
+        for label, (_, _, iid) in INITS.items():
+            i = labels.index(f"{act} | {label}")
+            if act in RELU_FAMILY:
+                predicted = float(np.log10(backprop_profile(points[i], 1.0, depth)[0]))
+                median, se = median_se(_first_last(bp[i]))
+                out["log_ratio"].setdefault(act, {})[iid] = {
+                    "median": median, "se": se, "mean_field": predicted,
+                    "excess": median - predicted}
+            else:
+                predicted = float(np.log10(weight_grad_profile(points[i], 1.0, depth)[0]))
+                median, se = median_se(_first_last(wg[i]))
+                out["weight_grad_log_ratio"].setdefault(act, {})[iid] = {
+                    "median": median, "se": se, "mean_field": predicted,
+                    "below_mean_field": predicted - median,
+                    "below_in_se": _ratio(predicted - median, se)}
+    # Jensen's gap of the claims that compare the seed mean of squares with mean field
+    gaps = [(f"ratio_relu_{iid}_mse_excess", "relu", iid, bp[labels.index(f"relu | {label}")])
+            for label, (_, _, iid) in INITS.items() if iid in MSE_EXCESS_INITS]
+    gaps += [(f"ratio_{act}_he_independent_cotangent", act, "he",
+              bp_linear[RELU_FAMILY.index(act)]) for act in RELU_FAMILY]
+    for cid, act, iid, norms in gaps:
+        spec = points[labels.index(f"{act} | {_init_label(iid)}")]
+        predicted = float(np.log10(backprop_profile(spec, 1.0, depth)[0]))
+        excess, _ = log_mean_square_excess(_first_last(norms), predicted)
+        median, _ = median_se(_first_last(norms))
+        out["jensen_gap"][cid] = excess - (median - predicted)
+    for s2, norms in zip(p["tanh_sigma_w2"], bp_factor):
+        out["tanh_factor_layer1"][f"{s2:g}"] = float(
+            finite_median(per_layer_factors(norms)[:, 0]))
+    return out
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b as a float, inf or NaN where b is 0 (no exception, no warning)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.divide(np.float64(a), np.float64(b)))
+
+
+def _init_label(iid: str) -> str:
+    """The label of INITS whose short id is ``iid``."""
+    return next(label for label, (_, _, short) in INITS.items() if short == iid)
 
 
 # ------------------------------------------------------------------------- figures

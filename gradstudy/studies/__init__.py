@@ -28,9 +28,11 @@ from gradstudy.studies._protocol import (
     study_params as study_params,
 )
 from gradstudy.studies._report import (
+    RUN_RECORD as RUN_RECORD,
     comparison as comparison,
     latex as latex,
     markdown as markdown,
+    read_run_record as read_run_record,
     source_kind as source_kind,
     tex_statement as tex_statement,
     write_tables as write_tables,
@@ -101,9 +103,11 @@ __all__ = [
     "PASS",
     "per_layer_factors",
     "profile_residual",
+    "read_run_record",
     "require",
     "rms_standardized_residual",
     "run_study",
+    "RUN_RECORD",
     "SCALES",
     "se_multiplier",
     "source_kind",

@@ -353,3 +353,113 @@ def test_trainability_lists_the_cells_against_each_claim():
     assert got["shallow_trainable_against"] == [c for c, against in shallow if against]
     assert got["deep_untrainable_against"] and got["shallow_trainable_against"], \
         "the test covers both lists"
+
+
+def _median(values):
+    """The median of a list, by sorting (no NumPy)."""
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def _finite_log10_ratios(norms):
+    """Per seed, log10 of the first over the last norm, for seeds where both are positive."""
+    return [math.log10(float(row[0]) / float(row[-1])) for row in norms
+            if float(row[0]) > 0 and float(row[-1]) > 0]
+
+
+def test_depth_profile_measures_what_the_paper_quotes():
+    from gradstudy.studies import median_se
+    from gradstudy.theory import backprop_profile, weight_grad_profile
+
+    study = _study("depth_profile")
+    p = {"width": 8, "depth": 8, "seeds": 5, "batch": 4, "tanh_sigma_w2": [0.8, 2.0],
+         "dtype": "float64"}
+    points, labels = study._points(p)
+    rng = np.random.default_rng(2)
+    seeds, depth = p["seeds"], p["depth"]
+    bp = 10.0 ** rng.normal(0, 2, (len(points), seeds, depth))
+    wg = 10.0 ** rng.normal(0, 2, (len(points), seeds, depth))
+    bp_factor = 10.0 ** rng.normal(0, 1, (len(p["tanh_sigma_w2"]), seeds, depth))
+    bp_linear = 10.0 ** rng.normal(0, 1, (len(study.RELU_FAMILY), seeds, depth))
+    bp[labels.index("relu | Xavier"), 1, 0] = 0.0  # an underflowed seed: left out
+    got = study._measured(p, points, labels, bp, wg, bp_factor, bp_linear)
+    inits = {label: iid for label, (_, _, iid) in study.INITS.items()}
+    assert set(got["log_ratio"]) == {"relu", "leaky_relu_0.2"}
+    for act in ("relu", "leaky_relu_0.2"):
+        for label, iid in inits.items():
+            i = labels.index(f"{act} | {label}")
+            logs = _finite_log10_ratios(bp[i])
+            assert len(logs) == (seeds - 1 if (act, iid) == ("relu", "xavier") else seeds)
+            mf = math.log10(backprop_profile(points[i], 1.0, depth)[0])
+            row = got["log_ratio"][act][iid]
+            assert row["median"] == pytest.approx(_median(logs), abs=1e-12)
+            assert row["mean_field"] == pytest.approx(mf, abs=1e-12)
+            assert row["excess"] == pytest.approx(_median(logs) - mf, abs=1e-12)
+            assert row["se"] == pytest.approx(median_se(logs)[1], rel=1e-12)
+    for label, iid in inits.items():
+        i = labels.index(f"sigmoid | {label}")
+        logs = _finite_log10_ratios(wg[i])
+        mf = math.log10(weight_grad_profile(points[i], 1.0, depth)[0])
+        row = got["weight_grad_log_ratio"]["sigmoid"][iid]
+        assert row["median"] == pytest.approx(_median(logs), abs=1e-12)
+        assert row["below_mean_field"] == pytest.approx(mf - _median(logs), abs=1e-12)
+        assert row["below_in_se"] == pytest.approx((mf - _median(logs)) / median_se(logs)[1],
+                                                   rel=1e-10)
+    # Jensen's gap: ½ log10 of the seed mean of squared ratios (over mean field) minus the
+    # median log-ratio (over mean field), for the claims on the mean of squares
+    cases = {"ratio_relu_he_mse_excess": ("relu", "He", bp[labels.index("relu | He")]),
+             "ratio_relu_gauss3_mse_excess": ("relu", "Gaussian σ_w=3",
+                                              bp[labels.index("relu | Gaussian σ_w=3")]),
+             "ratio_relu_he_independent_cotangent": ("relu", "He", bp_linear[0]),
+             "ratio_leaky_relu_0.2_he_independent_cotangent": ("leaky_relu_0.2", "He",
+                                                               bp_linear[1])}
+    assert set(got["jensen_gap"]) == set(cases)
+    for cid, (act, label, norms) in cases.items():
+        mf = math.log10(backprop_profile(points[labels.index(f"{act} | {label}")], 1.0,
+                                         depth)[0])
+        logs = _finite_log10_ratios(norms)
+        mean_square = sum(10 ** (2 * (x - mf)) for x in logs) / len(logs)
+        want = 0.5 * math.log10(mean_square) - (_median(logs) - mf)
+        assert got["jensen_gap"][cid] == pytest.approx(want, abs=1e-10)
+        assert want > 0  # Jensen: the log of a mean is above the mean (here median) of logs
+    for s2, norms in zip(p["tanh_sigma_w2"], bp_factor):
+        want = _median([(float(row[0]) / float(row[1])) ** 2 for row in norms])
+        assert got["tanh_factor_layer1"][f"{s2:g}"] == pytest.approx(want, rel=1e-12)
+    values = _parse(report.numbers_tex([{"study": "depth_profile", "scale": "paper",
+                                         "claims": [], "measured": got}]))
+    assert float(values["measured/depth_profile/log_ratio/leaky_relu_0.2/gauss0.5/excess"]) \
+        == got["log_ratio"]["leaky_relu_0.2"]["gauss0.5"]["excess"]
+    assert "measured/depth_profile/tanh_factor_layer1/0.8" in values
+
+
+def test_cnn_depth_measures_every_trained_network():
+    study = _study("cnn_depth")
+    p = {"shallow": 4, "deep": 50, "train_blocks": list(study.BLOCKS)}
+    rng = np.random.default_rng(3)
+    seeds, evals = 4, 3
+
+    def fake():
+        acc = rng.uniform(0.1, 0.9, (1, 1, seeds, evals))
+        loss = rng.uniform(0.2, 2.3, (1, 1, seeds, evals))
+        acc[0, 0, 1, -1] = np.nan  # a diverged seed: left out of the median
+        dims = ("point", "learning_rate", "seed", "eval_step")
+        return xr.Dataset({"test_accuracy": (dims, acc), "train_loss": (dims, loss)})
+
+    runs = {(d, b): fake() for d in (p["shallow"], p["deep"]) for b in p["train_blocks"]}
+    gru = fake()
+    got = study._measured(p, runs, gru)
+    slugs = {"plain He": "plain_he", "plain δ-orthogonal": "plain_delta_orthogonal",
+             "BatchNorm": "batchnorm", "residual": "residual"}
+    for field in ("test_accuracy", "train_loss"):
+        for (d, block), ds in runs.items():
+            final = [float(ds[field].values[0, 0, s, -1]) for s in range(seeds)]
+            want = _median([v for v in final if not math.isnan(v)])
+            assert got[field][f"depth{d}"][slugs[block]] == pytest.approx(want, rel=1e-12)
+        final = [float(gru[field].values[0, 0, s, -1]) for s in range(seeds)]
+        assert got[field]["gru"] == pytest.approx(
+            _median([v for v in final if not math.isnan(v)]), rel=1e-12)
+    values = _parse(report.numbers_tex([{"study": "cnn_depth", "scale": "paper",
+                                         "claims": [], "measured": got}]))
+    assert float(values["measured/cnn_depth/test_accuracy/depth50/batchnorm"]) == \
+        got["test_accuracy"]["depth50"]["batchnorm"]
