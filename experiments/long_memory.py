@@ -81,6 +81,7 @@ def run(ctx, p):
     runs = {(task, T): _train(ctx, p, task, T) for task in ("adding", "copy")
             for T in p[task]}
     claims = _claims(p, runs)
+    ctx.extra.setdefault("measured", {}).update(_measured(runs))
     _draw(ctx, p, runs)
     return claims
 
@@ -88,6 +89,53 @@ def run(ctx, p):
 def _final_ratio(ds, baseline, label):
     """Final test loss / baseline per seed (NaN for a diverged run)."""
     return ds.test_loss.sel(point=label).isel(learning_rate=0, eval_step=-1).values / baseline
+
+
+def _window(n_steps: int) -> int:
+    """The moving-average window of the minibatch losses (panels b and d; steps to solve)."""
+    return max(1, n_steps // 40)
+
+
+def steps_to_solve(loss, baseline) -> np.ndarray:
+    """Per seed, the first step at which the moving average (:func:`_window`) of the
+    minibatch loss, ending at that step, is below SOLVED × ``baseline``; NaN where it never
+    is.  ``loss``: (seed, step) minibatch losses."""
+    loss = np.asarray(loss, float)
+    window = _window(loss.shape[-1])
+    out = np.full(loss.shape[0], np.nan)
+    for k, run in enumerate(loss):
+        below = np.nonzero(moving_average(run, window) < SOLVED * baseline)[0]
+        if below.size:
+            out[k] = below[0] + window - 1  # the step the window ends at (0-based)
+    return out
+
+
+def _measured(runs) -> dict:
+    """Per task, length and cell (``<task>/T<T>/<cell>``, cell tanh, lstm or gru): the final
+    test loss over the baseline (``final_ratio/…/{median, min, max}`` over seeds), the count
+    of seeds below the task's threshold (``seeds_below/…``: SOLVED for adding, BEATS for
+    copy), and for adding the first step at which each seed solves it in its minibatch loss
+    (``steps_to_solve/…/{first, last, never}``: the earliest and latest seed, NaN as the
+    latest if some seed never does, and the count of those)."""
+    out = {"final_ratio": {}, "seeds_below": {}, "steps_to_solve": {}}
+    for (task, T), (ds, baseline) in runs.items():
+        threshold = SOLVED if task == "adding" else BEATS
+        for label, cell in CELLS.items():
+            key = f"T{T}"
+            ratio = _final_ratio(ds, baseline, label)
+            out["final_ratio"].setdefault(task, {}).setdefault(key, {})[cell] = {
+                "median": float(np.median(ratio)), "min": float(np.min(ratio)),
+                "max": float(np.max(ratio))}
+            out["seeds_below"].setdefault(task, {}).setdefault(key, {})[cell] = int(
+                np.sum(ratio < threshold))
+            if task == "adding":
+                steps = steps_to_solve(ds.loss.sel(point=label).isel(learning_rate=0).values,
+                                       baseline)
+                never = int(np.isnan(steps).sum())
+                out["steps_to_solve"].setdefault(key, {})[cell] = {
+                    "first": float(np.nanmin(steps)) if never < steps.size else float("nan"),
+                    "last": float(np.max(steps)), "never": never}
+    return out
 
 
 def _claims(p, runs):
@@ -164,7 +212,7 @@ def _draw(ctx, p, runs):
             ds, baseline = runs[(task, T)]
             for k, label in enumerate(CELLS):
                 loss = ds.loss.sel(point=label).isel(learning_rate=0).values / baseline
-                window = max(1, loss.shape[-1] // 40)
+                window = _window(loss.shape[-1])
                 smooth = np.stack([moving_average(s, window) for s in loss])
                 steps = np.arange(smooth.shape[-1]) + window - 1
                 plotting.median_band(ax, steps, smooth, plotting.OKABE_ITO[k], label=label)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gradstudy import MLPSpec, Sweep, plotting, theory
+from gradstudy import MLPSpec, Sweep, plotting, status, theory
 from gradstudy.studies import (
     K_SE,
     Claim,
@@ -76,6 +76,11 @@ def run(ctx, p):
     log_ratio_h = first_last_log10_ratio(ds.backprop_norm.values, depths)
     med_h = finite_median(log_ratio_h, axis=1).reshape(len(s2b), len(s2w), len(depths))
     nonfinite = (~np.isfinite(log_ratio_h)).any(axis=1).reshape(med_h.shape)
+    ctx.extra.setdefault("measured", {}).update(
+        # the grid's values per point (σ_b² major, as the points were built), not the
+        # coordinates' σ_w² = σ_w·σ_w, which reads 0.5000000000000001
+        _measured(ds.preact_q_status.values, np.tile(s2w, len(s2b)),
+                  np.repeat(s2b, len(s2w)), ds.layer.values, int(nonfinite.sum())))
 
     claims = []
     fine = np.linspace(s2w[0], s2w[-1], 200)
@@ -122,6 +127,30 @@ def run(ctx, p):
         fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.45, 0.0), ncol=3)
         plotting.save_figure(fig, ctx.figures_dir, NAME)
     return claims
+
+
+def _measured(q_status, s2w, s2b, layers, nonfinite_cells) -> dict:
+    """Where the recorded pre-activation variance q_l underflowed to 0, which the figure's
+    caption quotes: ``preact_q_underflow/{values, layer_min, layer_max, sigma_w2_min,
+    sigma_w2_max, sigma_b2_min, sigma_b2_max}`` (the extremes over the underflowed values;
+    NaN where none underflowed), and ``nonfinite_ratio_cells``, the (σ_b², σ_w², depth) cells
+    where some seed's ratio is infinite or NaN.
+
+    ``q_status``: (point, seed, layer) status codes; ``s2w``, ``s2b``: per point; ``layers``:
+    the layer numbers.
+    """
+    point, _, layer = np.nonzero(np.asarray(q_status) == status.UNDERFLOW)
+
+    def extremes(name, values):
+        if not values.size:
+            return {f"{name}_min": float("nan"), f"{name}_max": float("nan")}
+        return {f"{name}_min": float(values.min()), f"{name}_max": float(values.max())}
+
+    under = {"values": int(point.size)}
+    under.update(extremes("layer", np.asarray(layers)[layer]))
+    under.update(extremes("sigma_w2", np.asarray(s2w, float)[point]))
+    under.update(extremes("sigma_b2", np.asarray(s2b, float)[point]))
+    return {"preact_q_underflow": under, "nonfinite_ratio_cells": nonfinite_cells}
 
 
 def _claims(b2, s2w, depths, log_ratio, med, predicted, asymptotic):

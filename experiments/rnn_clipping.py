@@ -71,6 +71,7 @@ def run(ctx, p):
     grid = ctx.train(_training(p, (_spec(p, p["rho"]),) * len(optimizers), optimizers,
                                labels), data, tag="clip")
     claims = _claims(p, stable, grid, g_bar)
+    ctx.extra["measured"].update(_measured(p, grid))
     _draw(ctx, p, stable, grid, g_bar)
     return claims
 
@@ -88,6 +89,16 @@ def diverged(ds, label) -> np.ndarray:
 def blown_up(ds, label) -> np.ndarray:
     """Per seed: diverged, or a final training loss above BLOWN_UP × the baseline."""
     return diverged(ds, label) | ~(_final(ds, label) <= BLOWN_UP * adding_baseline_loss())
+
+
+def _measured(p, grid) -> dict:
+    """Per clipping setting (its label: ``none``, or ``<m>x`` for τ = m ḡ; not a bare number,
+    which the numbers file would read as a list index), the count of runs that diverged
+    (``diverged_runs/<label>``) and of those blown up, diverged or ending above BLOWN_UP ×
+    the baseline (``blown_up_runs/<label>``), as panels (a) and (b) draw them."""
+    labels = ["none"] + [f"{m:g}x" for m in p["multiples"]]
+    return {name: {label: int(fn(grid, label).sum()) for label in labels}
+            for name, fn in (("diverged_runs", diverged), ("blown_up_runs", blown_up))}
 
 
 def _claims(p, stable, grid, g_bar):

@@ -56,6 +56,7 @@ def run(ctx, p):
         depths=(p["length"],), seeds=p["seeds"], batch=p["batch"]), tag=f"scale-{cell}")
         for cell in ("linear", "tanh")}
     claims = _claims(p, cells, scale)
+    ctx.extra.setdefault("measured", {}).update(_measured(p, scale["tanh"].jacobian_norm))
     _draw(ctx, p, cells, scale)
     return claims
 
@@ -100,6 +101,14 @@ def _claims(p, cells, scale):
             "above 1/γ = 1 (necessary condition)", float(above.min()), 1.0, 0.0, SOURCE,
             kind="greater"))
     return claims
+
+
+def _measured(p, tanh_jacobian_norm) -> dict:
+    """The tanh RNN's per-step rate (‖∂s_T/∂s_0‖₂)^(1/T), median over seeds, at every ρ of
+    the grid (``tanh_rate/rho<ρ>``: not a bare number, which the numbers file would read as
+    a list index), as panel (c) draws it and the text quotes it."""
+    rate = np.median(per_step_rate(tanh_jacobian_norm), axis=1)
+    return {"tanh_rate": {f"rho{rho:g}": float(r) for rho, r in zip(p["rhos"], rate)}}
 
 
 # -------------------------------------------------------------------------- figure

@@ -463,3 +463,123 @@ def test_cnn_depth_measures_every_trained_network():
                                          "claims": [], "measured": got}]))
     assert float(values["measured/cnn_depth/test_accuracy/depth50/batchnorm"]) == \
         got["test_accuracy"]["depth50"]["batchnorm"]
+
+
+def test_phase_diagram_locates_every_underflowed_variance():
+    from gradstudy import status
+
+    study = _study("phase_diagram")
+    s2w, s2b, layers = [0.5, 1.0, 2.5], [0.0, 0.05], np.arange(1, 9)
+    w_of = [w for _ in s2b for w in s2w]  # per point, σ_b² major as run() builds them
+    b_of = [b for b in s2b for _ in s2w]
+    rng = np.random.default_rng(4)
+    q = rng.choice([status.FINITE, status.UNDERFLOW, status.OVERFLOW], p=[0.9, 0.05, 0.05],
+                   size=(len(w_of), 3, len(layers))).astype(np.int8)
+    got = study._measured(q, np.tile(s2w, len(s2b)), np.repeat(s2b, len(s2w)), layers, 7)
+    where = [(int(layers[j]), w_of[i], b_of[i]) for i in range(q.shape[0])
+             for s in range(q.shape[1]) for j in range(q.shape[2])
+             if q[i, s, j] == status.UNDERFLOW]
+    under = got["preact_q_underflow"]
+    assert under["values"] == len(where) > 1
+    for k, name in enumerate(("layer", "sigma_w2", "sigma_b2")):
+        assert under[f"{name}_min"] == min(w[k] for w in where)
+        assert under[f"{name}_max"] == max(w[k] for w in where)
+    assert got["nonfinite_ratio_cells"] == 7
+    none = study._measured(np.zeros_like(q), np.tile(s2w, 2), np.repeat(s2b, 3), layers, 0)
+    assert none["preact_q_underflow"]["values"] == 0
+    assert math.isnan(none["preact_q_underflow"]["layer_min"])
+    values = _parse(report.numbers_tex([{"study": "phase_diagram", "scale": "paper",
+                                         "claims": [], "measured": got}]))
+    assert float(values["measured/phase_diagram/preact_q_underflow/layer_max"]) == \
+        under["layer_max"]
+
+
+def test_rnn_through_time_measures_the_rate_at_every_rho():
+    study = _study("rnn_through_time")
+    p = {"rhos": [0.5, 1.0, 1.6, 4.0]}
+    seeds, T = 5, 12
+    rng = np.random.default_rng(5)
+    jac = 10.0 ** rng.normal(0, 3, (len(p["rhos"]), seeds, T + 1))
+    got = study._measured(p, xr.DataArray(jac, dims=("point", "seed", "lag")))
+    assert set(got["tanh_rate"]) == {"rho0.5", "rho1", "rho1.6", "rho4"}
+    for k, rho in enumerate(p["rhos"]):  # per seed: the T-th root of the norm at lag T
+        want = _median([float(jac[k, s, T]) ** (1 / T) for s in range(seeds)])
+        assert got["tanh_rate"][f"rho{rho:g}"] == pytest.approx(want, rel=1e-12)
+
+
+def test_rnn_clipping_counts_the_runs_of_every_threshold():
+    study = _study("rnn_clipping")
+    p = {"multiples": [0.1, 1.0, 100.0, 10000.0]}
+    labels = ["none"] + [f"{m:g}x" for m in p["multiples"]]
+    seeds = 6
+    rng = np.random.default_rng(6)
+    baseline = 1 / 12
+    final = baseline * 10.0 ** rng.uniform(-1, 1.6, (len(labels), seeds))  # some above 10×
+    diverged = np.where(rng.random((len(labels), seeds)) < 0.3, 7, -1)
+    final[diverged >= 0] = np.nan
+    grid = xr.Dataset(
+        {"train_loss": (("point", "learning_rate", "seed", "eval_step"),
+                        np.stack([final * 3, final], axis=-1)[:, None]),
+         "diverged_at": (("point", "learning_rate", "seed"), diverged[:, None])},
+        coords={"point": labels})
+    got = study._measured(p, grid)
+    keys = ["none", "0.1x", "1x", "100x", "10000x"]
+    for k, key in enumerate(keys):  # a per-run loop
+        div = sum(int(diverged[k, s] >= 0) for s in range(seeds))
+        blown = sum(int(diverged[k, s] >= 0 or not final[k, s] <= study.BLOWN_UP * baseline)
+                    for s in range(seeds))
+        assert got["diverged_runs"][key] == div
+        assert got["blown_up_runs"][key] == blown
+    assert sum(got["blown_up_runs"].values()) > sum(got["diverged_runs"].values()) > 0
+
+
+def test_long_memory_measures_the_steps_and_ratios_it_quotes():
+    study = _study("long_memory")
+    seeds, steps, evals = 4, 400, 3
+    window = max(1, steps // 40)
+    rng = np.random.default_rng(7)
+
+    def fake(baseline, solve_at):
+        loss = np.full((len(study.CELLS), 1, seeds, steps), baseline)
+        for c in range(len(study.CELLS)):
+            for s in range(seeds):
+                at = solve_at[c][s]
+                if at is not None:
+                    loss[c, 0, s, at:] = 0.01 * baseline
+        loss *= rng.uniform(0.9, 1.1, loss.shape)
+        test = baseline * 10.0 ** rng.uniform(-3, 0.1, (len(study.CELLS), 1, seeds, evals))
+        dims = ("point", "learning_rate", "seed")
+        return xr.Dataset({"loss": (dims + ("step",), loss),
+                           "test_loss": (dims + ("eval_step",), test)},
+                          coords={"point": list(study.CELLS)})
+
+    runs = {("adding", 50): (fake(1 / 12, [[None] * 4, [90, 150, 300, 120],
+                                             [40, None, 60, 70]]), 1 / 12),
+            ("copy", 10): (fake(0.5, [[None] * 4] * 3), 0.5)}
+    got = study._measured(runs)
+    for (task, T), (ds, baseline) in runs.items():
+        for c, (label, cell) in enumerate(study.CELLS.items()):
+            ratios = [float(ds.test_loss.values[c, 0, s, -1]) / baseline for s in range(seeds)]
+            row = got["final_ratio"][task][f"T{T}"][cell]
+            assert row["median"] == pytest.approx(_median(ratios), rel=1e-12)
+            assert (row["min"], row["max"]) == pytest.approx((min(ratios), max(ratios)))
+            threshold = study.SOLVED if task == "adding" else study.BEATS
+            assert got["seeds_below"][task][f"T{T}"][cell] == sum(r < threshold
+                                                                  for r in ratios)
+            if task != "adding":
+                continue
+            first = []  # per seed: the first window of minibatch losses below SOLVED
+            for s in range(seeds):
+                run = [float(x) for x in ds.loss.values[c, 0, s]]
+                ends = [t for t in range(window - 1, steps)
+                        if sum(run[t - window + 1:t + 1]) / window < study.SOLVED * baseline]
+                first.append(ends[0] if ends else None)
+            want = got["steps_to_solve"][f"T{T}"][cell]
+            reached = [t for t in first if t is not None]
+            assert want["never"] == first.count(None)
+            assert want["first"] == min(reached) if reached else math.isnan(want["first"])
+            assert want["last"] == max(reached) if None not in first \
+                else math.isnan(want["last"])
+    assert got["steps_to_solve"]["T50"]["lstm"]["never"] == 0
+    assert got["steps_to_solve"]["T50"]["gru"]["never"] == 1
+    assert "copy" not in got["steps_to_solve"]
