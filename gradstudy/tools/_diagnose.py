@@ -22,6 +22,7 @@ References:
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -108,7 +109,7 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
     if not callable(loss_fn):
         raise ConfigError(f"loss_fn: must be callable (outputs, batch) -> scalar, got "
                           f"{type(loss_fn).__name__}")
-    base_seed = check_int("base_seed", base_seed, 0, 2**32 - 1)
+    base_seed = check_int("base_seed", _scalar_int(base_seed), 0, 2**32 - 1)
     if seed_batch is not None:
         _check_seeds(seed_batch, "seed_batch")
     args = _call_arguments(batch, call_args)
@@ -142,11 +143,21 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
                     lambda: _example_variables(variables, init, keys, scalars))
     if variables is None:
         _check_variables_tree("init_fn", example)
-    if variables is not None or init_fn is not None:
-        _check_matches(module, args, kwargs, example,
-                       "variables" if variables is not None else "init_fn")
-    probes = _step("module", "calling the model on the batch", batch, call_args,
-                   lambda: make_probes(module, example, *args, select=select, **kwargs))
+    given = "variables" if variables is not None else "init_fn" if init_fn is not None else None
+
+    def matched(fn):
+        """``fn()``; when it fails and the variables were given (or made by ``init_fn``),
+        variables of another model are named instead (checked only then: a check up front
+        costs a trace and cannot tell the parameters a ``method=`` call leaves unused)."""
+        try:
+            return fn()
+        except Exception:
+            if given is not None:
+                _check_matches(module, args, kwargs, example, given)
+            raise
+    probes = matched(lambda: _step(
+        "module", "calling the model on the batch", batch, call_args,
+        lambda: make_probes(module, example, *args, select=select, **kwargs)))
     if not probes.order:
         raise ConfigError("select: no submodule of the model was selected for probing")
     per_network = _network_bytes(example, probes.activation_bytes, len(probes.order))
@@ -157,9 +168,10 @@ def diagnose(module, batch, loss_fn: Callable[[Any, Any], jax.Array], *, variabl
         return {"loss": out["loss"], "modules": out["modules"], "params": out["params"]}
 
     order = [path_label(p) for p, _ in probes.order]
-    return _measure(one, init, keys, scalars, variables, seeds, n_variants, seed_batch,
-                    probes.recurrent, order, type(module).__name__,
-                    per_network + _tree_bytes(batch), _nonfinite_entries(batch))
+    return matched(lambda: _measure(
+        one, init, keys, scalars, variables, seeds, n_variants, seed_batch, probes.recurrent,
+        order, type(module).__name__, per_network + _tree_bytes(batch),
+        _nonfinite_entries(batch)))
 
 
 def _measure(one, init, keys, scalars, variables, seeds, n_variants, seed_batch,
@@ -271,11 +283,8 @@ def _call_arguments(batch, call_args) -> tuple:
     if not leaves:
         raise ConfigError(f"batch: must be an array or a pytree (dict, tuple) of arrays, got "
                           f"{short_repr(batch)}")
-    empty = [x for x in leaves if hasattr(x, "shape") and 0 in np.shape(x)]
-    if empty:  # a mean over no examples is NaN: not a measurement
-        raise ConfigError(f"batch: an array of the batch has no entries (shape "
-                          f"{tuple(np.shape(empty[0]))}); give at least one example")
     if call_args is None:
+        _check_nonempty(leaves)
         return (batch,)
     if not callable(call_args):
         raise ConfigError(f"call_args: must be None or a callable batch -> tuple of the call's "
@@ -284,11 +293,21 @@ def _call_arguments(batch, call_args) -> tuple:
         args = call_args(batch)
     except Exception as e:  # noqa: BLE001 -- the user's function: one line naming it
         raise ConfigError(f"call_args: calling it on the batch raised {type(e).__name__}: "
-                          f"{' '.join(str(e).split())[:160]}") from None
+                          f"{' '.join(str(e).split())[:160]}") from e
     if not isinstance(args, (tuple, list)):
         raise ConfigError(f"call_args: must return a tuple of the call's positional "
                           f"arguments, e.g. lambda b: (b['x'],), got {type(args).__name__}")
+    # the model's inputs only: an unused empty leaf of a dict batch (a mask) is fine
+    _check_nonempty(jax.tree.leaves(tuple(args)))
     return tuple(args)
+
+
+def _check_nonempty(leaves) -> None:
+    """A mean over no examples is NaN, not a measurement: an empty input array is refused."""
+    empty = [x for x in leaves if hasattr(x, "shape") and 0 in np.shape(x)]
+    if empty:
+        raise ConfigError(f"batch: an array of the batch has no entries (shape "
+                          f"{tuple(np.shape(empty[0]))}); give at least one example")
 
 
 def _step(name: str, what: str, batch, call_args, fn):
@@ -312,12 +331,20 @@ def _step(name: str, what: str, batch, call_args, fn):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return result
     hint = ""
-    if call_args is None and isinstance(batch, Mapping):
+    text = str(error)
+    # only where the dict itself was used as an array (the hint misleads on other errors):
+    # "'dict' object has no attribute 'shape'", "<class 'dict'> is not a valid JAX type",
+    # a Linen layer's jnp.shape(dict)[-1] (a dict has shape ()), nnx.Linear's dot_general
+    as_array = (re.search(r"\bdict\b", text) is not None
+                or (isinstance(error, IndexError) and "tuple index out of range" in text)
+                or "entry not a 2- or 3- tuple" in text)
+    if call_args is None and isinstance(batch, Mapping) and as_array:
         hint = ("; the batch is a dict, passed whole as the model's input: choose the "
                 "call's arguments with the call_args option, e.g. "
                 "call_args=lambda b: (b['x'],)")
+    # chained: the Python traceback keeps the user's frame; the CLI prints one line
     raise ConfigError(f"{name}: {what} raised {type(error).__name__}: "
-                      f"{' '.join(str(error).split())[:160]}{hint}") from None
+                      f"{' '.join(str(error).split())[:160]}{hint}") from error
 
 
 def _check_variables_tree(name: str, variables) -> None:
@@ -335,7 +362,9 @@ def _check_variables_tree(name: str, variables) -> None:
 
 def _check_matches(module, args, kwargs, variables, name: str) -> None:
     """``variables`` (given or from ``init_fn``) must have the parameters ``module.init``
-    makes, with the same shapes: those of another model are one line naming ``name``."""
+    makes, with the same shapes: those of another model are one line naming ``name``.
+    Extra parameters are not refused: ``apply`` ignores them, and a ``method=`` call (e.g.
+    ``Model.encode``) uses a part of the full variables."""
     from flax import traverse_util
 
     init = _initialiser(module, args, kwargs, None, None)
@@ -346,21 +375,17 @@ def _check_matches(module, args, kwargs, variables, name: str) -> None:
     want = traverse_util.flatten_dict(dict(expected))
     have = traverse_util.flatten_dict(dict(variables["params"]))
     missing = [k for k in want if k not in have]
-    extra = [k for k in have if k not in want]
     shapes = [k for k in want if k in have and tuple(have[k].shape) != tuple(want[k].shape)]
-    if missing or extra or shapes:
+    if missing or shapes:
         if shapes:
             k = shapes[0]
             detail = (f"params/{'/'.join(k)} has shape {tuple(have[k].shape)}, module.init "
                       f"on this batch gives {tuple(want[k].shape)}")
-        elif missing:
-            detail = f"the module's params/{'/'.join(missing[0])} is missing"
         else:
-            detail = f"params/{'/'.join(extra[0])} is not a parameter of the module"
+            detail = f"the module's params/{'/'.join(missing[0])} is missing"
         raise ConfigError(f"{name}: the variables do not match the module on this batch "
-                          f"({detail}; "
-                          f"{len(missing)} missing, {len(extra)} extra, {len(shapes)} of "
-                          f"another shape)")
+                          f"({detail}; {len(missing)} missing, {len(shapes)} of another "
+                          f"shape)")
 
 
 # ------------------------------------------------------------------------ memory
@@ -368,8 +393,17 @@ def _check_matches(module, args, kwargs, variables, name: str) -> None:
 
 def _nonfinite_entries(batch) -> int:
     """Number of NaN/inf entries in the floating arrays of ``batch``."""
+    def floating(x):
+        # a typed PRNG key (key<fry>) cannot become a numpy array: checked on its dtype first
+        dtype = getattr(x, "dtype", None)
+        if dtype is None or jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            return False
+        try:
+            return np.issubdtype(np.dtype(dtype), np.inexact)
+        except TypeError:  # another extended dtype: not numbers
+            return False
     return int(sum(np.sum(~np.isfinite(np.asarray(x))) for x in jax.tree.leaves(batch)
-                   if hasattr(x, "dtype") and np.issubdtype(np.asarray(x).dtype, np.inexact)))
+                   if floating(x)))
 
 
 def _tree_bytes(tree) -> int:
@@ -623,6 +657,7 @@ def variant_label(ds, k: int) -> str:
 
 def _check_seeds(seeds, name: str = "seeds") -> int:
     """``seeds`` as an int in [1, 4096]; ConfigError naming ``name`` else."""
+    seeds = _scalar_int(seeds)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) \
             or not 1 <= seeds <= 4096:
         raise ConfigError(f"{name}: must be an integer in [1, 4096], got {seeds!r}")
@@ -636,3 +671,14 @@ def outermost_recurrent(ds) -> list[str]:
         return []
     names = [str(m) for m in ds.recurrent_module.values]
     return [m for m in names if not any(m.startswith(o + "/") for o in names if o != m)]
+
+
+def _scalar_int(value):
+    """A 0-d integer JAX/numpy array (``jnp.int32(3)``) as a Python int; anything else as
+    given (the range checks word the error)."""
+    dtype = getattr(value, "dtype", None)
+    if (getattr(value, "shape", None) == () and dtype is not None
+            and not jax.dtypes.issubdtype(dtype, jax.dtypes.extended)
+            and np.issubdtype(np.dtype(dtype), np.integer)):
+        return int(value)
+    return value

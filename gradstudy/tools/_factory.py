@@ -113,4 +113,51 @@ def call_factory(fn):
                           f"{type(module).__name__}")
     if not callable(loss_fn):
         raise ConfigError("factory: third item (loss_fn) must be callable")
+    _check_options(module, options)
     return module, batch, loss_fn, options
+
+
+def _check_options(module, options: dict) -> None:
+    """Option keys must be :func:`diagnose` keyword arguments or keyword arguments of the
+    model's call (``train=False``, ``method=``); a misspelt one (``seed_bach``) is one line
+    naming it, not a failure of the model.  A call taking ``**kwargs``, or a factory
+    ``rngs -> nnx.Module`` (its model unknown until called), accepts any other key."""
+    import inspect
+
+    import flax.linen as nn
+    from flax import nnx
+
+    from gradstudy.tools._diagnose import diagnose
+
+    params = inspect.signature(diagnose).parameters
+    own = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
+    positional = [n for n, p in params.items()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for key in options:
+        if key in positional:
+            raise ConfigError(f"factory: option {key!r} is a positional item of the factory's "
+                              f"answer {RETURNS}, not an option; options are "
+                              f"{', '.join(own)} or keyword arguments of the model's call")
+    call = None
+    if isinstance(module, nn.Module):
+        method = options.get("method")
+        call = method if callable(method) else type(module).__call__
+    elif isinstance(module, nnx.Module):
+        call = type(module).__call__
+    try:
+        accepted = inspect.signature(call).parameters if call is not None else None
+    except (TypeError, ValueError):  # a builtin or wrapped call: the model decides
+        accepted = None
+    if accepted is None or any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        return
+    allowed = set(own) | {n for n, p in accepted.items()
+                          if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                          and n != "self"}
+    if isinstance(module, nn.Module):
+        allowed.add("method")
+    for key in options:
+        if key not in allowed:
+            model = sorted(allowed - set(own))
+            raise ConfigError(f"factory: unknown option {key!r}; options are diagnose()'s "
+                              f"{', '.join(own)}, or the model call's "
+                              f"{', '.join(model) if model else '(none)'}")

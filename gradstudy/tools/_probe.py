@@ -275,7 +275,7 @@ def checked_loss(loss_fn: Callable[[Any, Any], Any], out, batch) -> jax.Array:
         raise
     except Exception as e:  # noqa: BLE001 -- the user's loss: one line naming the step
         raise ConfigError(f"loss_fn: calling the loss raised {type(e).__name__}: "
-                          f"{' '.join(str(e).split())[:160]}") from None
+                          f"{' '.join(str(e).split())[:160]}") from e
     if not isinstance(loss, (jax.Array, np.ndarray, np.generic, float, int)) \
             or isinstance(loss, bool):
         raise ConfigError(f"loss_fn: must return a scalar (a 0-d float array), got "

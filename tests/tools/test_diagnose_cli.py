@@ -112,7 +112,11 @@ def tiny():
     ("def factory():\n    return Net(), jnp.ones((2, 3)), lambda y, b: (y.sum(), 1)\n",
      ["loss_fn: must return a scalar (a 0-d float array), got tuple"]),
     ("def factory():\n    return Net(), jnp.ones((2, 3)), _loss, {'no_such_option': 1}\n",
-     ["module: initialising the model (module.init) raised TypeError", "no_such_option"]),
+     ["factory: unknown option 'no_such_option'", "seed_batch", "call_args"]),
+    ("def factory():\n    return Net(), jnp.ones((2, 3)), _loss, {'seed_bach': 2}\n",
+     ["factory: unknown option 'seed_bach'", "seed_batch"]),
+    ("def factory():\n    return Net(), jnp.ones((2, 3)), _loss, {'batch': 2}\n",
+     ["factory: option 'batch' is a positional item", "seed_batch"]),
 ])
 def test_factory_and_model_failures_name_the_step(body, words, tmp_path, capsys):
     path = _write(tmp_path, TINY + body)
@@ -180,3 +184,16 @@ def test_user_runs_never_overwrite_the_reference_figures(tmp_path, capsys):
     assert (tmp_path / "results/diagnose/tiny/diagnose.nc").is_file()
     help_code, help_out, _ = _main(["diagnose", "--help"], capsys)
     assert help_code == 0 and "--reference" in help_out and "custom/NAME" in help_out
+
+
+def test_typed_prng_key_in_a_factory_batch(tmp_path, capsys):
+    """A typed PRNG key in the batch (the model's noise) is not data to count NaN in: the
+    run succeeds and records the NaN of the array beside it."""
+    path = _write(tmp_path, TINY + "import jax\n"
+                  "def keyed():\n    return Net(), {'x': jnp.ones((2, 3)).at[0, 0].set(jnp.nan), "
+                  "'k': jax.random.key(0)}, _loss, {'call_args': lambda b: (b['x'],)}\n")
+    code, out, err = _main(["diagnose", f"{path}:keyed", "--seeds", "2", "--out",
+                            str(tmp_path)], capsys)
+    assert code == 0, err
+    with xr.open_dataset(tmp_path / "results/diagnose/custom/keyed/diagnose.nc") as ds:
+        assert ds.attrs["batch_nonfinite"] == 1
