@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import flax.linen as nn
+from flax import nnx
+
 from gradstudy.errors import ConfigError
+from gradstudy.tools._diagnose import diagnose
 
 #: the top-level package name that falls back to gradstudy's packaged example models
 EXAMPLES = "examples"
@@ -122,13 +127,6 @@ def _check_options(module, options: dict) -> None:
     model's call (``train=False``, ``method=``); a misspelt one (``seed_bach``) is one line
     naming it, not a failure of the model.  A call taking ``**kwargs``, or a factory
     ``rngs -> nnx.Module`` (its model unknown until called), accepts any other key."""
-    import inspect
-
-    import flax.linen as nn
-    from flax import nnx
-
-    from gradstudy.tools._diagnose import diagnose
-
     params = inspect.signature(diagnose).parameters
     own = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
     positional = [n for n, p in params.items()
