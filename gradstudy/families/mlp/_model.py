@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from gradstudy._numerics import max_abs_scale
+from gradstudy._threefry import use_unrolled_threefry
 from gradstudy._validate import require_dtype
 from gradstudy.families.mlp._spec import MLPSpec
 from gradstudy.nn._activations import get_activation
@@ -175,6 +176,7 @@ class MLP(nn.Module):
 def init_params(spec: MLPSpec, key: jax.Array) -> dict:
     """Unit-gain parameters of ``MLP(spec)`` (apply :func:`apply_gains` for σ_w, σ_b)."""
     require_dtype(spec)
+    use_unrolled_threefry()  # the same bits, 3x faster on a CPU (gradstudy._threefry)
     x = jnp.zeros((1, spec.input_dim), jnp.dtype(spec.dtype))
     return MLP(spec).init(key, x)["params"]
 

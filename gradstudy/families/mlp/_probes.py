@@ -39,6 +39,7 @@ from gradstudy.families.mlp._model import (
 from gradstudy.families.mlp._spec import MLPSpec
 from gradstudy.nn._activations import get_activation
 from gradstudy.nn._losses import LOSS_FUNCTIONS, PROBE_LOSSES
+from gradstudy.nn._normalize import Normalize
 
 # What ``gradient_norms`` returns for one network: name -> (dims, description).  A sweep
 # puts (point, seed) in front; storage takes the dims from here.
@@ -62,40 +63,6 @@ def _check_depths(spec: MLPSpec, depths: Sequence[int]) -> tuple[int, ...]:
         raise ConfigError(f"depths: must be integers in [1, {spec.depth}] (spec.depth), "
                          f"got {depths}")
     return depths
-
-
-def _segment_fn(spec: MLPSpec, start: int, stop: int):
-    """Layers [start, stop) (0 = input layer) as ``(h_in, perturbation, params) -> h_out``."""
-    n_hidden = stop - max(start, 1)
-
-    def run(h, perturbation, params):
-        stats = []
-        offset = 0
-        if start == 0:
-            p0 = jax.tree.map(lambda p: p[0], perturbation)
-            h, st = InputLayer(spec, with_gram=True).apply({"params": params["input_layer"]},
-                                                           h, p0)
-            stats.append(jax.tree.map(lambda s: s[None], st))
-            offset = 1
-        if n_hidden > 0:
-            rest = jax.tree.map(lambda p: p[offset:], perturbation)
-            h, st = hidden_stack(spec, n_hidden, with_gram=True).apply(
-                {"params": params["hidden"]}, h, rest)
-            stats.append(st)
-        stats = jax.tree.map(lambda *s: jnp.concatenate(s), *stats)
-        return h, stats
-
-    return run
-
-
-def _segment_params(params: dict, start: int, stop: int) -> dict:
-    seg = {}
-    if start == 0:
-        seg["input_layer"] = params["input_layer"]
-    lo, hi = max(start, 1) - 1, stop - 1
-    if hi > lo:
-        seg["hidden"] = jax.tree.map(lambda p: p[lo:hi], params["hidden"])
-    return seg
 
 
 def _readout_loss(spec: MLPSpec, loss_name: str):
@@ -139,14 +106,11 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
     require_dtype(spec)
     depths = _check_depths(spec, depths)
     bounds = (0,) + depths
-    # Without normalisation ∂L/∂z_l is ∂L/∂h_l (times α on residual layers), so the second
-    # perturbation, and the cotangent it costs in every backward step, is not needed.
-    dense_pert = spec.norm != "none"
     if loss not in PROBE_LOSSES:
         raise ConfigError(f"loss: unknown value {loss!r}; allowed: {', '.join(PROBE_LOSSES)}")
     loss_fn = jax.value_and_grad(_readout_loss(spec, loss), argnums=(0, 1), has_aux=True)
-    fwd = _forward(spec, params, x, targets, bounds, dense_pert, loss_fn)
-    bwd = _backward(spec, fwd, bounds, x.shape[0], dense_pert, keep_backprop)
+    fwd = _forward(spec, params, x, targets, bounds, loss_fn)
+    bwd = _backward(spec, params, fwd, bounds, x.shape[0], keep_backprop)
     stats = jax.tree.map(lambda *s: jnp.concatenate(s), *fwd.stats)
     finite = _finiteness(stats, depths, fwd.outputs_finite)
     per_depth = {"weight_grad_norm": bwd.weight_norm, "bias_grad_norm": bwd.bias_norm,
@@ -161,11 +125,103 @@ def gradient_norms(spec: MLPSpec, params: dict, x: jax.Array, targets: jax.Array
     return out
 
 
-class _Forward(NamedTuple):
-    """What the shared forward pass keeps, one entry per segment (= per requested depth)."""
+class _Segment(NamedTuple):
+    """What the shared forward pass keeps of one segment (layers [start, stop), 0 = the
+    input layer) for its backward pass."""
 
-    vjps: list  # the segment's VJP: cotangent of its output -> (of its input, perturbations)
-    grams: list  # (Gram a aᵀ of every dense input, its max-abs scale)
+    start: int
+    stop: int
+    input_layer: dict | None  # {"a": x, "z": dense output} if the segment holds layer 1
+    hidden: dict | None  # stacked over its hidden layers: "a" (dense inputs φ(h_{l-1})),
+    #   "d" (φ'(h_{l-1})), "z" (dense outputs, with normalisation only), "gram"/"scale"
+
+
+def _norm_fn(spec: MLPSpec, norm_params):
+    """The layer's normalisation as ``z -> Norm(z)`` (identity without one)."""
+    if spec.norm == "none":
+        return lambda z: z
+    norm = Normalize(spec.norm, jnp.dtype(spec.dtype))
+    return lambda z: norm.apply({"params": norm_params}, z)
+
+
+def _dense(a, dense):
+    return a @ dense["kernel"] + dense["bias"]
+
+
+def _preact_stats(h) -> dict:
+    # forward statistics of h_l; "finite": the probes turn every gradient of a network that
+    # overflowed into NaN (relu'(inf) = 0 would report 0)
+    return {"preact_mean": jnp.mean(h), "preact_q": jnp.mean(h * h),
+            "finite": jnp.all(jnp.isfinite(h))}
+
+
+def _uses_gram(fan_in: int, batch: int) -> bool:
+    """‖aᵀg‖_F by the Gram identity (a aᵀ once, g gᵀ per cotangent: 2·B²·w FLOPs) or by
+    forming aᵀg (2·B·fan_in·w): the Gram is cheaper once fan_in ≥ batch."""
+    return fan_in >= batch
+
+
+def _forward_segment(spec: MLPSpec, params: dict, h, start: int, stop: int):
+    """Layers [start, stop) from h; (h_stop, :class:`_Segment`, per-layer stats)."""
+    phi = get_activation(spec.activation)
+    batch = h.shape[0]
+    stats, input_layer, hidden = [], None, None
+    if start == 0:
+        p = params["input_layer"]
+        z = _dense(h, p["dense"])
+        x, h = h, _norm_fn(spec, p.get("norm"))(z)
+        input_layer = {"a": x, "z": z}
+        if _uses_gram(x.shape[1], batch):
+            input_layer.update(_scaled_gram(x[None]))
+        st = _preact_stats(h)
+        # structural zeros: every dense input 0 (∂L/∂W_1 = 0); nothing blocks layer 1
+        st.update(input_zero=jnp.all(x == 0), blocked=jnp.zeros((), bool))
+        stats.append(jax.tree.map(lambda s: s[None], st))
+    lo, hi = max(start, 1) - 1, stop - 1
+    if hi > lo:
+        layer_params = jax.tree.map(lambda p: p[lo:hi], params["hidden"])
+        alpha = spec.residual_alpha
+
+        def step(h_prev, p):
+            # a = φ(h_{l-1}) and φ'(h_{l-1}) in one pass; the backward pass needs both
+            a, d = jax.jvp(phi, (h_prev,), (jnp.ones_like(h_prev),))
+            z = _dense(a, p["dense"])
+            n = _norm_fn(spec, p.get("norm"))(z)
+            h_new = n if alpha is None else h_prev + alpha * n
+            st = _preact_stats(h_new)
+            # structural zeros, so that an exact 0 gradient is not mistaken for underflow:
+            # every dense input 0 (∂L/∂W_l = 0), or no path back through this layer (φ' = 0
+            # at every unit and example, e.g. all ReLUs dead); an h_{l-1} that underflowed
+            # to exact zeros is underflow, not structure
+            nonzero = jnp.all(h_prev != 0)
+            st["input_zero"] = jnp.all(a == 0) & nonzero
+            st["blocked"] = (jnp.zeros((), bool) if alpha is not None
+                             else jnp.all(d == 0) & nonzero)
+            keep = {"a": a, "d": d}
+            if spec.norm != "none":
+                keep["z"] = z
+            return h_new, (keep, st)
+
+        h, (hidden, st) = jax.lax.scan(step, h, layer_params)
+        if _uses_gram(spec.width, batch):
+            hidden.update(_scaled_gram(hidden["a"]))
+        stats.append(st)
+    stats = jax.tree.map(lambda *s: jnp.concatenate(s), *stats)
+    return h, _Segment(start, stop, input_layer, hidden), stats
+
+
+def _scaled_gram(a) -> dict:
+    """Per layer of ``a`` (layers, batch, fan_in): the Gram (a aᵀ) of max|a|-scaled values
+    (squares of tiny activations cannot underflow) and that scale."""
+    scale = max_abs_scale(a, axis=(1, 2))
+    a = a / scale[:, None, None]
+    return {"gram": jnp.einsum("lbi,lci->lbc", a, a), "scale": scale}
+
+
+class _Forward(NamedTuple):
+    """The shared forward pass: per segment (= per requested depth)."""
+
+    segments: list  # :class:`_Segment`
     stats: list  # forward statistics of the segment's layers
     losses: list  # loss of the depth-d network
     loss_cts: list  # ∂L/∂h_d of the depth-d network
@@ -175,19 +231,14 @@ class _Forward(NamedTuple):
 
 
 def _forward(spec: MLPSpec, params: dict, x, targets, bounds: tuple[int, ...],
-             dense_pert: bool, loss_fn) -> _Forward:
-    """Once through L layers, keeping each segment's VJP and each depth's loss."""
-    batch, width, dtype = x.shape[0], spec.width, jnp.dtype(spec.dtype)
+             loss_fn) -> _Forward:
+    """Once through L layers, keeping what each segment's backward pass needs and each
+    depth's loss."""
     h = x
-    fwd = _Forward([], [], [], [], [], [], [], [])
+    fwd = _Forward([], [], [], [], [], [], [])
     for start, stop in zip(bounds[:-1], bounds[1:]):
-        pert = zero_perturbation(batch, width, dtype, stop - start, dense=dense_pert)
-        seg = _segment_params(params, start, stop)
-        fn = _segment_fn(spec, start, stop)
-        h, vjp, stats = jax.vjp(lambda h_, p_, seg=seg, fn=fn: fn(h_, p_, seg), h, pert,
-                                has_aux=True)
-        fwd.vjps.append(vjp)
-        fwd.grams.append((stats.pop("dense_input_gram"), stats.pop("dense_input_scale")))
+        h, segment, stats = _forward_segment(spec, params, h, start, stop)
+        fwd.segments.append(segment)
         fwd.stats.append(stats)
         (loss, (output_finite, blocked)), (ct_h, ct_readout) = loss_fn(h, params["readout"],
                                                                          targets)
@@ -210,8 +261,72 @@ class _Backward(NamedTuple):
     ct: jax.Array
 
 
-def _backward(spec: MLPSpec, fwd: _Forward, bounds: tuple[int, ...], batch: int,
-              dense_pert: bool, keep_backprop: bool) -> _Backward:
+def _layer_norms(delta, g, a, gram=None, scale_a=None, keep_backprop=False) -> dict:
+    """Norms of one layer for every cotangent row: ‖δ‖ (δ = ∂L/∂h_l), ‖Σ_batch g‖ and
+    ‖aᵀg‖_F (g = ∂L/∂z_l, a the dense input), the latter from the Gram of a if given,
+    else by forming aᵀg.  Every norm is taken of max|.|-scaled values: squares of 1e-20
+    underflow in float32."""
+    out = {"backprop": safe_norm(delta, (1, 2))}
+    scale_g = max_abs_scale(g, axis=(1, 2))
+    gs = g / scale_g[:, None, None]
+    out["bias"] = scale_g * safe_norm(jnp.sum(gs, axis=1), (1,))
+    if gram is not None:
+        w2 = jnp.einsum("bc,rbc->r", gram, jnp.einsum("rbw,rcw->rbc", gs, gs))
+        out["weight"] = scale_a * scale_g * jnp.sqrt(jnp.maximum(w2, 0))
+    else:
+        scale_a = max_abs_scale(a)
+        grad = jnp.einsum("bi,rbj->rij", a / scale_a, gs)  # (rows, fan_in, fan_out)
+        out["weight"] = scale_a * scale_g * jnp.sqrt(jnp.sum(grad * grad, axis=(1, 2)))
+    if keep_backprop:
+        out["delta"] = delta
+    return out
+
+
+def _backward_segment(spec: MLPSpec, params: dict, seg: _Segment, ct, keep_backprop: bool):
+    """Pull the stacked cotangents ``ct`` (rows, batch, width) = ∂L/∂h_stop back through
+    the segment; (∂L/∂(segment input), per-layer norms (layers, rows))."""
+    per_layer = []
+    if seg.hidden is not None:
+        lo, hi = max(seg.start, 1) - 1, seg.stop - 1
+        layer_params = jax.tree.map(lambda p: p[lo:hi], params["hidden"])
+        alpha = spec.residual_alpha
+
+        def step(ct, xs):
+            keep, p = xs
+            delta = ct  # ∂L/∂h_l
+            ct_n = delta if alpha is None else alpha * delta
+            g = _norm_vjp(spec, p.get("norm"), keep.get("z"), ct_n)  # ∂L/∂z_l
+            norms = _layer_norms(delta, g, keep["a"], keep.get("gram"), keep.get("scale"),
+                                 keep_backprop)
+            ct_prev = (g @ p["dense"]["kernel"].T) * keep["d"]  # ∂L/∂h_{l-1}
+            if alpha is not None:
+                ct_prev = ct_prev + delta
+            return ct_prev, norms
+
+        ct, norms = jax.lax.scan(step, ct, (seg.hidden, layer_params), reverse=True)
+        per_layer.append(norms)
+    if seg.input_layer is not None:
+        keep, p = seg.input_layer, params["input_layer"]
+        g = _norm_vjp(spec, p.get("norm"), keep["z"], ct)
+        gram = keep.get("gram")
+        norms = _layer_norms(ct, g, keep["a"], None if gram is None else gram[0],
+                             None if gram is None else keep["scale"][0], keep_backprop)
+        per_layer.insert(0, jax.tree.map(lambda v: v[None], norms))
+        ct = g @ p["dense"]["kernel"].T  # ∂L/∂x
+    norms = jax.tree.map(lambda *v: jnp.concatenate(v), *per_layer)
+    return ct, norms
+
+
+def _norm_vjp(spec: MLPSpec, norm_params, z, ct):
+    """∂L/∂z from ∂L/∂Norm(z) for every row of ``ct`` (identity without normalisation)."""
+    if spec.norm == "none":
+        return ct
+    _, vjp = jax.vjp(_norm_fn(spec, norm_params), z)
+    return jax.vmap(lambda c: vjp(c)[0])(ct)
+
+
+def _backward(spec: MLPSpec, params: dict, fwd: _Forward, bounds: tuple[int, ...],
+              batch: int, keep_backprop: bool) -> _Backward:
     """Deepest segment first; the cotangent stack grows by one depth per segment."""
     n, L = len(bounds) - 1, bounds[-1]
     width, dtype = spec.width, jnp.dtype(spec.dtype)
@@ -223,25 +338,13 @@ def _backward(spec: MLPSpec, fwd: _Forward, bounds: tuple[int, ...], batch: int,
     for j in reversed(range(n)):
         start, stop = bounds[j], bounds[j + 1]
         ct = jnp.concatenate([fwd.loss_cts[j][None], ct])  # rows: depths j..n-1
-        ct, ct_pert = jax.vmap(fwd.vjps[j])(ct)
-        delta = ct_pert["h"]  # (rows, layers, batch, width)
-        g = ct_pert["dense"] if dense_pert else delta * _dense_scale(spec, start, stop, dtype)
-        weight_norm = weight_norm.at[j:, start:stop].set(_weight_norms(*fwd.grams[j], g))
-        bias_norm = bias_norm.at[j:, start:stop].set(safe_norm(jnp.sum(g, axis=2), (2,)))
-        backprop_norm = backprop_norm.at[j:, start:stop].set(safe_norm(delta, (2, 3)))
+        ct, norms = _backward_segment(spec, params, fwd.segments[j], ct, keep_backprop)
+        weight_norm = weight_norm.at[j:, start:stop].set(norms["weight"].T)
+        bias_norm = bias_norm.at[j:, start:stop].set(norms["bias"].T)
+        backprop_norm = backprop_norm.at[j:, start:stop].set(norms["backprop"].T)
         if keep_backprop:
-            backprop = backprop.at[j:, start:stop].set(delta)
+            backprop = backprop.at[j:, start:stop].set(jnp.swapaxes(norms["delta"], 0, 1))
     return _Backward(weight_norm, bias_norm, backprop_norm, backprop, ct)
-
-
-def _weight_norms(gram_a: jax.Array, scale_a: jax.Array, g: jax.Array) -> jax.Array:
-    """‖∂L/∂W_l‖_F = ‖aᵀg‖_F per (row, layer) from the scaled Gram of the inputs a and
-    the cotangents g (rows, layers, batch, width), without forming aᵀg."""
-    # every norm is taken of max|.|-scaled values: squares of 1e-20 underflow in float32
-    scale_g = max_abs_scale(g, axis=(2, 3))[..., None, None]
-    gs = g / scale_g
-    w2 = jnp.einsum("lbc,rlbc->rl", gram_a, jnp.einsum("rlbw,rlcw->rlbc", gs, gs))
-    return scale_a * scale_g[..., 0, 0] * jnp.sqrt(jnp.maximum(w2, 0))
 
 
 class _Finiteness(NamedTuple):
@@ -292,13 +395,6 @@ def _with_status(per_depth: dict, per_network: dict, stats: dict, finite: _Finit
         out[name] = stats[name]
         out[name + "_status"] = status.classify(stats[name], finite.before)
     return out
-
-
-def _dense_scale(spec: MLPSpec, start: int, stop: int, dtype) -> jax.Array:
-    """∂h_l/∂z_l per layer in [start, stop) without normalisation: α on residual layers."""
-    alpha = 1.0 if spec.residual_alpha is None else spec.residual_alpha
-    scale = jnp.array([1.0 if l == 0 else alpha for l in range(start, stop)], dtype)
-    return scale[None, :, None, None]
 
 
 def backprop_histograms(backprop: jax.Array, edges: jax.Array) -> jax.Array:
