@@ -3,14 +3,19 @@
 The depth-d network is the first d layers of the max-depth stack with the shared readout
 (nested networks: marginally each depth-d net has exactly its own init distribution).
 ``gradient_norms`` runs the forward pass once through ``max(depths)`` layers, cut into
-segments at the requested depths, then back-propagates segment by segment from the
+segments at the requested depths, keeping per layer the dense input a_l = φ(h_{l-1}) and
+φ'(h_{l-1}) (and z_l with normalisation), then back-propagates segment by segment from the
 deepest output.  Entering segment j the cotangents of all depths ≥ d_j are stacked on a
-leading axis and pulled back together with one vmapped VJP, so a depth-d network never
-pays for layers it does not have: no masked FLOPs, and the forward pass is shared.
+leading axis and pulled back together by a hand-written reverse scan (∂L/∂h_{l-1} =
+(g_l W_lᵀ) ⊙ φ'(h_{l-1}), plus ∂L/∂h_l on residual layers; ``jax.vjp`` only of the
+normalisation), so a depth-d network never pays for layers it does not have: no masked
+FLOPs, and the forward pass is shared.  The same numbers as ``jax.grad`` of each depth-d
+network to float32 rounding (tested against it and against float64 finite differences).
 
-Per-layer quantities are read off perturbations (see :mod:`gradstudy.families.mlp`):
-‖∂L/∂h_l‖ directly, and ‖∂L/∂W_l‖_F through the Gram identity
-‖aᵀg‖_F² = Σ (a aᵀ) ⊙ (g gᵀ), which never forms the (fan_in x fan_out) gradient.
+Per layer: ‖∂L/∂h_l‖ (the back-propagated signal δ_l), ‖∂L/∂b_l‖ = ‖Σ_batch g_l‖ with
+g_l = ∂L/∂z_l the cotangent of the dense output, and ‖∂L/∂W_l‖_F = ‖a_lᵀ g_l‖_F, through
+the Gram identity ‖aᵀg‖_F² = Σ (a aᵀ) ⊙ (g gᵀ) (2·B²·w FLOPs per cotangent) where the fan-in
+is at least the batch B, by forming aᵀg (2·B·fan_in·w) where it is smaller.
 
 References:
     Schoenholz et al. (2017), Deep information propagation (back-propagated signal q̃_l).
