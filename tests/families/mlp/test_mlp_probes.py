@@ -42,6 +42,10 @@ CONFIGS = {
     # relu with σ_b > 0, residual branch without normalisation, in_dim != width
     "relu_bias_residual_in3": dict(width=6, in_dim=3, activation="relu", residual_alpha=0.5,
                                    sigma_w=1.5, sigma_b=0.3),
+    # width < batch: the hidden layers' ‖∂L/∂W‖ by forming aᵀg, the input layer's (in_dim
+    # ≥ batch) by the Gram identity (the configs above: the other way round)
+    "narrow_layernorm_in5": dict(width=3, in_dim=5, activation="tanh", norm="layernorm",
+                                 sigma_w=1.4, sigma_b=0.1),
 }
 
 
