@@ -1,7 +1,8 @@
 """The engine: sweeps (a grid of specs × depths × seeds measured at initialisation, one
 compiled program per shape) and trainings (a grid of specs × optimizers × learning rates ×
 seeds trained with Optax, one compiled program per network), their memory planning, the
-optimizers and the curvature probe.
+optimizers and the curvature probe.  Both spread their networks or runs over every device,
+and over the devices of every process after :func:`initialize_distributed`.
 """
 
 from gradstudy._seeds import seed_keys as seed_keys
@@ -9,6 +10,9 @@ from gradstudy.engine._curvature import (
     hvp as hvp,
     initial_curvature as initial_curvature,
     top_hessian_eigenvalue as top_hessian_eigenvalue,
+)
+from gradstudy.engine._distributed import (
+    initialize_distributed as initialize_distributed,
 )
 from gradstudy.engine._memory import (
     BUDGET_ENV as BUDGET_ENV,
@@ -47,6 +51,7 @@ from gradstudy.engine._sweep import (
     MAX_SEEDS as MAX_SEEDS,
     Sweep as Sweep,
     compiled_program as compiled_program,
+    plan_devices as plan_devices,
     release_programs as release_programs,
     run_cached as run_cached,
     run_sweep_arrays as run_sweep_arrays,
@@ -68,6 +73,7 @@ from gradstudy.engine._training_programs import (
     over_devices as over_devices,
     pad_runs as pad_runs,
     place_runs as place_runs,
+    place_whole as place_whole,
     programs as programs,
     run_block as run_block,
     run_devices as run_devices,
@@ -102,6 +108,7 @@ __all__ = [
     "hvp",
     "initial_curvature",
     "initial_params",
+    "initialize_distributed",
     "layer_jacobian_spectrum",
     "MAX_BATCH",
     "MAX_POINTS",
@@ -114,6 +121,8 @@ __all__ = [
     "pad_runs",
     "path_string",
     "place_runs",
+    "place_whole",
+    "plan_devices",
     "plan_chunk",
     "plan_networks",
     "Program",

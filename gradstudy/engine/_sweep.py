@@ -20,10 +20,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+import gradstudy.engine._training_programs as _training_programs
 from gradstudy._seeds import seed_keys
 from gradstudy._validate import check_int, check_real, check_sequence, short_repr
-from gradstudy.engine._memory import plan_networks
+from gradstudy.engine._distributed import cached_once, gather
+from gradstudy.engine._memory import budget_bytes, plan_networks
 from gradstudy.engine._training_programs import (
     clear_initial_params_programs,
     programs as training_programs,
@@ -33,11 +36,12 @@ from gradstudy.families._base import ModelFamily
 from gradstudy.families._registry import family_of
 from gradstudy.families.mlp._family import init_and_probe, sample_network  # noqa: F401  (their old home)
 from gradstudy.nn._losses import PROBE_LOSSES
-from gradstudy.results import DESCRIPTION_ATTR, cached, describe_json, labeled_dataset
+from gradstudy.results import DESCRIPTION_ATTR, describe_json, labeled_dataset
 from gradstudy.status import ABSENT
 
 # Bumped whenever what a sweep measures changes, so that cached results are not reused.
-ENGINE_VERSION = 4  # 3: status codes; 4: a forward pass underflowed to 0 is not no_path
+ENGINE_VERSION = 5  # 3: status codes; 4: a forward pass underflowed to 0 is not no_path;
+# 5: the MLP probes' hand-written backward pass (the same numbers to float32 rounding)
 MAX_POINTS = 10**5  # points, labels, gain_chunk
 MAX_SEEDS = 10**5
 MAX_BATCH = 10**6
@@ -145,7 +149,7 @@ def _is_int(value) -> bool:
 @functools.lru_cache(maxsize=64)
 def compiled_program(spec, depths: tuple[int, ...], batch: int, input_std: float,
                      chunk: int, keep_backprop: bool = False, loss: str = "mse",
-                     fingerprint=None):
+                     fingerprint=None, devices: tuple | None = None):
     """``(keys (S,), *scalars (G, ...)) -> dict of (G, S, ...)``, jitted.
 
     ``spec`` is a family ``program_key`` (for the MLP a ``static_key()``); each of the G
@@ -155,32 +159,96 @@ def compiled_program(spec, depths: tuple[int, ...], batch: int, input_std: float
     gets a new program.  Call ``compiled_program.__wrapped__`` (no caching) where the
     functions cannot be fingerprinted.
 
-    The G·S networks (point × seed) run ``chunk`` at a time: ``lax.map`` over chunks,
-    ``vmap`` within one, so memory is bounded by the chunk (see :mod:`gradstudy.engine`).
+    The G·S networks (point × seed) are split over ``devices`` (default: every device,
+    :func:`gradstudy.engine.run_devices`; with several processes those of all of them), a
+    whole number of networks per device (``jax.shard_map``), and each device runs its
+    share ``chunk`` at a time: ``lax.map`` over chunks, ``vmap`` within one, so memory is
+    bounded by the chunk (see :mod:`gradstudy.engine`).  Networks are independent, so the
+    devices never communicate; with one device the program is the plain chunked loop.
     """
     measure = family_of(spec).measure
+    devices = tuple(_training_programs.run_devices()) if devices is None else tuple(devices)
 
     def one_network(args):
         key, scalars = args
         return measure(spec, depths, batch, input_std, key, scalars, keep_backprop, loss)
 
-    @jax.jit
     def program(keys, *scalars):
         n_points, n_seeds = scalars[0].shape[0], keys.shape[0]
         n = n_points * n_seeds
         # network g·S + s is point g with seed s (common random numbers across points)
         networks = (jnp.tile(keys, (n_points,) + (1,) * (keys.ndim - 1)),
                     tuple(jnp.repeat(a, n_seeds, axis=0) for a in scalars))
-        # pad to whole chunks (repeating network 0; dropped below): a remainder chunk would
-        # compile the whole program a second time (see memory.plan_networks)
-        size = min(chunk, n)
-        pad = -n % size
+        # pad to whole chunks on every device (repeating network 0; dropped below): a
+        # remainder chunk would compile the whole program a second time (see
+        # memory.plan_networks), and shard_map needs equal shares
+        share = -(-n // len(devices))
+        size = min(chunk, share)
+        pad = len(devices) * (-(-share // size) * size) - n
         networks = jax.tree.map(
             lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]), networks)
-        out = jax.lax.map(one_network, networks, batch_size=size)
+        out = _over_networks(lambda nets: jax.lax.map(one_network, nets, batch_size=size),
+                             devices)(networks)
         return jax.tree.map(lambda a: a[:n].reshape((n_points, n_seeds) + a.shape[1:]), out)
 
-    return program
+    if len(devices) == 1:
+        return jax.jit(program)
+    whole = NamedSharding(Mesh(np.asarray(devices), ("networks",)), PartitionSpec())
+    # with several processes every one gets the whole result (gathered inside the program);
+    # within one process the host assembles the shards (no copy per device)
+    return jax.jit(program, in_shardings=whole,
+                   out_shardings=None if whole.is_fully_addressable else whole)
+
+
+def _over_networks(fn, devices: tuple):
+    """``fn`` applied to each device's equal share of the leading (network) axis of its
+    argument (``jax.shard_map``; ``fn`` itself with one device)."""
+    if len(devices) == 1:
+        return fn
+    mesh = Mesh(np.asarray(devices), ("networks",))
+    return jax.shard_map(fn, mesh=mesh, in_specs=PartitionSpec("networks"),
+                         out_specs=PartitionSpec("networks"), check_vma=False)
+
+
+def _devices_per_process(k: int) -> tuple:
+    """The first ``k`` devices of every process (of :func:`run_devices`)."""
+    by_process: dict[int, list] = {}
+    for d in _training_programs.run_devices():
+        by_process.setdefault(d.process_index, []).append(d)
+    return tuple(d for p in sorted(by_process) for d in by_process[p][:k])
+
+
+def plan_devices(working: int, output: int, networks: int, what: str,
+                 most: int | None = None) -> tuple[tuple, int]:
+    """``(devices, chunk)``: the devices a program's ``networks`` are split over and how
+    many each evaluates at once.
+
+    Each device keeps the chunk one device would use (:func:`plan_networks` for all the
+    networks), so that it evaluates the same vmapped batches and gives bit for bit the
+    same numbers, where that chunk fits the device's share and memory; otherwise the chunk
+    is planned for the share (a different vmapped size: XLA may round differently, in the
+    last bits of float32).  On a CPU the host devices of a process share its memory, so
+    each plans with the budget divided among them; an accelerator with the whole budget.
+    If a network does not fit a device's part, fewer devices per process are used, down
+    to one (the one-device plan, which refuses in one line what cannot fit at all).
+    """
+    budget = budget_bytes()
+    alone = plan_networks(working, output, networks, what, budget, most)
+    here = jax.process_index()
+    per_process = max(sum(d.process_index == here
+                          for d in _training_programs.run_devices()), 1)
+    shared = jax.default_backend() == "cpu"
+    for k in range(per_process, 0, -1):
+        devices = _devices_per_process(k)
+        share = -(-networks // len(devices))
+        part = budget // k if shared else budget
+        if alone <= share and alone * working + share * output <= part:
+            return devices, alone
+        try:
+            return devices, plan_networks(working, output, share, what, part, most)
+        except ConfigError:
+            continue
+    raise AssertionError("unreachable: one device per process fits the one-device plan")
 
 
 def _stacked_scalars(family: ModelFamily, points, dtype) -> tuple[np.ndarray, ...]:
@@ -194,38 +262,44 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
                      desc: str = "sweep") -> dict:
     """Run every program of ``sweep``; arrays with leading (point, seed) axes.
 
-    Each program's chunk size comes from :func:`gradstudy.engine.plan_networks` and the
-    family's estimate; a sweep one of whose networks cannot fit the memory budget is refused
-    (ConfigError) before any program is compiled.
+    Each program's devices and chunk size come from :func:`plan_devices` (the family's
+    estimate, the memory budget per device); a sweep one of whose networks cannot fit the
+    memory budget is refused (ConfigError) before any program is compiled.  With several
+    processes (:func:`gradstudy.engine.initialize_distributed`) every one gets the whole
+    arrays.
     """
     from tqdm.auto import tqdm
 
     family = sweep.family
-    keys = seed_keys(sweep.base_seed, sweep.seeds)
+    # on the host: with several processes a program's inputs are given by each process
+    keys = np.asarray(seed_keys(sweep.base_seed, sweep.seeds))
     results: dict[str, np.ndarray] = {}
     groups = sweep.groups()
     if keep_backprop and len({getattr(s, "width", None) for s in groups}) > 1:
         raise ConfigError("points: keep_backprop needs a single width across points")
-    chunks = {}
+    plans = {}
     for spec, idx in groups.items():
         working, output, what = family.memory(spec, sweep.depths, sweep.batch, keep_backprop)
-        chunks[spec] = plan_networks(working, output, len(idx) * sweep.seeds, what,
-                                     most=sweep.gain_chunk * sweep.seeds)
+        plans[spec] = plan_devices(working, output, len(idx) * sweep.seeds, what,
+                                   most=sweep.gain_chunk * sweep.seeds)
     # one result dtype for all groups, so float64 points never pass through float32
     out_dtype = np.result_type(*[np.dtype(s.dtype) for s in groups])
     bar = tqdm(total=len(sweep.points), desc=desc, unit="point", disable=not progress,
                leave=False)
     for k, (spec, idx) in enumerate(groups.items()):
+        devices, chunk = plans[spec]
         bar.set_description(f"{desc}: program {k + 1}/{len(groups)} ({family.label(spec)}, "
                             f"{len(idx)} points × {sweep.seeds} seeds, "
-                            f"{chunks[spec]} networks at a time)")
+                            f"{chunk} networks at a time"
+                            + (f" on each of {len(devices)} devices)" if len(devices) > 1
+                               else ")"))
         scalars = _stacked_scalars(family, [sweep.points[i] for i in idx], np.dtype(spec.dtype))
         fingerprint = family.fingerprint(spec)
         build = compiled_program if fingerprint is not None else compiled_program.__wrapped__
         program = build(spec, sweep.depths, sweep.batch, float(sweep.input_std),
-                        chunks[spec], keep_backprop, sweep.loss, fingerprint)
+                        chunk, keep_backprop, sweep.loss, fingerprint, devices)
         with jax.enable_x64(spec.dtype == "float64"):
-            out = jax.device_get(program(keys, *scalars))
+            out = gather(program(keys, *scalars))
         for name, value in out.items():
             if name not in results:
                 is_status = name.endswith("_status")
@@ -289,7 +363,7 @@ def run_cached(sweep: Sweep, cache_dir=None, name: str = "sweep", progress: bool
                                   desc=progress_label)
         return sweep_dataset(sweep, arrays, description)
 
-    return cached(name, description, compute, cache_dir, unfingerprintable(sweep))
+    return cached_once(name, description, compute, cache_dir, unfingerprintable(sweep))
 
 
 def release_programs() -> None:

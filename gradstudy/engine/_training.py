@@ -27,7 +27,10 @@ affected.
 The pieces: the spec (:class:`Training`, :mod:`gradstudy.engine._training_spec`), the
 compiled programs and their layout over devices (:mod:`gradstudy.engine._training_programs`),
 the checkpoints (:mod:`gradstudy.engine._checkpoints`); here :func:`train` groups the points
-by program, checks the memory, runs the chunks and assembles the labeled Dataset.
+by program, checks the memory, runs the chunks and assembles the labeled Dataset.  With
+several processes (``jax.distributed``, :mod:`gradstudy.engine._distributed`) each trains
+the runs of its own devices, every one gets the whole result, and process 0 alone writes
+the checkpoints and the result.
 
 References:
     Glorot & Bengio (2010); He et al. (2015); Schoenholz et al. (2017): the studies that
@@ -55,6 +58,13 @@ from gradstudy.engine._checkpoints import (
     _save_checkpoint,
     checkpoint_identity,
 )
+from gradstudy.engine._distributed import (
+    cached_once,
+    gather,
+    is_writer,
+    multiprocess,
+    same_everywhere,
+)
 from gradstudy.engine._memory import BUDGET_ENV, budget_bytes, human
 from gradstudy.engine._optim import program_key
 from gradstudy.engine._training_programs import (
@@ -64,6 +74,7 @@ from gradstudy.engine._training_programs import (
     _scalar_arrays,
     pad_runs,
     place_runs,
+    place_whole,
     programs,
     run_devices,
 )
@@ -77,7 +88,6 @@ from gradstudy.engine._training_spec import (
 from gradstudy.errors import ConfigError
 from gradstudy.results import (
     DESCRIPTION_ATTR,
-    cached,
     describe_json,
     labeled_dataset,
 )
@@ -124,8 +134,10 @@ def train(training: Training, data: Dataset, cache_dir: Path | str | None = None
         return _compute(training, data, description, checkpoints, name, progress,
                         progress_label)
 
-    ds = cached(name, description, compute, cache_dir, not_cacheable)
-    if checkpoints is not None:
+    # with several processes (jax.distributed) each trains its share, process 0 alone
+    # writes the result and the checkpoints, the others wait for it
+    ds = cached_once(name, description, compute, cache_dir, not_cacheable)
+    if checkpoints is not None and is_writer():
         # only now, with the result stored atomically (or verified from the cache): a kill
         # before this point resumes from the checkpoints instead of recomputing
         for idx in _groups(training, _chunk(training)).values():
@@ -286,9 +298,11 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
     chunk = _chunk(training)
     n_chunks = -(-training.steps // chunk)
     groups = _groups(training, chunk)
-    x_dev = [jnp.asarray(a) for a in (data.x, data.y, data.x_test, data.y_test)]
-    eval_data = [x_dev[0][:EVAL_TRAIN_EXAMPLES], x_dev[1][:EVAL_TRAIN_EXAMPLES],
-                 x_dev[2], x_dev[3]]
+    arrays = [np.asarray(a) for a in (data.x, data.y, data.x_test, data.y_test)]
+    # laid out once on every device (and with several processes, given by each)
+    x_dev = place_whole([jnp.asarray(a) for a in arrays[:2]])
+    eval_data = place_whole([jnp.asarray(a) for a in (
+        arrays[0][:EVAL_TRAIN_EXAMPLES], arrays[1][:EVAL_TRAIN_EXAMPLES], *arrays[2:])])
     bar = tqdm(total=len(groups) * n_chunks, desc=progress_label, unit="chunk",
                disable=not progress, leave=False)
     results = {}
@@ -305,22 +319,30 @@ def _compute(training, data, description, cache_dir, name, progress, progress_la
         state = place_runs(init(keys, scalars, hyper))
         identity = checkpoint_identity(description, idx, state)
         hyper = place_runs(hyper)
-        records, evals, done = [], [evaluate(state, *eval_data)], 0
+        # with several processes the evaluations are gathered at once (a collective, in
+        # step on every process); with one they stay on the device until needed
+        host = gather if multiprocess() else (lambda tree: tree)
+        records, evals, done = [], [host(evaluate(state, *eval_data))], 0
+        loaded = None
         if ckpt is not None and ckpt.exists():
             loaded = _load_checkpoint(ckpt, identity, state, chunk, training.steps)
-            if loaded is not None:
-                state, records, evals, done = loaded
-                state = place_runs(state)
-                bar.update(done)
+        # every process resumes from the same chunk or none does (a collective: it also
+        # keeps process 0 from overwriting the checkpoint before all have read it)
+        if same_everywhere(-1 if loaded is None else loaded[3]) and loaded is not None:
+            state, records, evals, done = loaded
+            state = place_runs(state)
+            bar.update(done)
         for c in range(done, n_chunks):
-            state, rec = run(state, hyper, jnp.asarray(c * chunk, jnp.int32), x_dev[0],
-                             x_dev[1])
-            records.append(jax.device_get(rec))
-            evals.append(evaluate(state, *eval_data))
+            state, rec = run(state, hyper, place_whole(np.asarray(c * chunk, np.int32)),
+                             *x_dev)
+            records.append(gather(rec))
+            evals.append(host(evaluate(state, *eval_data)))
             if ckpt is not None:
-                _save_checkpoint(ckpt, identity, state, records, evals, c + 1)
+                whole = gather(state)  # a collective: every process takes part
+                if is_writer():
+                    _save_checkpoint(ckpt, identity, whole, records, evals, c + 1)
             bar.update(1)
-        results[tuple(idx)] = _assemble_group(training, state, records, evals, runs)
+        results[tuple(idx)] = _assemble_group(training, gather(state), records, evals, runs)
     bar.close()
     arrays = _merge_groups(training, results)
     ds = _to_dataset(training, arrays, n_chunks, chunk)
