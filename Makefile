@@ -22,7 +22,7 @@ help:
 	@echo "  make figures    run all studies at paper scale -> figures/, results/, figures/claims.tex"
 	@echo "  make smoke      run all studies at smoke scale (fast; writes figures/smoke/)"
 	@echo "  make test       ruff check + pytest on TEST_WORKERS=2 processes (PYTEST_ARGS='...')"
-	@echo "  make bench      run benchmarks/bench_sweep.py and benchmarks/bench_train.py"
+	@echo "  make bench      install the bench extra (torch) once, then run benchmarks/bench_sweep.py and bench_train.py"
 	@echo "  make paper      build paper/paper.pdf with latexmk (after make figures)"
 	@echo "  make check      paper-scale run; exit 1 if any claim fails"
 	@echo "  make docs       build the documentation (Sphinx + myst-nb, pages executed) -> docs/_build/html"
@@ -52,7 +52,13 @@ test: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-bench: $(STAMP)
+# the bench extra (torch, for the PyTorch peers) once, and again only when the pins change
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_train.py
 

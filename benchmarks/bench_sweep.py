@@ -1,4 +1,5 @@
-"""Benchmark: a seed x depth gradient-norm sweep, gradstudy's engine vs a per-config loop.
+"""Benchmark: a seed x depth gradient-norm sweep, gradstudy's engine vs a per-config loop
+and vs PyTorch peers.
 
 Default problem (the issue's spec): tanh MLP, width 256, batch 128, Gaussian init σ_w = 1,
 σ_b = 0, 16 seeds, depths 8, 16, ..., 64, one gain point.
@@ -7,10 +8,15 @@ Default problem (the issue's spec): tanh MLP, width 256, batch 128, Gaussian ini
   all seeds and depths (one shared forward pass, segment-wise stacked backward pass).
 * loop: what one would write without gradstudy: per depth d a ``jax.jit`` of a single
   depth-d network (init, data, ``jax.grad`` of the MSE w.r.t. params and the
-  perturbations), then a Python loop over the seeds.
+  perturbations), then a Python loop over the seeds (``--no-jax-loop`` leaves it out).
+* torch peers (``torch_sweep.py``, when torch is installed): a per-(seed, depth) autograd
+  loop, a ``torch.func`` vmap, a hand-written backward pass (gradstudy's algorithm in
+  PyTorch) and its ``torch.compile`` (``--no-compile`` leaves it out).  Each timed call
+  draws its own weights and data with torch's RNG, from the engine's distributions, as the
+  engine's timed program draws its own; the agreement check runs them on the engine's.
 
-Both are checked to agree (per-layer back-propagated and weight-gradient norms) before any
-timing.  Progress goes to stderr; the last line on stdout is one JSON object.
+All are checked to agree (per-layer back-propagated and weight-gradient norms) before any
+time is reported.  Progress goes to stderr; the last line on stdout is one JSON object.
 
     cd /work/main && PYTHONPATH=. .venv/bin/python benchmarks/bench_sweep.py [--help]
 """
@@ -24,6 +30,7 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -36,8 +43,18 @@ from gradstudy._seeds import seed_keys
 # JAX starts its backend, exactly as the gradstudy command does.
 from gradstudy._xla import default_xla_flags
 from gradstudy.engine import compiled_program, plan_chunk
-from gradstudy.families.mlp import MLP, MLPSpec, apply_gains, init_params, zero_perturbation
+from gradstudy.families.mlp import (
+    MLP,
+    MLPSpec,
+    apply_gains,
+    init_params,
+    sample_network,
+    zero_perturbation,
+)
 from gradstudy.nn import mse_loss
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling torch_*.py modules
+import torch_peers  # noqa: E402  (no torch import: that waits for load_torch)
 
 RTOL = 1e-3
 
@@ -59,6 +76,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sigma-w", type=float, default=1.0)
     p.add_argument("--sigma-b", type=float, default=0.0)
     p.add_argument("--base-seed", type=int, default=0)
+    p.add_argument("--no-jax-loop", dest="jax_loop", action="store_false",
+                   help="leave out the per-config JAX loop (saves its compile and run time)")
+    p.add_argument("--no-torch", dest="torch", action="store_false",
+                   help="leave out the PyTorch peers")
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="torch.set_num_threads (default: the number of cores)")
+    p.add_argument("--no-compile", dest="torch_compile", action="store_false",
+                   help="leave out the torch.compile peer (its first call compiles ~1 min)")
     args = p.parse_args(argv)
     args.depths = tuple(sorted({int(d) for d in args.depths.split(",") if d.strip()}))
     if not args.depths or args.depths[0] < 1:
@@ -242,12 +267,14 @@ class Cold(NamedTuple):
 
 
 class Timings(NamedTuple):
-    """Steady-state times of both methods (per repeat) and of the matmul reference."""
+    """Steady-state times of every method (per repeat) and of the matmul reference; the
+    loop's list is empty without ``--jax-loop``, ``torch_times`` maps a peer to its list."""
 
     engine_times: list
     loop_times: list
     mm_times: list
     mm_flops: int
+    torch_times: dict
 
     @property
     def engine_s(self) -> float:
@@ -321,50 +348,157 @@ def cold_loop(args: argparse.Namespace, problem: Problem):
     return loop_fns, Cold(compile_total, first_s, out)
 
 
-def steady_state(args: argparse.Namespace, problem: Problem, engine, loop_fns) -> Timings:
-    """One warm-up each, then interleaved timed repeats of both methods and a matmul."""
+# --------------------------------------------------------------------------------------
+# The PyTorch peers (torch_sweep.py): checked on the engine's own weights and data, timed
+# on their own (drawn by torch inside every timed call, as the engine draws its own).
+# --------------------------------------------------------------------------------------
+
+def draw_networks(problem: Problem, batch: int) -> dict:
+    """Every seed's max-depth network and data as the engine draws them (numpy)."""
+    spec = problem.spec
+    draw = jax.jit(jax.vmap(lambda k: sample_network(spec, k, batch, problem.input_std)))
+    params, x, t = jax.tree.map(np.asarray, draw(problem.keys))
+    hidden = params.get("hidden", {"dense": {
+        "kernel": np.zeros((len(x), 0, spec.width, spec.width), problem.dtype),
+        "bias": np.zeros((len(x), 0, spec.width), problem.dtype)}})["dense"]
+    return {"w_in": params["input_layer"]["dense"]["kernel"],
+            "b_in": params["input_layer"]["dense"]["bias"],
+            "w_hidden": hidden["kernel"], "b_hidden": hidden["bias"],
+            "w_out": params["readout"]["dense"]["kernel"],
+            "b_out": params["readout"]["dense"]["bias"], "x": x, "t": t}
+
+
+def torch_sizes(args: argparse.Namespace, problem: Problem, ts):
+    """The ``torch_sweep.Sizes`` the peers draw in their timed calls; SystemExit if
+    torch's kernel scales (σ_w/√fan_in per layer, written for the ``gaussian`` init) are
+    not the engine's."""
+    spec = problem.spec
+    sizes = ts.Sizes(args.seeds, args.batch, spec.input_dim, spec.width, spec.out_dim,
+                     spec.depth, args.sigma_w, args.sigma_b, problem.input_std)
+    try:
+        np.testing.assert_allclose(ts.kernel_stds(sizes), spec.kernel_scales(), rtol=1e-6)
+    except AssertionError as err:
+        raise SystemExit(f"FAIL: torch peers draw kernels unlike the engine:\n{err}")
+    return sizes
+
+
+def cold_torch(args: argparse.Namespace, problem: Problem, engine_out: dict):
+    """Every PyTorch peer's first call (setup, compilation and its own sampling included:
+    its cold time), then a call on the engine's weights and data, checked against the
+    engine's results: ({peer: no-argument function, drawing its own networks},
+    {peer: first seconds}, worst relative difference); ``({}, {}, 0.0)`` when torch is
+    absent or not wanted."""
+    torch = torch_peers.load_torch(args.torch, args.torch_threads)
+    if torch is None:
+        return {}, {}, 0.0
+    import torch_sweep as ts
+
+    if args.activation not in ts.ACTIVATIONS:
+        log(f"torch peers: skipped, activation {args.activation!r} not written for them "
+            f"(allowed: {', '.join(ts.ACTIVATIONS)})")
+        return {}, {}, 0.0
+    torch.manual_seed(args.base_seed)  # the peers' own networks, reproducibly
+    sizes = torch_sizes(args, problem, ts)
+    nets = ts.networks_from_numpy(**draw_networks(problem, args.batch))
+    want = {k: np.asarray(engine_out[k])[0] for k in ts.NAMES}  # gain point 0
+    gram = ts.use_gram(args.width, args.batch)
+    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads; hand-written weight "
+        f"norms by {'the Gram identity' if gram else 'forming aᵀg'}; timed calls draw "
+        f"their own weights and data")
+    names = [n for n in ts.PEERS if n != "compiled" or args.torch_compile]
+    fns, first, worst = {}, {}, 0.0
+    for name in names:
+        log(f"torch {name}: first call ...")
+        t0 = time.perf_counter()
+        fns[name] = ts.make_peer(name, sizes, args.depths, args.activation, gram)
+        fns[name]()  # draws its own networks, as every timed call does
+        first[name] = time.perf_counter() - t0
+        # the same code on the engine's networks: its numbers must be the engine's
+        rel = ts.max_rel_diff(name, ts.to_numpy(fns[name](nets)), want, args.depths, RTOL)
+        worst = max(worst, rel)
+        log(f"torch {name}: first call {first[name]:.2f}s, agrees with the engine "
+            f"(max relative difference {rel:.2e})")
+    return fns, first, worst
+
+
+def torch_fields(args: argparse.Namespace, spec: MLPSpec, first: dict, t: Timings,
+                 engine_cold_s: float) -> dict:
+    """The PyTorch comparison (torch_peers.comparison_fields) and its FLOP rates."""
+    if not first:
+        return {}
+    import torch
+
+    peers = {k: torch_peers.PeerTiming(first[k], t.torch_times[k]) for k in first}
+    out = torch_peers.comparison_fields(peers, t.engine_s, engine_cold_s)
+    useful = loop_flops(spec, args.depths, args.batch, args.seeds)
+    bmm = torch_peers.torch_bmm_gflops(torch, args.seeds, args.batch, args.width)
+    out.update({
+        "torch_best_gflops": useful / out["torch_best_s"] / 1e9,
+        "torch_best_fraction_of_matmul": useful / out["torch_best_s"] / 1e9 / t.matmul_gflops,
+        "torch_matmul_gflops": bmm,
+        "torch_weight_norms": "gram" if args.width >= args.batch else "direct",
+        **torch_peers.torch_version(torch),
+    })
+    return out
+
+
+# --------------------------------------------------------------------------------------
+
+def steady_state(args: argparse.Namespace, problem: Problem, engine, loop_fns,
+                 torch_fns: dict) -> Timings:
+    """One warm-up each, then interleaved timed repeats of every method and a matmul."""
     engine_args = (problem.keys, problem.sigma_w, problem.sigma_b)
     clock(engine, *engine_args)
-    clock(run_loop, loop_fns, problem.key_list)
+    if loop_fns:
+        clock(run_loop, loop_fns, problem.key_list)
+    # the first calls of the torch peers were their warm-up
     # the matmul reference is timed between the repeats too, so that load from other
-    # processes on a shared machine hits it as it hits the two methods
+    # processes on a shared machine hits it as it hits the methods
     mm, mm_flops = make_matmul(args.seeds, args.batch, args.width, problem.dtype)
     mm_calls = max(10, -(-30 // args.repeats))
-    t = Timings([], [], [], mm_flops)
+    t = Timings([], [], [], mm_flops, {k: [] for k in torch_fns})
     for r in range(args.repeats):
         t.engine_times.append(clock(engine, *engine_args)[1])
-        t.loop_times.append(clock(run_loop, loop_fns, problem.key_list)[1])
+        if loop_fns:
+            t.loop_times.append(clock(run_loop, loop_fns, problem.key_list)[1])
+        for name, fn in torch_fns.items():
+            t.torch_times[name].append(torch_peers.timed(fn)[1])
         t.mm_times.extend(clock(mm)[1] for _ in range(mm_calls))
-        log(f"repeat {r + 1}/{args.repeats}: engine {t.engine_times[-1]:.3f}s "
-            f"loop {t.loop_times[-1]:.3f}s "
-            f"matmul {statistics.median(t.mm_times[-mm_calls:]) * 1e3:.2f}ms")
+        log(f"repeat {r + 1}/{args.repeats}: engine {t.engine_times[-1]:.3f}s"
+            + (f" loop {t.loop_times[-1]:.3f}s" if loop_fns else "")
+            + "".join(f" torch {k} {v[-1]:.3f}s" for k, v in t.torch_times.items())
+            + f" matmul {statistics.median(t.mm_times[-mm_calls:]) * 1e3:.2f}ms")
     log(f"matmul ({args.seeds},{args.batch},{args.width})x({args.seeds},{args.width},"
         f"{args.width}): {t.mm_s * 1e3:.2f} ms, {t.matmul_gflops:.1f} GFLOP/s")
     return t
 
 
-def speed_fields(engine: Cold, loop: Cold, t: Timings) -> dict:
-    """The result's times and speed-ups."""
+def speed_fields(engine: Cold, loop: Cold | None, t: Timings) -> dict:
+    """The result's times and speed-ups (the loop's only with ``--jax-loop``)."""
     engine_total_s = engine.compile_s + engine.first_s
-    loop_total_s = loop.compile_s + loop.first_s
-    return {
+    out = {
         "benchmark": "sweep_seed_x_depth",
         "engine_s": t.engine_s,
-        "loop_s": t.loop_s,
-        "speedup_vs_loop": t.loop_s / t.engine_s,
+        "engine_cold_s": engine_total_s,
         "engine_compile_s": engine.compile_s,
         "engine_first_run_s": engine.first_s,
         "engine_total_s": engine_total_s,
-        "loop_compile_s": loop.compile_s,
-        "loop_first_run_s": loop.first_s,
-        "loop_total_s": loop_total_s,
-        "speedup_vs_loop_total": loop_total_s / engine_total_s,
         "engine_min_s": min(t.engine_times),
-        "loop_min_s": min(t.loop_times),
-        "speedup_vs_loop_min": min(t.loop_times) / min(t.engine_times),
         "engine_times_s": t.engine_times,
-        "loop_times_s": t.loop_times,
     }
+    if loop is None:
+        return out
+    loop_total_s = loop.compile_s + loop.first_s
+    return {**out,
+            "loop_s": t.loop_s,
+            "speedup_vs_loop": t.loop_s / t.engine_s,
+            "loop_compile_s": loop.compile_s,
+            "loop_first_run_s": loop.first_s,
+            "loop_total_s": loop_total_s,
+            "speedup_vs_loop_total": loop_total_s / engine_total_s,
+            "loop_min_s": min(t.loop_times),
+            "speedup_vs_loop_min": min(t.loop_times) / min(t.engine_times),
+            "loop_times_s": t.loop_times}
 
 
 def flop_fields(args: argparse.Namespace, spec: MLPSpec, t: Timings) -> dict:
@@ -372,10 +506,9 @@ def flop_fields(args: argparse.Namespace, spec: MLPSpec, t: Timings) -> dict:
     useful = loop_flops(spec, args.depths, args.batch, args.seeds)
     eng = engine_flops(spec, args.depths, args.batch, args.seeds)
     useful_gflops = useful / t.engine_s / 1e9
-    return {
+    out = {
         "useful_gflop": useful / 1e9,
         "useful_gflops": useful_gflops,
-        "loop_gflops": useful / t.loop_s / 1e9,
         "matmul_s": t.mm_s,
         "matmul_calls": len(t.mm_times),
         "matmul_gflops": t.matmul_gflops,
@@ -386,10 +519,13 @@ def flop_fields(args: argparse.Namespace, spec: MLPSpec, t: Timings) -> dict:
         "engine_flop_ratio_vs_loop": eng["total"] / useful,
         "engine_gflops": eng["total"] / t.engine_s / 1e9,
         "engine_fraction_of_matmul": eng["total"] / t.engine_s / 1e9 / t.matmul_gflops,
-        "loop_fraction_of_matmul": useful / t.loop_s / 1e9 / t.matmul_gflops,
         "wasted_flop_fraction": eng["wasted"] / eng["total"],
         "masking_wasted_flop_fraction": masking_wasted_fraction(args.depths),
     }
+    if t.loop_times:
+        out["loop_gflops"] = useful / t.loop_s / 1e9
+        out["loop_fraction_of_matmul"] = useful / t.loop_s / 1e9 / t.matmul_gflops
+    return out
 
 
 def setup_fields(args: argparse.Namespace, spec: MLPSpec, worst: float) -> dict:
@@ -414,27 +550,38 @@ def setup_fields(args: argparse.Namespace, spec: MLPSpec, worst: float) -> dict:
         "cpu_count": os.cpu_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "python": platform.python_version(),
+        # others' load on a shared machine: eager PyTorch suffers most from it (its
+        # threads wait for each other at every small op)
+        "load_avg_1m_end": os.getloadavg()[0],
+        # a persistent compilation cache (if the library turns one on) makes "cold" warm
+        "jax_compilation_cache_dir": jax.config.jax_compilation_cache_dir,
     }
 
 
 def main(argv=None) -> dict:
     default_xla_flags()  # first: XLA reads XLA_FLAGS when the backend initialises
     args = parse_args(argv)
-    t_start = time.perf_counter()
+    t_start, load_start = time.perf_counter(), os.getloadavg()[0]
     problem = make_problem(args)
     engine, engine_cold = cold_engine(args, problem)
-    loop_fns, loop_cold = cold_loop(args, problem)
+    worst = None  # the JAX loop's agreement; None without it
+    loop_fns, loop_cold = cold_loop(args, problem) if args.jax_loop else ({}, None)
+    if loop_cold is not None:  # agreement before timing
+        worst = check_agreement(engine_cold.out, loop_cold.out, args.depths)
+        log(f"agreement: OK (max relative difference {worst:.2e}, rtol {RTOL})")
+        loop_cold = loop_cold._replace(out=None)
+    torch_fns, torch_first, torch_worst = cold_torch(args, problem, engine_cold.out)
+    engine_cold = engine_cold._replace(out=None)
 
-    # agreement before timing
-    worst = check_agreement(engine_cold.out, loop_cold.out, args.depths)
-    log(f"agreement: OK (max relative difference {worst:.2e}, rtol {RTOL})")
-    engine_cold, loop_cold = engine_cold._replace(out=None), loop_cold._replace(out=None)
-
-    timings = steady_state(args, problem, engine, loop_fns)
+    timings = steady_state(args, problem, engine, loop_fns, torch_fns)
     result = {**speed_fields(engine_cold, loop_cold, timings),
+              **torch_fields(args, problem.spec, torch_first, timings,
+                             engine_cold.compile_s + engine_cold.first_s),
               **flop_fields(args, problem.spec, timings),
               **setup_fields(args, problem.spec, worst),
-              "wall_s": time.perf_counter() - t_start}
+              "wall_s": time.perf_counter() - t_start, "load_avg_1m_start": load_start}
+    if torch_first:
+        result["torch_max_rel_diff"] = torch_worst
     print(json.dumps(result))
     return result
 
