@@ -42,7 +42,8 @@ from gradstudy._seeds import seed_keys
 # main() sets gradstudy's default XLA flags (CPU: --xla_backend_optimization_level=1) before
 # JAX starts its backend, exactly as the gradstudy command does.
 from gradstudy._xla import default_xla_flags
-from gradstudy.engine import compiled_program, plan_chunk
+from gradstudy.engine import compiled_program, plan_devices
+from gradstudy.families import family_of
 from gradstudy.families.mlp import (
     MLP,
     MLPSpec,
@@ -317,11 +318,16 @@ def cold_engine(args: argparse.Namespace, problem: Problem):
     """gradstudy's program compiled, and its first (cold) run: (program, :class:`Cold`)."""
     spec, depths = problem.spec, args.depths
     log("engine: compiling ...")
-    # networks per chunk as a sweep would choose them within the memory budget
-    chunk = plan_chunk(spec.static_key(), depths, args.batch, args.seeds)
-    log(f"engine: {chunk} of {args.seeds} networks per vmapped chunk (memory budget)")
-    program = compiled_program(spec.static_key(), depths, args.batch, problem.input_std, chunk)
+    # devices and networks per chunk as a sweep chooses them within the memory budget
+    key = spec.static_key()
+    working, output, what = family_of(key).memory(key, depths, args.batch, False)
+    devices, chunk = plan_devices(working, output, args.seeds, what)
+    log(f"engine: {chunk} of {args.seeds} networks per vmapped chunk on each of "
+        f"{len(devices)} device(s) (memory budget)")
+    program = compiled_program.__wrapped__(key, depths, args.batch, problem.input_std, chunk,
+                                           devices=devices)
     t0 = time.perf_counter()
+    # lower() traces: included, as the first call of a sweep pays it
     engine = program.lower(problem.keys, problem.sigma_w, problem.sigma_b).compile()
     compile_s = time.perf_counter() - t0
     out, first_s = clock(engine, problem.keys, problem.sigma_w, problem.sigma_b)

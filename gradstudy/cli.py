@@ -28,6 +28,7 @@ from pathlib import Path
 import matplotlib
 
 from gradstudy import tools
+from gradstudy._compilation_cache import cache_size, enable_compilation_cache
 from gradstudy._version import __version__
 from gradstudy._xla import default_xla_flags
 from gradstudy.engine._sweep import release_programs
@@ -358,6 +359,9 @@ def _reproduce(studies, broken, args) -> int:
         print("broken studies (not run): " + ", ".join(skipped))
     if n == 0:
         print("no claims were produced: nothing to check")
+    cache = enable_compilation_cache()  # the directory set above (None: off)
+    print(f"  compilation cache: {cache} ({cache_size(cache) / 2**20:.0f} MiB)" if cache
+          else "  compilation cache: off")
     not_passed = unresolved[FAIL] or unresolved[NOT_ENOUGH_SEEDS]
     return 1 if (args.check and (not_passed or skipped or n == 0)) else 0
 
@@ -436,6 +440,11 @@ def _main(argv: list[str] | None) -> int:
     try:
         if args.command == "run" and args.help:
             return _run_help(parser, args)
+        if args.command in ("run", "reproduce", "diagnose"):
+            # JAX's persistent compilation cache, before anything compiles (a study file or
+            # the user's model may compile at import): a second run loads what the first
+            # compiled (gradstudy._compilation_cache: where, how big, how to turn it off)
+            enable_compilation_cache()
         if args.command == "diagnose":
             return _diagnose(args)
         studies, broken = discover_all()

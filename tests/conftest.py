@@ -24,27 +24,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The suite is mostly XLA compilation, and many tests (and the smoke reproduction's
 # subprocess) compile the same programs: JAX's persistent compilation cache, in a fresh
-# directory per test session, shared with the xdist workers and subprocesses through the
-# environment, took `pytest -n 2` from 735 to 642 s on 2 cores.  The cache is keyed by the
-# program's HLO, the compile options and the jax/XLA version, so a hit is the same
-# executable.  GRADSTUDY_TEST_XLA_CACHE=0 turns it off; a JAX_COMPILATION_CACHE_DIR set by
-# the user is left alone.
-if (os.environ.get("GRADSTUDY_TEST_XLA_CACHE", "1") != "0"
-        and "JAX_COMPILATION_CACHE_DIR" not in os.environ):
-    _cache = tempfile.mkdtemp(prefix="gradstudy-test-xla-cache-")
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
-    atexit.register(shutil.rmtree, _cache, ignore_errors=True)  # only the creating process
-if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+# directory per test session, shared with the xdist workers and every subprocess through
+# the environment (the controller creates it; a worker or subprocess finds it in
+# GRADSTUDY_TEST_XLA_CACHE_DIR), took `pytest -n 2` from 735 to 642 s on 2 cores.  Never
+# the user's cache: gradstudy's default one (~/.cache/gradstudy/jax, which gradstudy leaves
+# alone when JAX_COMPILATION_CACHE_DIR is set) nor a JAX_COMPILATION_CACHE_DIR of the
+# user's (replaced here).  A hit is the same executable: JAX's key covers the program, the
+# compile options, XLA_FLAGS and the jax/XLA version (gradstudy._compilation_cache).
+# GRADSTUDY_TEST_XLA_CACHE=0 runs the suite without any persistent cache.
+if os.environ.get("GRADSTUDY_TEST_XLA_CACHE", "1") == "0":
+    os.environ["GRADSTUDY_COMPILATION_CACHE"] = "0"  # nor gradstudy's default one
+    os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+else:
+    if "GRADSTUDY_TEST_XLA_CACHE_DIR" not in os.environ:  # the controller (or a lone process)
+        _cache = tempfile.mkdtemp(prefix="gradstudy-test-xla-cache-")
+        os.environ["GRADSTUDY_TEST_XLA_CACHE_DIR"] = _cache
+        atexit.register(shutil.rmtree, _cache, ignore_errors=True)  # only its creator
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["GRADSTUDY_TEST_XLA_CACHE_DIR"]
     # every program, however small or quick to compile (jax's defaults skip those)
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     # jax is already imported here (gradstudy imports it): the environment reaches only
     # the processes started from now on, this one needs the config
     jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs",
-                      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes",
-                      int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_configure(config):

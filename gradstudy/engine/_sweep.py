@@ -23,7 +23,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import gradstudy.engine._training_programs as _training_programs
+from gradstudy._compilation_cache import enable_compilation_cache
 from gradstudy._seeds import seed_keys
+from gradstudy._threefry import use_unrolled_threefry
 from gradstudy._validate import check_int, check_real, check_sequence, short_repr
 from gradstudy.engine._distributed import cached_once, gather
 from gradstudy.engine._memory import budget_bytes, plan_networks
@@ -166,6 +168,9 @@ def compiled_program(spec, depths: tuple[int, ...], batch: int, input_std: float
     bounded by the chunk (see :mod:`gradstudy.engine`).  Networks are independent, so the
     devices never communicate; with one device the program is the plain chunked loop.
     """
+    # before anything is traced: the persistent cache must be on at the first compile
+    enable_compilation_cache()
+    use_unrolled_threefry()  # the same random bits, faster on a CPU (gradstudy._threefry)
     measure = family_of(spec).measure
     devices = tuple(_training_programs.run_devices()) if devices is None else tuple(devices)
 
@@ -219,7 +224,7 @@ def _devices_per_process(k: int) -> tuple:
 
 
 def plan_devices(working: int, output: int, networks: int, what: str,
-                 most: int | None = None) -> tuple[tuple, int]:
+                 most: int | None = None, per_process: int | None = None) -> tuple[tuple, int]:
     """``(devices, chunk)``: the devices a program's ``networks`` are split over and how
     many each evaluates at once.
 
@@ -231,12 +236,14 @@ def plan_devices(working: int, output: int, networks: int, what: str,
     each plans with the budget divided among them; an accelerator with the whole budget.
     If a network does not fit a device's part, fewer devices per process are used, down
     to one (the one-device plan, which refuses in one line what cannot fit at all).
+    ``per_process`` caps the devices used in each process (a family whose programs must
+    run on one device per process: :attr:`gradstudy.families.ModelFamily.split_sweeps`).
     """
     budget = budget_bytes()
     alone = plan_networks(working, output, networks, what, budget, most)
     here = jax.process_index()
-    per_process = max(sum(d.process_index == here
-                          for d in _training_programs.run_devices()), 1)
+    local = max(sum(d.process_index == here for d in _training_programs.run_devices()), 1)
+    per_process = local if per_process is None else max(1, min(per_process, local))
     shared = jax.default_backend() == "cpu"
     for k in range(per_process, 0, -1):
         devices = _devices_per_process(k)
@@ -281,7 +288,8 @@ def run_sweep_arrays(sweep: Sweep, progress: bool = True, keep_backprop: bool = 
     for spec, idx in groups.items():
         working, output, what = family.memory(spec, sweep.depths, sweep.batch, keep_backprop)
         plans[spec] = plan_devices(working, output, len(idx) * sweep.seeds, what,
-                                   most=sweep.gain_chunk * sweep.seeds)
+                                   most=sweep.gain_chunk * sweep.seeds,
+                                   per_process=None if family.split_sweeps else 1)
     # one result dtype for all groups, so float64 points never pass through float32
     out_dtype = np.result_type(*[np.dtype(s.dtype) for s in groups])
     bar = tqdm(total=len(sweep.points), desc=desc, unit="point", disable=not progress,

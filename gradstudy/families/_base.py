@@ -82,6 +82,9 @@ class ModelFamily(NamedTuple):
             cached (its description does not pin down its functions), or None.
         label: ``key_spec -> str`` for progress messages.
         train: how the training engine trains it (:class:`TrainHooks`), or None.
+        split_sweeps: whether a sweep may split its networks over several devices of one
+            process (one program, :func:`gradstudy.engine.plan_devices`); False runs them
+            on one device per process.
     """
 
     name: str
@@ -97,3 +100,4 @@ class ModelFamily(NamedTuple):
     why_unfingerprintable: Callable[[Any], str | None]
     label: Callable[[Any], str]
     train: TrainHooks | None = None
+    split_sweeps: bool = True

@@ -108,3 +108,14 @@ def test_cpu_devices_share_the_memory_budget(monkeypatch):
         plan_devices(per, out, 32, "w")
     assert "\n" not in str(e.value)
     assert n_dev >= 2
+
+
+def test_recurrent_sweeps_run_on_one_device_per_process():
+    # XLA's CPU runtime deadlocked the recurrent sweep program on two host devices
+    # (gradstudy/families/rnn/_family.py): such a family is planned on one device
+    from gradstudy.engine import plan_devices
+    from gradstudy.families.rnn import RNN_FAMILY
+
+    assert RNN_FAMILY.split_sweeps is False
+    devices, chunk = plan_devices(10**6, 10**3, 16, "tiny", per_process=1)
+    assert len(devices) == 1 and chunk == 16

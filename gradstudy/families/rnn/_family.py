@@ -156,4 +156,9 @@ RNN_FAMILY = ModelFamily(
     why_unfingerprintable=lambda spec: None,
     label=_label,
     train=RNN_TRAIN_HOOKS,
+    # XLA's CPU runtime (jax 0.10.2) deadlocks when the recurrent sweep program runs on two
+    # host devices of one process at once (every cell and init, 8 seeds × 2 points,
+    # hidden 8: no CPU used after a few seconds, every time; one device: 10 s): one device
+    # per process until that is fixed upstream
+    split_sweeps=False,
 )
