@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# the extras the environment is built with (CI adds bench: torch, for the PyTorch-peer tests)
+EXTRAS ?= test,docs
 # pytest-xdist workers: the suite is mostly XLA compilation, one core per process; two
 # workers took it from 10.8 to 7.4 minutes on a 2-core CPU (TEST_WORKERS=0: one process)
 TEST_WORKERS ?= 2
@@ -34,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: python3.11 or python3 not found on PATH" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -c constraints.txt -e ".[test,docs]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 install: $(STAMP)
