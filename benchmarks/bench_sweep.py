@@ -77,12 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sigma-w", type=float, default=1.0)
     p.add_argument("--sigma-b", type=float, default=0.0)
     p.add_argument("--base-seed", type=int, default=0)
-    p.add_argument("--no-jax-loop", dest="jax_loop", action="store_false",
-                   help="leave out the per-config JAX loop (saves its compile and run time)")
-    p.add_argument("--no-torch", dest="torch", action="store_false",
-                   help="leave out the PyTorch peers")
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="torch.set_num_threads (default: the number of cores)")
+    torch_peers.add_arguments(
+        p, "leave out the per-config JAX loop (saves its compile and run time)")
     p.add_argument("--no-compile", dest="torch_compile", action="store_false",
                    help="leave out the torch.compile peer (its first call compiles ~1 min)")
     args = p.parse_args(argv)

@@ -67,12 +67,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3,
                    help="steady-state trainings of the engine and of each torch ensemble")
-    p.add_argument("--no-jax-loop", dest="jax_loop", action="store_false",
-                   help="leave out the per-run JAX loop")
-    p.add_argument("--no-torch", dest="torch", action="store_false",
-                   help="leave out the PyTorch peers")
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="torch.set_num_threads (default: the number of cores)")
+    torch_peers.add_arguments(p, "leave out the per-run JAX loop")
     p.add_argument("--torch-loop-runs", type=int, default=0,
                    help="time the per-run torch loop on this many runs, spread over the "
                         "rates, and scale to all (0: all runs; -1: leave it out)")

@@ -21,6 +21,17 @@ def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
+def add_arguments(parser, jax_loop_help: str) -> None:
+    """The command-line options both benchmarks share: which comparisons to run, torch's
+    threads."""
+    parser.add_argument("--no-jax-loop", dest="jax_loop", action="store_false",
+                        help=jax_loop_help)
+    parser.add_argument("--no-torch", dest="torch", action="store_false",
+                        help="leave out the PyTorch peers")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="torch.set_num_threads (default: the number of cores)")
+
+
 def load_torch(wanted: bool = True, threads: int | None = None):
     """The ``torch`` module with ``threads`` threads (default: one per core), or ``None``
     (one line on stderr) when it is not installed or ``wanted`` is False."""
