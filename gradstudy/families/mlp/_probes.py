@@ -276,7 +276,9 @@ def _layer_norms(delta, g, a, gram=None, scale_a=None, keep_backprop=False) -> d
     gs = g / scale_g[:, None, None]
     out["bias"] = scale_g * safe_norm(jnp.sum(gs, axis=1), (1,))
     if gram is not None:
-        w2 = jnp.einsum("bc,rbc->r", gram, jnp.einsum("rbw,rcw->rbc", gs, gs))
+        # an elementwise product and a sum: as one contraction (a matrix-vector product
+        # over B²) XLA relays the Grams out first
+        w2 = jnp.sum(gram * jnp.einsum("rbw,rcw->rbc", gs, gs), axis=(1, 2))
         out["weight"] = scale_a * scale_g * jnp.sqrt(jnp.maximum(w2, 0))
     else:
         scale_a = max_abs_scale(a)
