@@ -45,6 +45,7 @@ from gradstudy.engine._spectra import (
     layer_jacobian_spectrum as layer_jacobian_spectrum,
 )
 from gradstudy.engine._sweep import (
+    CPU_CHUNK_BYTES as CPU_CHUNK_BYTES,
     ENGINE_VERSION as ENGINE_VERSION,
     MAX_BATCH as MAX_BATCH,
     MAX_POINTS as MAX_POINTS,
@@ -99,6 +100,7 @@ __all__ = [
     "compiled_program",
     "data_fingerprint",
     "DEFAULT_BUDGET_GB",
+    "CPU_CHUNK_BYTES",
     "ENGINE_VERSION",
     "EVAL_MEMORY_BYTES",
     "EVAL_TRAIN_EXAMPLES",

@@ -119,3 +119,23 @@ def test_recurrent_sweeps_run_on_one_device_per_process():
     assert RNN_FAMILY.split_sweeps is False
     devices, chunk = plan_devices(10**6, 10**3, 16, "tiny", per_process=1)
     assert len(devices) == 1 and chunk == 16
+
+
+def test_cpu_chunks_stay_under_cpu_chunk_bytes(monkeypatch):
+    """On a CPU a chunk's working set stays under CPU_CHUNK_BYTES (faster than the largest
+    chunk the budget allows: measured in gradstudy/engine/_sweep.py), never below one
+    network; the budget still bounds it from above."""
+    from gradstudy.engine import CPU_CHUNK_BYTES
+
+    monkeypatch.setattr(programs_mod, "run_devices", lambda: jax.devices()[:1])
+    monkeypatch.setenv(BUDGET_ENV, "4")  # room for every network below
+    per = CPU_CHUNK_BYTES // 5 + 1  # 4 fit under the cap, 5 do not
+    assert plan_devices(per, 10, 64, "w") == (tuple(jax.devices()[:1]), 4)
+    # a network bigger than the cap still runs, one at a time
+    assert plan_devices(3 * CPU_CHUNK_BYTES, 10, 64, "w")[1] == 1
+    # tiny networks: as many as fit the cap, the sweep's own bound (most) still applies
+    assert plan_devices(1024, 10, 64, "w")[1] == 64
+    assert plan_devices(1024, 10, 64, "w", most=8)[1] == 8
+    # and the budget: a chunk never holds more than it allows
+    monkeypatch.setenv(BUDGET_ENV, repr(2.5 * per / 2**30))
+    assert plan_devices(per, 0, 64, "w")[1] == 2
