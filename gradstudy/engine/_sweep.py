@@ -252,14 +252,14 @@ def plan_devices(working: int, output: int, networks: int, what: str,
     than the largest chunk that fits).
     """
     budget = budget_bytes()
-    if all(d.platform == "cpu" for d in _training_programs.run_devices()):
+    shared = jax.default_backend() == "cpu"  # host devices: one memory, small chunks faster
+    if shared:
         fast = max(1, CPU_CHUNK_BYTES // max(working, 1))
         most = fast if most is None else min(most, fast)
     alone = plan_networks(working, output, networks, what, budget, most)
     here = jax.process_index()
     local = max(sum(d.process_index == here for d in _training_programs.run_devices()), 1)
     per_process = local if per_process is None else max(1, min(per_process, local))
-    shared = jax.default_backend() == "cpu"
     for k in range(per_process, 0, -1):
         devices = _devices_per_process(k)
         share = -(-networks // len(devices))
