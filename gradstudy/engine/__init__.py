@@ -41,6 +41,9 @@ from gradstudy.engine._optim import (
     switch as switch,
     trajectory as trajectory,
 )
+from gradstudy.engine._signal_norms import (
+    signal_log_norms as signal_log_norms,
+)
 from gradstudy.engine._spectra import (
     layer_jacobian_spectrum as layer_jacobian_spectrum,
 )
@@ -88,6 +91,7 @@ from gradstudy.engine._training_spec import (
 )
 
 __all__ = [
+    "signal_log_norms",
     "adaptive_grad_clip",
     "AGC_EPS",
     "budget_bytes",

@@ -19,6 +19,15 @@ from gradstudy.theory._closed_forms import (
     relu_correlation_map as relu_correlation_map,
     relu_length_map as relu_length_map,
 )
+from gradstudy.theory._finite_width import (
+    LogNormMoments as LogNormMoments,
+    finite_width_beta as finite_width_beta,
+    relu_backward_log_norm_moments as relu_backward_log_norm_moments,
+    relu_layer_log_ratio_moments as relu_layer_log_ratio_moments,
+    relu_log_norm_moments as relu_log_norm_moments,
+    relu_log_norm_moments_first_order as relu_log_norm_moments_first_order,
+    sample_relu_log_norm as sample_relu_log_norm,
+)
 from gradstudy.theory._mean_field import (
     MeanFieldError as MeanFieldError,
     MeanFieldPoint as MeanFieldPoint,
@@ -58,6 +67,13 @@ from gradstudy.theory._recurrent import (
 )
 
 __all__ = [
+    "LogNormMoments",
+    "finite_width_beta",
+    "relu_backward_log_norm_moments",
+    "relu_layer_log_ratio_moments",
+    "relu_log_norm_moments",
+    "relu_log_norm_moments_first_order",
+    "sample_relu_log_norm",
     "backprop_factor_trajectory",
     "backprop_factors",
     "backprop_profile",
