@@ -244,8 +244,10 @@ def sample_relu_log_norm(widths: Sequence[int], draws: int, seed: int = 0,
              else list(zip(widths[:-1], widths[1:])))
     total = np.zeros(int(draws))
     for fan_in, units in pairs:
-        k = np.arange(1, units + 1)
-        p = binom.pmf(k, units, 0.5)
-        counts = rng.choice(k, size=total.size, p=p / p.sum())
+        counts = rng.binomial(units, 0.5, size=total.size)
+        dead = counts == 0
+        while dead.any():  # k ≥ 1: redraw the dead layers (probability 2^−units each)
+            counts[dead] = rng.binomial(units, 0.5, size=int(dead.sum()))
+            dead = counts == 0
         total += np.log(2.0 / fan_in) + np.log(rng.chisquare(counts))
     return total
