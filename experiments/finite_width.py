@@ -28,8 +28,8 @@ Claims (K_SE = 4 standard errors from the spread over seeds; never widened):
   * var_n<n>, mean_n<n>: Var F and E F at the largest β of each width against the exact law
     (SE of a variance √((m₄ − s⁴)/N)).  Xavier instead of He moves E F by L log 2 and
     width/2 for width doubles Var F: both fail.
-  * var_n<n>_shallow: Var F at the smallest β (L = n/4 layers; one layer off is 25–50 % of
-    it at n ≤ 16).
+  * var_n<n>_shallow, backward_var_n<n>_shallow: Var F and Var B at the smallest β (βn
+    layers; one layer off is 25–50 % of it at n ≤ 16).
   * backward_var_n<n>, backward_mean_n<n>: the same for B at the largest β.
   * first_order_var, first_order_mean: Var F = 5β and E F = −5β/2 at width ``fo_width``.
   * ks_n<n>: log-normality, stated test: the Kolmogorov–Smirnov distance between F and the
@@ -190,7 +190,8 @@ def _width_claims(n, betas, forward, backward):
     for cid, layers, data, expected in [
             (f"var_n{n}", big, forward[:, -1], law),
             (f"var_n{n}_shallow", small, forward[:, 0], law_small),
-            (f"backward_var_n{n}", big, backward[:, -1], back)]:
+            (f"backward_var_n{n}", big, backward[:, -1], back),
+            (f"backward_var_n{n}_shallow", small, backward[:, 0], _backward_law(n, small))]:
         var, se = _var_se(data)
         what = (f"log ‖δ_(D−m)‖²/‖δ_D‖² over m={layers} layers" if cid.startswith("backward")
                 else f"log ‖x_L‖²/‖x_0‖², L={layers}")
@@ -282,14 +283,18 @@ def _depth_profile_spread(ctx, width, depth, seeds, batch) -> dict:
         bp = ds.backprop_norm.isel(point=0, depth=0).values  # (seed, layer)
         with np.errstate(divide="ignore", invalid="ignore"):
             log_ratio = np.log10(bp[:, 0] / bp[:, -1])
-        out[f"sd_{loss}"] = float(np.std(_alive(log_ratio), ddof=1))
-        out[f"median_{loss}"] = float(np.median(_alive(log_ratio)))
+        finite = _alive(log_ratio)
+        out[f"sd_{loss}"] = float(np.std(finite, ddof=1))
+        # standard error of a standard deviation from N normal samples: s/√(2(N − 1))
+        out[f"sd_se_{loss}"] = out[f"sd_{loss}"] / math.sqrt(2 * (finite.size - 1))
+        out[f"median_{loss}"] = float(np.median(finite))
     law = _backward_law(width, depth - 1)
     out["sd_finite_width_one_example"] = law.std / 2 / LN10
     out["sd_finite_width_independent_examples"] = law.std / 2 / LN10 / math.sqrt(batch)
     out["median_shift_finite_width"] = law.mean / 2 / LN10  # decades, below mean field
-    out["variance_fraction_one_example"] = (out["sd_finite_width_one_example"]
-                                            / out["sd_mse"]) ** 2
+    # the independent-cotangent spread is finite width's alone (mean field: none); its
+    # share of the MSE spread's variance
+    out["variance_fraction_finite_width"] = (out["sd_linear"] / out["sd_mse"]) ** 2
     out["beta"] = (depth - 1) / width
     return out
 
@@ -348,9 +353,12 @@ def _draw_moments(ax_var, ax_mean, p, betas, forward, backward):
 def _draw_histograms(ax, p, betas, forward):
     """log10 ‖x_L‖/‖x_0‖ at the largest β for the narrowest and widest width, with the
     exact law (a histogram of its draws) and the normal of the exact moments over them."""
-    edges = np.linspace(-6, 3, 73)
+    shown = (0, len(p["widths"]) - 1)
+    values = np.concatenate([_alive(forward[p["widths"][k]][:, -1]) for k in shown]) / 2 / LN10
+    lo, hi = np.floor(np.percentile(values, 0.1)), np.ceil(np.percentile(values, 99.9)) + 1
+    edges = np.linspace(lo, hi, int(8 * (hi - lo)) + 1)
     centers = 0.5 * (edges[1:] + edges[:-1])
-    for k in (0, len(p["widths"]) - 1):
+    for k in shown:
         n = p["widths"][k]
         color = plotting.OKABE_ITO[k]
         layers = _layers(betas[-1], n)
@@ -369,7 +377,10 @@ def _draw_histograms(ax, p, betas, forward):
     ax.axvline(0, color="0.5", lw=0.6, zorder=1)
     ax.set_xlabel(rf"$\log_{{10}}\|x_L\|/\|x_0\|$ at $\beta$ = {betas[-1]:g}")
     ax.set_ylabel("density")
-    ax.legend(fontsize=6, loc="upper right")
+    ax.legend(fontsize=6, loc="upper left")
+
+
+DIED_AT = -13.0  # where the trajectories panel marks the layer a network died at
 
 
 def _draw_trajectories(ax, p, deep_fwd, shown=40):
@@ -382,7 +393,7 @@ def _draw_trajectories(ax, p, deep_fwd, shown=40):
         alive = np.isfinite(row)
         ax.plot(layers[alive], row[alive], color="0.55", lw=0.4, zorder=2)
         if not alive.all():  # the layer where it died, at the bottom of the axis
-            ax.plot(layers[~alive][0], -11.5, "v", color=plotting.OKABE_ITO[3], ms=3,
+            ax.plot(layers[~alive][0], DIED_AT, "v", color=plotting.OKABE_ITO[3], ms=3,
                     zorder=3)
     laws = [_forward_law(n, m) for m in layers[1:]]
     mean = np.array([0.0] + [m.mean for m in laws]) / 2 / LN10
@@ -393,7 +404,7 @@ def _draw_trajectories(ax, p, deep_fwd, shown=40):
     ax.axhline(0, color="0.1", ls="--", lw=0.8, zorder=4, label="mean field (χ = 1)")
     ax.plot([], [], color="0.55", lw=0.4, label=f"{shown} networks")
     ax.plot([], [], "v", color=plotting.OKABE_ITO[3], ms=3, label="died at this layer")
-    ax.set_ylim(-12, 4)
+    ax.set_ylim(min(DIED_AT, float(np.min(mean - 2 * sd))) - 0.8, 4)
     ax.set_xlabel(f"layer $l$ (width {n})")
     ax.set_ylabel(r"$\log_{10}\|x_l\|/\|x_0\|$")
-    ax.legend(fontsize=6, loc="lower left")
+    ax.legend(fontsize=6, loc="lower left", bbox_to_anchor=(0.0, 0.06))
