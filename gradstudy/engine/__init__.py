@@ -6,6 +6,12 @@ and over the devices of every process after :func:`initialize_distributed`.
 """
 
 from gradstudy._seeds import seed_keys as seed_keys
+from gradstudy.engine._correlations import (
+    correlated_pairs as correlated_pairs,
+    input_correlations as input_correlations,
+    layer_pre_activations as layer_pre_activations,
+    measured_input_correlations as measured_input_correlations,
+)
 from gradstudy.engine._curvature import (
     hvp as hvp,
     initial_curvature as initial_curvature,
@@ -102,6 +108,10 @@ __all__ = [
     "clipping",
     "CLIPS",
     "compiled_program",
+    "correlated_pairs",
+    "input_correlations",
+    "layer_pre_activations",
+    "measured_input_correlations",
     "data_fingerprint",
     "DEFAULT_BUDGET_GB",
     "CPU_CHUNK_BYTES",

@@ -28,6 +28,15 @@ from gradstudy.theory._finite_width import (
     relu_log_norm_moments_first_order as relu_log_norm_moments_first_order,
     sample_relu_log_norm as sample_relu_log_norm,
 )
+from gradstudy.theory._kernel_maps import (
+    composed_correlation_map as composed_correlation_map,
+    leaky_relu_correlation_map as leaky_relu_correlation_map,
+    tat_leaky_relu_c_map as tat_leaky_relu_c_map,
+    tat_leaky_relu_c_map_trajectory as tat_leaky_relu_c_map_trajectory,
+    tat_leaky_relu_network_c_map as tat_leaky_relu_network_c_map,
+    tat_leaky_relu_sigma_w2 as tat_leaky_relu_sigma_w2,
+    tat_leaky_relu_slope as tat_leaky_relu_slope,
+)
 from gradstudy.theory._mean_field import (
     MeanFieldError as MeanFieldError,
     MeanFieldPoint as MeanFieldPoint,
@@ -82,6 +91,7 @@ __all__ = [
     "chain_gradients",
     "chi1",
     "chi_c",
+    "composed_correlation_map",
     "correlation_map",
     "critical_sigma_w2",
     "depth_scale_c",
@@ -93,6 +103,7 @@ __all__ = [
     "gaussian_expectation",
     "input_sigma_w2",
     "leaky_relu_chi1",
+    "leaky_relu_correlation_map",
     "leaky_relu_length_map",
     "length_map",
     "linear_chi1",
@@ -112,6 +123,11 @@ __all__ = [
     "relu_correlation_map",
     "relu_length_map",
     "relu_readout_excess",
+    "tat_leaky_relu_c_map",
+    "tat_leaky_relu_c_map_trajectory",
+    "tat_leaky_relu_network_c_map",
+    "tat_leaky_relu_sigma_w2",
+    "tat_leaky_relu_slope",
     "weight_grad_profile",
     "Z_MAX",
 ]
