@@ -6,6 +6,9 @@ and over the devices of every process after :func:`initialize_distributed`.
 """
 
 from gradstudy._seeds import seed_keys as seed_keys
+from gradstudy.engine._cnn_isometry import (
+    cnn_isometry as cnn_isometry,
+)
 from gradstudy.engine._correlations import (
     correlated_pairs as correlated_pairs,
     input_correlations as input_correlations,
@@ -106,6 +109,7 @@ __all__ = [
     "clear_initial_params_programs",
     "clip_fired",
     "clipping",
+    "cnn_isometry",
     "CLIPS",
     "compiled_program",
     "correlated_pairs",

@@ -14,6 +14,11 @@ from gradstudy.families.cnn._family import (
     is_stacked as is_stacked,
     layer_leaves as layer_leaves,
 )
+from gradstudy.families.cnn._isometry import (
+    isometry_probe as isometry_probe,
+    isometry_probes as isometry_probes,
+    probe_draws as probe_draws,
+)
 from gradstudy.families.cnn._measure import (
     MEASURED as MEASURED,
     coords as coords,
@@ -68,6 +73,8 @@ __all__ = [
     "family_scalars",
     "init_params",
     "is_output",
+    "isometry_probe",
+    "isometry_probes",
     "is_stacked",
     "LAYER_KINDS",
     "layer_leaves",
@@ -81,6 +88,7 @@ __all__ = [
     "NNXConvReadout",
     "output_bytes",
     "PADDINGS",
+    "probe_draws",
     "param_count",
     "READOUT",
     "Readout",

@@ -1,0 +1,341 @@
+"""Deep vanilla 1-D CNNs at critical tanh: delta-orthogonal against Gaussian kernels
+(Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington, ICML 2018).
+
+Setup.  Plain stacks h_l = tanh(conv_l(h_(l−1)) + b_l) of C → C layers, kernel size 3,
+circular padding (periodic signals: the mean-field theory of CNNs), on the critical line
+χ₁ = σ_w² E[φ'(√q* z)²] = 1 at a small bias variance, σ_b² = 1e−5, so that q* ≈ 0.020 and
+σ_w² ≈ 1.040 (:func:`gradstudy.theory.critical_sigma_w2`, ``fixed_point_q``).  Kernels are
+either delta-orthogonal (an orthogonal centre tap times σ_w; Xiao et al. Algorithm 2) or
+Gaussian, W ~ N(0, σ_w²/(3C)).  Every network starts at the fixed point: its input has
+mean square (q* − σ_b²)/σ_w² over the channels at every position
+(:func:`gradstudy.engine.cnn_isometry`).
+
+Expectations, stated before measuring.
+
+(a) Gradients.  For a random readout ⟨u, h_L⟩, mean field makes the seed mean of
+r_d = ‖δ_(L−d)‖²/‖δ_L‖² equal χ₁^d = 1 for BOTH kernels: at χ₁ = 1 the mean does not
+distinguish them.  What does is the per-seed value: the Gaussian kernel's per-layer factor
+fluctuates (its kernel has only 3C² entries), so ln r_d is a sum of d random
+increments — a log-normal whose mean is 1 has E[ln r] = −½ Var[ln r], so the typical
+Gaussian network's input gradient is smaller than the mean by e^(−Var/2) (Hanin & Nica
+2019 for the log-normal limit of products).  The delta-orthogonal kernel is an isometry of
+the channels at every position; only φ' varies, by O(q*), so its per-seed ratios stay
+flat.
+(b) Spectrum.  For a circular convolution the DFT over positions block-diagonalises every
+kernel into C × C blocks Ŵ(f) = Σ_j W_j e^(−2πifj/n).  Delta-orthogonal: every block is
+the same orthogonal matrix and the layers never mix positions, so J = ∂h_L/∂h_0 is
+block-diagonal, one width-C fully connected orthogonal network per position: its spectrum
+IS the orthogonal one.  Gaussian: each Ŵ(f) has i.i.d. entries of variance σ_w²/C, so
+W Wᵀ has the Marchenko–Pastur spectrum at aspect ratio 1 (normalised variance 1) as C
+grows; the blocks at different f are not independent (3C² numbers make nC² entries), so
+the freeness of W Wᵀ and D² that the free-probability product needs is Xiao et al.'s
+assumption, tested here.  Then (Pennington et al. 2017, Eq. 14–15;
+:func:`gradstudy.theory.jacobian_spectrum_moments`) the squared singular values λ of J at
+depth L have mean χ₁^L = 1 and normalised variance L(μ₂/μ₁² − 1 + s), s = 1 (Gaussian),
+0 (orthogonal), μ_k = E[φ'(√q* z)^(2k)]: ≈ 1.003 L against ≈ 0.0027 L.  Free probability is
+the C → ∞ limit; a width-C orthogonal network's normalised variance carries an O(L/C)
+excess (measured ∝ 1/C at C = 16, 32 and 64: ≈ 0.015 L/C, and a mean drifting up by
+1.7 %, 1.3 % and 0.7 % at depth 30), so the delta-orthogonal claims are made at 2C = 64
+(with N = 256: 4 positions), the normalised variance as the C → ∞ extrapolation from 2C
+and C, 2·v(2C) − v(C), exact for an excess a/C.
+(c) Training.  Stated before the paper-scale run, after pilots (one seed each, depth 500,
+8 channels): Adam at lr 1e−4 took the delta-orthogonal network's training loss from
+ln 10 = 2.303 to 2.20 in 200 steps (test accuracy 17 %) and left the Gaussian one at
+2.303; at 300 steps Adam's minibatch loss spiked (to 2.64 at lr 1e−4, and lr 3e−4 and
+1e−3 were unstable for both); SGD (3e−3) and momentum (3e−3) moved the delta-orthogonal
+loss only to 2.29 and 2.27.  The claim: depth 500, 8 channels, circular padding, tanh at
+σ_w = 1, σ_b = 0 (the family's networks have no bias variance: the q* = 0 end of the
+critical line, where both kernels are critical), Adam at lr 1e−4, batch 32, 200 steps,
+one seed per kernel.  "Trains": the final training loss (on training examples) is at
+least 0.05 below ln 10; "does not train": within 0.01 of ln 10, the loss of a uniform
+prediction.  Only leaving chance is claimed, not the MNIST-1D paper's 94 %: a
+delta-orthogonal network sees every position on its own at init (only the centre tap is
+non-zero, and the readout averages over positions), so it must grow the other taps to see
+shapes, which takes far more than 200 steps.
+
+Scale-down.  Xiao et al. trained 10,000-layer CNNs, far wider than here, for thousands of
+steps on MNIST and CIFAR-10; here 500 layers, 8 channels and 200 steps on MNIST-1D (20×
+shallower, far narrower, far fewer steps), the spectra at C ≤ 64 and N = length·C = 256,
+and the gradient profiles at depth 1,000 with 32 channels, to fit a 2-minute budget on
+2 CPU cores.
+"""
+
+import math
+
+import numpy as np
+
+from gradstudy import plotting, theory
+from gradstudy.data import mnist1d
+from gradstudy.engine import OptimizerSpec, Training, cnn_isometry
+from gradstudy.families.cnn import CNNSpec
+from gradstudy.studies import Claim, log_mean_square_excess, mean_se, tolerance
+
+NAME = "deep_cnn_isometry"
+DESCRIPTION = "critical tanh CNNs to depth 1,000: delta-orthogonal vs Gaussian kernels, " \
+              "gradients, Jacobian spectra (free probability) and training on MNIST-1D"
+SCALES = {
+    "smoke": {"grad_depth": 60, "grad_channels": 16, "seeds": 8, "jac_depths": [8],
+              "jac_channels": 16, "train_depth": 20, "train_channels": 4, "train_steps": 20,
+              "train_seeds": 1},
+    "paper": {"grad_depth": 1000, "grad_channels": 32, "seeds": 16, "jac_depths": [10, 30],
+              "jac_channels": 32, "train_depth": 500, "train_channels": 8,
+              "train_steps": 200, "train_seeds": 1},
+}
+LIMITS = {"grad_depth": (10, 5000), "grad_channels": (2, 256), "seeds": (4, 1024),
+          "jac_depths": {"len": (1, 4), "distinct": True, "range": (1, 200)},
+          "jac_channels": (4, 64), "train_depth": (2, 2000), "train_channels": (2, 64),
+          "train_steps": (10, 100_000), "train_seeds": (1, 16)}
+SIGMA_B2 = 1e-5  # small: q* ≈ 0.02, near the isometric q* → 0 end of the critical line
+KERNEL = 3
+GRAD_LENGTH = 16  # positions of the gradient profiles
+JAC_SIZE = 256  # N = length · channels of every measured Jacobian
+INITS = {"delta_orthogonal": "orthogonal", "gaussian": "gaussian"}  # kernel → theory's s
+LABELS = {"delta_orthogonal": "δ-orthogonal", "gaussian": "Gaussian"}
+MIN_TRAIN_DEPTH, MIN_TRAIN_STEPS = 200, 100  # the training claims need this much
+TRAINS_DROP = 0.05  # "trains": final training loss at least this below ln 10
+STUCK_LOSS = 0.01  # "does not train": final training loss within this of ln 10
+LR = 1e-4
+SOURCE = ("Xiao et al. 2018 (CNN mean field, delta-orthogonal); Pennington et al. 2017 "
+          "Eq. 14-15 (free-probability moments)")
+
+
+def critical_point() -> tuple[float, float, float]:
+    """(σ_w², q*, input mean square) on the critical line at σ_b² = SIGMA_B2."""
+    sw2 = float(theory.critical_sigma_w2("tanh", SIGMA_B2))
+    q = float(theory.fixed_point_q("tanh", sw2, SIGMA_B2))
+    return sw2, q, (q - SIGMA_B2) / sw2
+
+
+def _spec(init, depth, channels, length, sigma_w):
+    return CNNSpec(depth=depth, channels=channels, kernel_size=KERNEL, length=length,
+                   activation="tanh", init=init, sigma_w=sigma_w, padding="circular")
+
+
+def _jac_widths(init, c):
+    """Channels of the measured Jacobians: the claims' width first.  δ-orthogonal: 2C and
+    C (its finite-width excess is O(L/C): the claims at 2C, the extrapolation from both)."""
+    return (c,) if init == "gaussian" else (2 * c, c)
+
+
+def run(ctx, p):
+    sw2, q, input_ms = critical_point()
+    sigma_w, sigma_b = math.sqrt(sw2), math.sqrt(SIGMA_B2)
+
+    def probe(init, depth, channels, length, jac_depths=()):
+        return cnn_isometry(_spec(init, depth, channels, length, sigma_w), sigma_b,
+                            input_ms, p["seeds"], tuple(jac_depths),
+                            cache_dir=ctx.results_dir,
+                            name=f"isometry-{init}-c{channels}")
+
+    grads = {i: probe(i, p["grad_depth"], p["grad_channels"], GRAD_LENGTH) for i in INITS}
+    c = p["jac_channels"]
+    deepest = max(p["jac_depths"])
+    spectra = {(init, w): probe(init, deepest, w, JAC_SIZE // w, p["jac_depths"])
+               for init in INITS for w in _jac_widths(init, c)}
+    runs = _train(ctx, p)
+    claims = (_gradient_claims(p, grads) + _spectrum_claims(p, spectra, sw2)
+              + _train_claims(p, runs))
+    ctx.extra.setdefault("measured", {}).update(_measured(p, grads, spectra, runs, sw2, q))
+    _draw(ctx, p, grads, spectra, runs, sw2)
+    return claims
+
+
+def _train(ctx, p):
+    data = mnist1d(ctx.results_dir.parent / "data")
+    runs = {}
+    for init in INITS:
+        spec = CNNSpec(depth=p["train_depth"], channels=p["train_channels"],
+                       kernel_size=KERNEL, activation="tanh", init=init, sigma_w=1.0,
+                       padding="circular")
+        steps = p["train_steps"]
+        runs[init] = ctx.train(Training(
+            points=(spec,), labels=(LABELS[init],), optimizer=OptimizerSpec("adam", LR),
+            steps=steps, seeds=p["train_seeds"], batch_size=32, eval_every=steps,
+            record_every=max(1, steps // 10)), data, tag=f"train-{init}")
+    return runs
+
+
+# -------------------------------------------------------------------------- claims
+def _ratios(ds, d):
+    """(seeds,) r_d = ‖δ_(L−d)‖² / ‖δ_L‖²."""
+    b = ds.backprop_sq.values
+    return b[:, -1 - d] / b[:, -1]
+
+
+def _gradient_claims(p, grads):
+    L = p["grad_depth"]
+    claims = []
+    for init, ds in grads.items():
+        excess, se = log_mean_square_excess(0.5 * np.log10(_ratios(ds, L)), 0.0)
+        claims.append(Claim(
+            f"grad_mean_flat_{init}", f"depth {L}, {LABELS[init]} kernels, χ₁ = 1: ½ log10 "
+            f"of the seed mean of ‖δ_0‖²/‖δ_L‖² is mean field's χ₁^L → 0 (4 SE)", excess,
+            0.0, tolerance(se), SOURCE))
+    ln_r = np.log(_ratios(grads["gaussian"], L))
+    ln_r = ln_r[np.isfinite(ln_r)]
+    _, se_mean = mean_se(ln_r)
+    var = float(np.var(ln_r, ddof=1))
+    se_half_var = 0.5 * var * math.sqrt(2.0 / (ln_r.size - 1))  # Gaussian sample variance
+    claims.append(Claim(
+        "grad_typical_gaussian", f"depth {L}, Gaussian kernels: the seed mean of "
+        f"ln(‖δ_0‖²/‖δ_L‖²) is −½ its seed variance (log-normal with mean χ₁^L = 1; "
+        f"variance {var:.2f}; 4 SE of both)", float(np.mean(ln_r)), -0.5 * var,
+        tolerance(se_mean, se_half_var), "Hanin & Nica 2019 (log-normal products); " + SOURCE))
+    return claims
+
+
+def spectrum_moments(ds) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed and depth: the mean of λ and its normalised variance m₂/m₁² − 1."""
+    s = ds.sv2.values  # (seed, depth, N)
+    m1 = s.mean(-1)
+    return m1, (s**2).mean(-1) / m1**2 - 1
+
+
+def _spectrum_claims(p, spectra, sw2):
+    c = p["jac_channels"]
+    claims = []
+    for k, d in enumerate(p["jac_depths"]):
+        for init, weights in INITS.items():
+            th = theory.jacobian_spectrum_moments("tanh", sw2, SIGMA_B2, d, weights=weights)
+            w = _jac_widths(init, c)[0]
+            m1, nvar = spectrum_moments(spectra[(init, w)])
+            mean, se = mean_se(m1[:, k])
+            claims.append(Claim(
+                f"jac_mean_{init}_L{d}", f"{LABELS[init]}, depth {d}, C = {w}: the mean "
+                f"squared singular value of ∂h_L/∂h_0 is χ₁^L = {th.mean:.3f} (4 SE)", mean,
+                th.mean, tolerance(se), SOURCE))
+            if init == "gaussian":
+                value, se = mean_se(nvar[:, k])
+                what = f"C = {w}"
+            else:  # the C → ∞ extrapolation of an O(1/C) excess from 2C and C
+                _, narrow = spectrum_moments(spectra[(init, c)])
+                value, se = mean_se(2 * nvar[:, k] - narrow[:, k])
+                what = f"extrapolated to C → ∞ from C = {w} and {c}"
+            claims.append(Claim(
+                f"jac_nvar_{init}_L{d}", f"{LABELS[init]}, depth {d} ({what}): the "
+                f"normalised variance of the squared singular values is free probability's "
+                f"L(μ₂/μ₁² − 1 + s) = {th.normalized_variance:.4g} (4 SE)", value,
+                th.normalized_variance, tolerance(se), SOURCE))
+    return claims
+
+
+def _final(ds, name):
+    return ds[name].isel(point=0, learning_rate=0, eval_step=-1).values
+
+
+def _train_claims(p, runs):
+    if p["train_depth"] < MIN_TRAIN_DEPTH or p["train_steps"] < MIN_TRAIN_STEPS:
+        return []
+    L, steps = p["train_depth"], p["train_steps"]
+    delta = float(np.nanmedian(_final(runs["delta_orthogonal"], "train_loss")))
+    gauss = float(np.nanmedian(_final(runs["gaussian"], "train_loss")))
+    setup = f"depth {L}, {p['train_channels']} channels, {steps} Adam steps at lr {LR:g}"
+    return [
+        Claim("train_delta_orthogonal_trains", f"{setup}: the δ-orthogonal CNN trains (final "
+              f"training loss, median, at least {TRAINS_DROP} below ln 10)", delta,
+              math.log(10) - TRAINS_DROP, 0.0, "Xiao et al. 2018", kind="less"),
+        Claim("train_gaussian_stuck", f"{setup}: the Gaussian-kernel CNN does not train "
+              f"(final training loss, median, within {STUCK_LOSS} of ln 10)", gauss,
+              math.log(10), STUCK_LOSS, "Xiao et al. 2018"),
+    ]
+
+
+def _measured(p, grads, spectra, runs, sw2, q) -> dict:
+    L = p["grad_depth"]
+    out = {"sigma_w2": sw2, "q_star": q, "sigma_b2": SIGMA_B2}
+    for init, ds in grads.items():
+        ln_r = np.log(_ratios(ds, L))
+        out[f"var_ln_ratio_{init}"] = float(np.nanvar(ln_r, ddof=1))
+        out[f"nonfinite_{init}"] = int(np.sum(~np.isfinite(ds.backprop_sq.values)))
+    for (init, c), ds in spectra.items():
+        m1, nvar = spectrum_moments(ds)
+        for k, d in enumerate(p["jac_depths"]):
+            out[f"nvar_{init}_c{c}_L{d}"] = float(np.mean(nvar[:, k]))
+    for init, ds in runs.items():
+        for field in ("train_loss", "test_accuracy"):
+            out[f"{field}_{init}"] = float(np.nanmedian(_final(ds, field)))
+    return out
+
+
+# -------------------------------------------------------------------------- figure
+def _draw(ctx, p, grads, spectra, runs, sw2):
+    L = p["grad_depth"]
+    colors = {"delta_orthogonal": plotting.OKABE_ITO[0], "gaussian": plotting.OKABE_ITO[1]}
+    with plotting.style():
+        fig, axes = plotting.figure("double", 5.4, nrows=2, ncols=2,
+                                    gridspec_kw={"wspace": 0.35, "hspace": 0.6})
+        axes = axes.ravel()
+        ax = axes[0]
+        d = np.arange(1, L + 1)
+        for init, ds in grads.items():
+            b = ds.backprop_sq.values
+            r = b[:, -2::-1] / b[:, -1:]  # r_d for d = 1..L
+            plotting.median_band(ax, d, r, colors[init], label=LABELS[init])
+            plotting.mark_nonfinite(ax, d, r, colors[init])
+        ax.axhline(1.0, color="0.2", ls="--", lw=0.9, label="mean field χ₁$^d$ = 1", zorder=5)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("layers back from the output, d")
+        ax.set_ylabel(r"$\|\delta_{L-d}\|^2 / \|\delta_L\|^2$")
+        ax.set_title(f"(a) gradients, depth {L}, C = {p['grad_channels']}: median, "
+                     f"10–90 % of {p['seeds']} seeds", fontsize=7)
+        ax.legend(fontsize=5, loc="upper left")
+
+        ax = axes[1]
+        depths = np.asarray(p["jac_depths"])
+        grid = np.geomspace(1, max(depths) * 1.5, 50)
+        c = p["jac_channels"]
+        for init, weights in INITS.items():
+            slope = theory.jacobian_spectrum_moments("tanh", sw2, SIGMA_B2, 1,
+                                                     weights=weights).layer_slope
+            ax.plot(grid, slope * grid, color=colors[init], lw=1.0, zorder=5,
+                    label=f"free prob., {'s = 1' if weights == 'gaussian' else 's = 0'}")
+            widths = _jac_widths(init, c)
+            for w, marker in zip(widths, "os"):
+                _, nvar = spectrum_moments(spectra[(init, w)])
+                mean = nvar.mean(0)
+                err = nvar.std(0, ddof=1) / math.sqrt(nvar.shape[0])
+                ax.errorbar(depths, mean, yerr=err, fmt=marker, ms=3, color=colors[init],
+                            mfc="none" if w != widths[0] else colors[init], lw=0.8,
+                            label=f"{LABELS[init]}, C = {w}")
+            if init == "delta_orthogonal":  # the claim's C → ∞ extrapolation
+                _, wide = spectrum_moments(spectra[(init, 2 * c)])
+                _, narrow = spectrum_moments(spectra[(init, c)])
+                ax.plot(depths, (2 * wide - narrow).mean(0), "*", ms=5, color="0.2",
+                        zorder=6, label=f"{LABELS[init]}, C → ∞ (from {2 * c}, {c})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("depth L")
+        ax.set_ylabel("var λ / mean²")
+        ax.set_title(f"(b) Jacobian spectrum, N = {JAC_SIZE}: mean ± SE over seeds",
+                     fontsize=7)
+        ax.legend(fontsize=5, loc="center right")
+
+        ax = axes[2]
+        deepest = max(depths)
+        edges = np.linspace(-8, 2, 81)
+        for init in INITS:
+            s = spectra[(init, c)].sv2.sel(jacobian_depth=deepest).values.ravel()  # same C
+            with np.errstate(divide="ignore"):
+                logs = np.log10(s[np.isfinite(s) & (s > 0)])
+            ax.hist(np.clip(logs, edges[0], edges[-1]), bins=edges, density=True,
+                    histtype="step", color=colors[init], label=LABELS[init])
+        ax.axvline(0.0, color="0.2", ls="--", lw=0.9, label="mean χ₁$^L$ = 1")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\log_{10}\lambda$ (clipped to the axis)")
+        ax.set_ylabel("density")
+        ax.set_title(f"(c) λ at depth {deepest}, C = {c}, all seeds", fontsize=7)
+        ax.legend(fontsize=5, loc="upper left")
+
+        ax = axes[3]
+        for init, ds in runs.items():
+            loss = ds.loss.isel(point=0, learning_rate=0).values
+            plotting.median_band(ax, np.arange(loss.shape[-1]), loss, colors[init],
+                                 label=LABELS[init])
+        ax.axhline(math.log(10), color="0.4", ls=":", lw=0.9, label="ln 10 (chance)")
+        ax.set_xlabel("Adam step")
+        ax.set_ylabel("minibatch loss")
+        ax.set_title(f"(d) MNIST-1D, depth {p['train_depth']}, {p['train_channels']} "
+                     f"channels, Adam lr {LR:g}: median of {p['train_seeds']}", fontsize=7)
+        ax.legend(fontsize=5, loc="lower left")
+        plotting.save_figure(fig, ctx.figures_dir, NAME)
