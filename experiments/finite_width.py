@@ -43,9 +43,11 @@ Claims (K_SE = 4 standard errors from the spread over seeds; never widened):
     (dead ones included, as vanished) against the exact law (2·10⁵ draws of it; binomial SE).
 
 Also measured (ctx.extra["measured"]): how much of depth_profile's paper configuration's
-seed-to-seed spread (ReLU, He, width 256, depth 64, MSE, 16 seeds, batch 32) finite width
-predicts, kept apart from its ×1.9 median excess (a shift, which finite width predicts in
-the opposite direction: a median below mean field).
+seed-to-seed spread (ReLU, He, width 256, depth 64, MSE, 16 seeds, batch 32: the same
+networks, measured by signal_log_norms) finite width predicts: the spread with MSE and with
+⟨y, t⟩ (finite width's alone), the per-example spread against the exact law, and the
+bracket [÷√32, ×1] for the batch norm; kept apart from depth_profile's median excess (a
+shift up, the readout residual's; finite width shifts the median down).
 
 Scale: Hanin & Nica's theorems are asymptotic; the widths here (8–64, fo 128) and 4,000
 networks each keep the study within 2 minutes on 2 CPU cores.
@@ -57,7 +59,7 @@ import numpy as np
 from matplotlib.ticker import FormatStrFormatter, NullFormatter
 from scipy import stats
 
-from gradstudy import MLPSpec, Sweep, plotting
+from gradstudy import MLPSpec, plotting
 from gradstudy.engine import signal_log_norms
 from gradstudy.studies import K_SE, Claim, require, tolerance
 from gradstudy.theory import (
@@ -267,27 +269,33 @@ def _deep_claims(n, depth, data):
 # ------------------------------------------------------- depth_profile's configuration
 def _depth_profile_spread(ctx, width, depth, seeds, batch) -> dict:
     """depth_profile's ReLU + He configuration (its networks: the same spec, seeds, batch
-    and base seed; seeds draw common random numbers) with its MSE loss and with ⟨y, t⟩:
-    the seed-to-seed standard deviation of log10 ‖δ_1‖/‖δ_L‖ against finite width's.
+    and base seed, drawn as a sweep draws them) with its MSE loss and with ⟨y, t⟩: the
+    seed-to-seed standard deviation of log10 ‖δ_1‖/‖δ_L‖ (norms over the batch, as
+    depth_profile's) and of its per-example counterpart, against finite width's.
 
     Finite width predicts, for one example and an independent cotangent, the exact law of
     L − 1 backward layers; a batch of B examples (correlated through the shared weights)
-    averages the squared norms, so the batch statistic's SD lies between that of independent
+    sums the squared norms, so the batch statistic's SD lies between that of independent
     examples (÷√B) and that of one example."""
     spec = MLPSpec(width=width, depth=depth, activation="relu", init="he_normal",
                    sigma_w=1.0, dtype="float64")
     out = {}
     for loss in ("mse", "linear"):
-        ds = ctx.sweep(Sweep(points=[spec], depths=(depth,), seeds=seeds, batch=batch,
-                             labels=[f"relu | He | {loss}"], loss=loss), tag=f"profile_{loss}")
-        bp = ds.backprop_norm.isel(point=0, depth=0).values  # (seed, layer)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = np.log10(bp[:, 0] / bp[:, -1])
-        finite = _alive(log_ratio)
+        ds = signal_log_norms(spec, seeds, batch, loss=loss, cache_dir=ctx.results_dir,
+                              name=f"{NAME}_profile_{loss}")
+        bwd = ds.backward_log_sq_norm.values  # (seed, example, layer 0..depth)
+        with np.errstate(invalid="ignore"):
+            per_example = (bwd[:, :, 1] - bwd[:, :, depth]) / 2 / LN10
+            # ‖δ_l‖² over batch and units: the sum of the examples' squared norms
+            batch_ratio = (_logsumexp(bwd[:, :, 1]) - _logsumexp(bwd[:, :, depth])) / 2 / LN10
+        finite = _alive(batch_ratio)
         out[f"sd_{loss}"] = float(np.std(finite, ddof=1))
         # standard error of a standard deviation from N normal samples: s/√(2(N − 1))
         out[f"sd_se_{loss}"] = out[f"sd_{loss}"] / math.sqrt(2 * (finite.size - 1))
         out[f"median_{loss}"] = float(np.median(finite))
+        # one example per network: the first (the examples of a network are correlated)
+        out[f"sd_per_example_{loss}"] = float(np.std(_alive(per_example[:, 0]), ddof=1))
+        out[f"sd_pooled_examples_{loss}"] = float(np.std(_alive(per_example), ddof=1))
     law = _backward_law(width, depth - 1)
     out["sd_finite_width_one_example"] = law.std / 2 / LN10
     out["sd_finite_width_independent_examples"] = law.std / 2 / LN10 / math.sqrt(batch)
@@ -297,6 +305,13 @@ def _depth_profile_spread(ctx, width, depth, seeds, batch) -> dict:
     out["variance_fraction_finite_width"] = (out["sd_linear"] / out["sd_mse"]) ** 2
     out["beta"] = (depth - 1) / width
     return out
+
+
+def _logsumexp(x) -> np.ndarray:
+    """log Σ exp over the last axis (−inf where every entry is −inf)."""
+    top = np.max(x, axis=-1)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    return safe + np.log(np.sum(np.exp(x - safe[..., None]), axis=-1))
 
 
 # --------------------------------------------------------------------------- figure
