@@ -68,27 +68,26 @@ from gradstudy import plotting, theory
 from gradstudy.data import mnist1d
 from gradstudy.engine import OptimizerSpec, Training, cnn_isometry
 from gradstudy.families.cnn import CNNSpec
-from gradstudy.studies import Claim, log_mean_square_excess, mean_se, tolerance
+from gradstudy.studies import Claim, log_mean_square_excess, mean_se, require, tolerance
 
 NAME = "deep_cnn_isometry"
 DESCRIPTION = "critical tanh CNNs to depth 1,000: delta-orthogonal vs Gaussian kernels, " \
               "gradients, Jacobian spectra (free probability) and training on MNIST-1D"
 SCALES = {
-    "smoke": {"grad_depth": 60, "grad_channels": 16, "seeds": 8, "jac_depths": [8],
-              "jac_channels": 16, "train_depth": 20, "train_channels": 4, "train_steps": 20,
-              "train_seeds": 1},
+    "smoke": {"grad_depth": 40, "grad_channels": 16, "seeds": 8, "jac_depths": [8],
+              "jac_channels": 16, "jac_size": 128, "train_depth": 8, "train_channels": 4,
+              "train_steps": 10, "train_seeds": 1},
     "paper": {"grad_depth": 1000, "grad_channels": 32, "seeds": 16, "jac_depths": [10, 30],
-              "jac_channels": 32, "train_depth": 500, "train_channels": 8,
+              "jac_channels": 32, "jac_size": 256, "train_depth": 500, "train_channels": 8,
               "train_steps": 200, "train_seeds": 1},
 }
 LIMITS = {"grad_depth": (10, 5000), "grad_channels": (2, 256), "seeds": (4, 1024),
           "jac_depths": {"len": (1, 4), "distinct": True, "range": (1, 200)},
-          "jac_channels": (4, 64), "train_depth": (2, 2000), "train_channels": (2, 64),
-          "train_steps": (10, 100_000), "train_seeds": (1, 16)}
+          "jac_channels": (4, 64), "jac_size": (64, 1024), "train_depth": (2, 2000),
+          "train_channels": (2, 64), "train_steps": (10, 100_000), "train_seeds": (1, 16)}
 SIGMA_B2 = 1e-5  # small: q* ≈ 0.02, near the isometric q* → 0 end of the critical line
 KERNEL = 3
 GRAD_LENGTH = 16  # positions of the gradient profiles
-JAC_SIZE = 256  # N = length · channels of every measured Jacobian
 INITS = {"delta_orthogonal": "orthogonal", "gaussian": "gaussian"}  # kernel → theory's s
 LABELS = {"delta_orthogonal": "δ-orthogonal", "gaussian": "Gaussian"}
 MIN_TRAIN_DEPTH, MIN_TRAIN_STEPS = 200, 100  # the training claims need this much
@@ -111,6 +110,13 @@ def _spec(init, depth, channels, length, sigma_w):
                    activation="tanh", init=init, sigma_w=sigma_w, padding="circular")
 
 
+def validate(p):
+    """The Jacobians are N × N with N = jac_size = positions × channels at C and 2C."""
+    require(p["jac_size"] % (2 * p["jac_channels"]) == 0, "jac_size",
+            f"must be a multiple of 2 · jac_channels = {2 * p['jac_channels']}, got "
+            f"{p['jac_size']}")
+
+
 def _jac_widths(init, c):
     """Channels of the measured Jacobians: the claims' width first.  δ-orthogonal: 2C and
     C (its finite-width excess is O(L/C): the claims at 2C, the extrapolation from both)."""
@@ -130,7 +136,7 @@ def run(ctx, p):
     grads = {i: probe(i, p["grad_depth"], p["grad_channels"], GRAD_LENGTH) for i in INITS}
     c = p["jac_channels"]
     deepest = max(p["jac_depths"])
-    spectra = {(init, w): probe(init, deepest, w, JAC_SIZE // w, p["jac_depths"])
+    spectra = {(init, w): probe(init, deepest, w, p["jac_size"] // w, p["jac_depths"])
                for init in INITS for w in _jac_widths(init, c)}
     runs = _train(ctx, p)
     claims = (_gradient_claims(p, grads) + _spectrum_claims(p, spectra, sw2)
@@ -246,6 +252,10 @@ def _measured(p, grads, spectra, runs, sw2, q) -> dict:
     for init, ds in grads.items():
         ln_r = np.log(_ratios(ds, L))
         out[f"var_ln_ratio_{init}"] = float(np.nanvar(ln_r, ddof=1))
+        for d in (10, 30, 100, 300):  # how the spread grows (not claimed: no rate derived)
+            if d < L:
+                out[f"var_ln_ratio_{init}_d{d}"] = float(np.nanvar(np.log(_ratios(ds, d)),
+                                                                   ddof=1))
         out[f"nonfinite_{init}"] = int(np.sum(~np.isfinite(ds.backprop_sq.values)))
     for (init, c), ds in spectra.items():
         m1, nvar = spectrum_moments(ds)
@@ -262,8 +272,8 @@ def _draw(ctx, p, grads, spectra, runs, sw2):
     L = p["grad_depth"]
     colors = {"delta_orthogonal": plotting.OKABE_ITO[0], "gaussian": plotting.OKABE_ITO[1]}
     with plotting.style():
-        fig, axes = plotting.figure("double", 5.4, nrows=2, ncols=2,
-                                    gridspec_kw={"wspace": 0.35, "hspace": 0.6})
+        fig, axes = plotting.figure("double", 4.6, nrows=2, ncols=2,
+                                    gridspec_kw={"wspace": 0.3, "hspace": 0.55})
         axes = axes.ravel()
         ax = axes[0]
         d = np.arange(1, L + 1)
@@ -305,11 +315,12 @@ def _draw(ctx, p, grads, spectra, runs, sw2):
                         zorder=6, label=f"{LABELS[init]}, C → ∞ (from {2 * c}, {c})")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_ylim(1e-3, 1e3)  # room for the legend above the lines
         ax.set_xlabel("depth L")
         ax.set_ylabel("var λ / mean²")
-        ax.set_title(f"(b) Jacobian spectrum, N = {JAC_SIZE}: mean ± SE over seeds",
+        ax.set_title(f"(b) Jacobian spectrum, N = {p['jac_size']}: mean ± SE over seeds",
                      fontsize=7)
-        ax.legend(fontsize=5, loc="center right")
+        ax.legend(fontsize=5, loc="upper left")
 
         ax = axes[2]
         deepest = max(depths)
@@ -336,6 +347,6 @@ def _draw(ctx, p, grads, spectra, runs, sw2):
         ax.set_xlabel("Adam step")
         ax.set_ylabel("minibatch loss")
         ax.set_title(f"(d) MNIST-1D, depth {p['train_depth']}, {p['train_channels']} "
-                     f"channels, Adam lr {LR:g}: median of {p['train_seeds']}", fontsize=7)
+                     f"channels, Adam lr {LR:g}, {p['train_seeds']} seed(s)", fontsize=7)
         ax.legend(fontsize=5, loc="lower left")
         plotting.save_figure(fig, ctx.figures_dir, NAME)
