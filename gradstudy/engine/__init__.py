@@ -54,6 +54,7 @@ from gradstudy.engine._signal_norms import (
     signal_log_norms as signal_log_norms,
 )
 from gradstudy.engine._spectra import (
+    jacobian_spectrum as jacobian_spectrum,
     layer_jacobian_spectrum as layer_jacobian_spectrum,
 )
 from gradstudy.engine._sweep import (
@@ -129,6 +130,7 @@ __all__ = [
     "initial_curvature",
     "initial_params",
     "initialize_distributed",
+    "jacobian_spectrum",
     "layer_jacobian_spectrum",
     "MAX_BATCH",
     "MAX_POINTS",

@@ -12,6 +12,9 @@ from gradstudy.families.mlp._family import (
     measured_jacobian_mean_singular_values as measured_jacobian_mean_singular_values,
     sample_network as sample_network,
 )
+from gradstudy.families.mlp._jacobians import (
+    jacobian_squared_singular_values as jacobian_squared_singular_values,
+)
 from gradstudy.families.mlp._memory import (
     network_bytes as network_bytes,
     network_output_bytes as network_output_bytes,
@@ -60,6 +63,7 @@ __all__ = [
     "init_and_probe",
     "init_params",
     "InputLayer",
+    "jacobian_squared_singular_values",
     "layer_jacobian_singular_values",
     "LAYER_KINDS",
     "LAYER_LEAVES",
