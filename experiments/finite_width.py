@@ -124,8 +124,10 @@ def run(ctx, p):
     forward, backward = {}, {}
     for n in p["widths"]:
         depth = _layers(betas[-1], n) + 1
-        ds = signal_log_norms(_spec(n, depth), p["seeds"], cache_dir=ctx.results_dir,
-                              name=f"{NAME}_n{n}")
+        # base seed n: no two widths (nor the deep and first-order runs, seeds 1 and 2)
+        # draw from the same keys
+        ds = signal_log_norms(_spec(n, depth), p["seeds"], base_seed=n,
+                              cache_dir=ctx.results_dir, name=f"{NAME}_n{n}")
         fwd = ds.forward_log_sq_norm.values[:, 0]  # (seed, layer 0..depth)
         bwd = ds.backward_log_sq_norm.values[:, 0]
         forward[n] = np.stack([fwd[:, _layers(b, n)] - fwd[:, 0] for b in betas], 1)
@@ -376,6 +378,8 @@ def _draw_moments(ax_var, ax_mean, p, betas, forward, backward):
         ax.set_yscale("log")
         ax.set_xticks(betas, [f"{b:g}" for b in betas])
         ax.xaxis.set_minor_formatter(NullFormatter())
+        lo, hi = ax.get_ylim()
+        ax.set_yticks([t for t in (0.5, 1, 2, 5, 10, 20, 50, 100) if lo <= t <= hi])
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(r"$\beta = \sum_l 1/n_l$ (forward: $L/n$; backward: $m/n$)")
