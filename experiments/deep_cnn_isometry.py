@@ -277,6 +277,9 @@ def _measured(p, grads, spectra, runs, sw2, q) -> dict:
     slope = float(jax.grad(lambda x: theory.length_map("tanh", x, sw2, SIGMA_B2))(q))
     out["length_map_slope"] = slope
     out["radial_sv2_deepest"] = slope ** (2 * max(p["jac_depths"]))
+    wide = 2 * p["jac_channels"]  # measured: the N/C smallest λ, one per position
+    sv2 = spectra[("delta_orthogonal", wide)].sv2.sel(jacobian_depth=max(p["jac_depths"]))
+    out["radial_sv2_measured"] = float(np.mean(sv2.values[:, :p["jac_size"] // wide]))
     for init, weights in INITS.items():
         out[f"layer_slope_{init}"] = theory.jacobian_spectrum_moments(
             "tanh", sw2, SIGMA_B2, 1, weights=weights).layer_slope
