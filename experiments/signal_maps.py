@@ -13,7 +13,7 @@ q = 1 at every layer (a fixed point of the Q-map; for tanh and softplus a stable
 
 - ReLU (He) and leaky ReLU (slope 0.2): closed-form C-map (arc-cosine kernel), c → 1 with
   depth at an algebraic rate: ReLU's C^{∘49}(0) = 0.987 — every input looks alike;
-- tanh (σ_w² = 2.54, χ₁ = 1.17 at q = 1: chaotic): c → c* = 0, inputs decorrelate;
+- tanh (σ_w² = 2.54, χ₁ = 1.18 at q = 1: chaotic): c → c* = 0, inputs decorrelate;
 - softplus (σ_w² = 1.09): its mean makes C(0) = 0.71, c → 1 within a few layers;
 - TAT leaky ReLU: slope α solved so that C^{∘(L−1)}(0) = η = 0.9 (TAT's default), here
   for the map from the input to the last hidden layer h_L (L − 1 nonlinearities; α = 0.426
@@ -100,8 +100,8 @@ def _activations(n_maps: int) -> dict:
 def _predicted(act, sigma_w2, slope, n_maps):
     """Composed C-map (and Q-map) at the measured c0 and the C-map panel's grid: the
     closed form for leaky ReLUs (q = 1 throughout), quadrature otherwise."""
-    values = jnp.concatenate([jnp.asarray(C0), jnp.asarray(MAP_GRID)])
     with jax.enable_x64(True):
+        values = jnp.concatenate([jnp.asarray(C0), jnp.asarray(MAP_GRID)])  # float64
         if slope is None:
             cs, qs = theory.composed_correlation_map(act, values, 1.0, sigma_w2, 0.0, n_maps)
         else:
@@ -224,10 +224,13 @@ def _numbers(p, acts, measured, trained) -> dict:
     """Numbers the paper quotes besides the claims."""
     out = {f"final_accuracy_{k.split()[0].lower()}": float(np.mean(_final_accuracy(ds)))
            for k, ds in trained.items()}
-    tat_label = [k for k in acts if k.startswith("TAT")][0]
-    out["tat_slope"] = float(tat_label.split("= ")[1].rstrip(")"))
+    out["tat_slope"] = next(slope for k, (_, _, slope) in acts.items() if k.startswith("TAT"))
     for k in ("tanh", "softplus"):
         out[f"sigma_w2_{k}"] = acts[k][1]
+    with jax.enable_x64(True):  # the numbers the expectation quotes (q = 1 throughout)
+        out["chi1_tanh"] = float(theory.chi1("tanh", 1.0, acts["tanh"][1]))
+        out["softplus_c_map_at_0"] = float(theory.correlation_map(
+            "softplus", 1.0, 0.0, acts["softplus"][1], 0.0))
     return out
 
 
