@@ -2,8 +2,9 @@
 
 References are independent of the code under test: closed forms (ReLU's arc-cosine
 kernel, erf's arcsine kernel, the identity), scipy quadrature of E[φ(u_a) φ(u_b)] (in
-polar coordinates, for a positively homogeneous φ), NumPy iteration with scipy root finding for the TAT slope, and, where it
-is installed, google-deepmind's ``dks`` package.  Float64 throughout.
+polar coordinates, for a positively homogeneous φ), NumPy iteration with scipy root
+finding for the TAT slope, and, where it is installed, google-deepmind's ``dks`` package.
+Float64 throughout.
 """
 
 import math
