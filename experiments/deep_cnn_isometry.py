@@ -18,9 +18,12 @@ distinguish them.  What does is the per-seed value: the Gaussian kernel's per-la
 fluctuates (its kernel has only 3C² entries), so ln r_d is a sum of d random
 increments — a log-normal whose mean is 1 has E[ln r] = −½ Var[ln r], so the typical
 Gaussian network's input gradient is smaller than the mean by e^(−Var/2) (Hanin & Nica
-2019 for the log-normal limit of products).  The delta-orthogonal kernel is an isometry of
-the channels at every position; only φ' varies, by O(q*), so its per-seed ratios stay
-flat.
+2019 for the log-normal limit of products).  Off the critical line (Gaussian kernels at
+σ_w² = 0.9 and 1.5 × the critical value, same σ_b²) the seed mean vanishes or explodes
+at mean field's rate, r_d = χ₁(q*)^d with χ₁ = 0.935 and 1.048: the mean of a product of
+independent layers' factors, E‖Wᵀg‖² = σ_w²‖g‖² for any kernel of variance σ_w²/(3C).
+The delta-orthogonal kernel is an isometry of the channels at every position; only φ'
+varies, by O(q*), so its per-seed ratios stay flat.
 (b) Spectrum.  For a circular convolution the DFT over positions block-diagonalises every
 kernel into C × C blocks Ŵ(f) = Σ_j W_j e^(−2πifj/n).  Delta-orthogonal: every block is
 the same orthogonal matrix and the layers never mix positions, so J = ∂h_L/∂h_0 is
@@ -79,17 +82,19 @@ NAME = "deep_cnn_isometry"
 DESCRIPTION = "critical tanh CNNs to depth 1,000: delta-orthogonal vs Gaussian kernels, " \
               "gradients, Jacobian spectra (free probability) and training on MNIST-1D"
 SCALES = {
-    "smoke": {"grad_depth": 40, "grad_channels": 16, "seeds": 8, "jac_depths": [8],
-              "jac_channels": 16, "jac_size": 128, "train_depth": 8, "train_channels": 4,
-              "train_steps": 10, "train_seeds": 1},
-    "paper": {"grad_depth": 1000, "grad_channels": 32, "seeds": 16, "jac_depths": [10, 30],
-              "jac_channels": 32, "jac_size": 256, "train_depth": 500, "train_channels": 8,
-              "train_steps": 200, "train_seeds": 1},
+    "smoke": {"grad_depth": 40, "off_depth": 30, "off_seeds": 16, "grad_channels": 16,
+              "seeds": 8, "jac_depths": [8], "jac_channels": 16, "jac_size": 128,
+              "train_depth": 8, "train_channels": 4, "train_steps": 10, "train_seeds": 1},
+    "paper": {"grad_depth": 1000, "off_depth": 100, "off_seeds": 64, "grad_channels": 32,
+              "seeds": 16, "jac_depths": [10, 30], "jac_channels": 32, "jac_size": 256,
+              "train_depth": 500, "train_channels": 8, "train_steps": 200, "train_seeds": 1},
 }
-LIMITS = {"grad_depth": (10, 5000), "grad_channels": (2, 256), "seeds": (4, 1024),
+LIMITS = {"grad_depth": (10, 5000), "off_depth": (2, 1000), "off_seeds": (4, 1024),
+          "grad_channels": (2, 256), "seeds": (4, 1024),
           "jac_depths": {"len": (1, 4), "distinct": True, "range": (1, 200)},
           "jac_channels": (4, 64), "jac_size": (64, 1024), "train_depth": (2, 2000),
           "train_channels": (2, 64), "train_steps": (10, 100_000), "train_seeds": (1, 16)}
+OFF_CRITICAL = (0.9, 1.5)  # Gaussian points off the critical line: σ_w² × these
 SIGMA_B2 = 1e-5  # small: q* ≈ 0.02, near the isometric q* → 0 end of the critical line
 KERNEL = 3
 GRAD_LENGTH = 16  # positions of the gradient profiles
@@ -139,16 +144,29 @@ def run(ctx, p):
                             name=f"isometry-{init}-c{channels}")
 
     grads = {i: probe(i, p["grad_depth"], p["grad_channels"], GRAD_LENGTH) for i in INITS}
+    off = {f: _off_critical(ctx, p, f * sw2) for f in OFF_CRITICAL}
     c = p["jac_channels"]
     deepest = max(p["jac_depths"])
     spectra = {(init, w): probe(init, deepest, w, p["jac_size"] // w, p["jac_depths"])
                for init in INITS for w in _jac_widths(init, c)}
     runs = _train(ctx, p)
-    claims = (_gradient_claims(p, grads) + _spectrum_claims(p, spectra, sw2)
-              + _train_claims(p, runs))
+    claims = (_gradient_claims(p, grads) + _off_critical_claims(p, off)
+              + _spectrum_claims(p, spectra, sw2) + _train_claims(p, runs))
     ctx.extra.setdefault("measured", {}).update(_measured(p, grads, spectra, runs, sw2, q))
-    _draw(ctx, p, grads, spectra, runs, sw2)
+    ctx.extra["measured"].update({f"off_critical_predicted_x{f:g}":
+                                  0.5 * p["off_depth"] * math.log10(chi)
+                                  for f, (chi, _) in off.items()})
+    _draw(ctx, p, grads, off, spectra, runs, sw2)
     return claims
+
+
+def _off_critical(ctx, p, sw2):
+    """(χ₁(q*), probe) of Gaussian-kernel stacks at σ_w² = ``sw2``, σ_b² = SIGMA_B2."""
+    q = float(theory.fixed_point_q("tanh", sw2, SIGMA_B2))
+    spec = _spec("gaussian", p["off_depth"], p["grad_channels"], GRAD_LENGTH, math.sqrt(sw2))
+    ds = cnn_isometry(spec, math.sqrt(SIGMA_B2), (q - SIGMA_B2) / sw2, p["off_seeds"],
+                      cache_dir=ctx.results_dir, name="isometry-offcritical")
+    return float(theory.chi1("tanh", q, sw2)), ds
 
 
 def _train(ctx, p):
@@ -192,6 +210,20 @@ def _gradient_claims(p, grads):
         f"ln(‖δ_0‖²/‖δ_L‖²) is −½ its seed variance (log-normal with mean χ₁^L = 1; "
         f"variance {var:.2f}; 4 SE of both)", float(np.mean(ln_r)), -0.5 * var,
         tolerance(se_mean, se_half_var), "Hanin & Nica 2019 (log-normal products); " + SOURCE))
+    return claims
+
+
+def _off_critical_claims(p, off):
+    D = p["off_depth"]
+    claims = []
+    for f, (chi, ds) in off.items():
+        predicted = 0.5 * D * math.log10(chi)  # ½ log10 χ₁^D
+        excess, se = log_mean_square_excess(0.5 * np.log10(_ratios(ds, D)), predicted)
+        claims.append(Claim(
+            f"grad_rate_gaussian_x{f:g}", f"depth {D}, Gaussian kernels off the critical line "
+            f"(σ_w² = {f:g} × critical, χ₁(q*) = {chi:.4f}): ½ log10 of the seed mean of "
+            f"‖δ_0‖²/‖δ_D‖² is mean field's ½ log10 χ₁^D = {predicted:.2f} (excess 0, 4 SE)",
+            excess, 0.0, tolerance(se), SOURCE))
     return claims
 
 
@@ -290,7 +322,7 @@ def _measured(p, grads, spectra, runs, sw2, q) -> dict:
 
 
 # -------------------------------------------------------------------------- figure
-def _draw(ctx, p, grads, spectra, runs, sw2):
+def _draw(ctx, p, grads, off, spectra, runs, sw2):
     L = p["grad_depth"]
     colors = {"delta_orthogonal": plotting.OKABE_ITO[0], "gaussian": plotting.OKABE_ITO[1]}
     with plotting.style():
@@ -305,13 +337,24 @@ def _draw(ctx, p, grads, spectra, runs, sw2):
             plotting.median_band(ax, d, r, colors[init], label=LABELS[init])
             plotting.mark_nonfinite(ax, d, r, colors[init])
         ax.axhline(1.0, color="0.2", ls="--", lw=0.9, label="mean field χ₁$^d$ = 1", zorder=5)
+        for k, (f, (chi, ds)) in enumerate(off.items()):
+            b = ds.backprop_sq.values
+            d_off = np.arange(1, b.shape[1])
+            r = b[:, -2::-1] / b[:, -1:]
+            color = plotting.OKABE_ITO[2 + k]
+            plotting.median_band(ax, d_off, r, color,
+                                 label=f"Gaussian, σ$_w^2$ × {f:g} (χ₁ = {chi:.3f})")
+            plotting.mark_nonfinite(ax, d_off, r, color)
+            ax.plot(d_off, chi**d_off, color="0.2", ls=":", lw=0.9, zorder=5,
+                    label="mean field χ₁$^d$" if k == 0 else None)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("layers back from the output, d")
         ax.set_ylabel(r"$\|\delta_{L-d}\|^2 / \|\delta_L\|^2$")
-        ax.set_title(f"(a) gradients, depth {L}, C = {p['grad_channels']}: median, "
-                     f"10–90 % of {p['seeds']} seeds", fontsize=7)
-        ax.legend(fontsize=5, loc="upper left")
+        ax.set_title(f"(a) gradients, C = {p['grad_channels']}: median, 10–90 %\n"
+                     f"{p['seeds']} seeds (off-critical: {p['off_seeds']})", fontsize=7)
+        ax.set_ylim(1e-6, 1e3)  # room below the curves for the legend
+        ax.legend(fontsize=5, loc="lower left")
 
         ax = axes[1]
         depths = np.asarray(p["jac_depths"])
@@ -340,7 +383,7 @@ def _draw(ctx, p, grads, spectra, runs, sw2):
         ax.set_ylim(1e-3, 1e3)  # room for the legend above the lines
         ax.set_xlabel("depth L")
         ax.set_ylabel("var λ / mean²")
-        ax.set_title(f"(b) Jacobian spectrum, N = {p['jac_size']}: mean ± SE over seeds",
+        ax.set_title(f"(b) Jacobian spectrum, N = {p['jac_size']}\nmean ± SE over seeds",
                      fontsize=7)
         ax.legend(fontsize=5, loc="upper left")
 
@@ -357,7 +400,7 @@ def _draw(ctx, p, grads, spectra, runs, sw2):
         ax.set_yscale("log")
         ax.set_xlabel(r"$\log_{10}\lambda$ (clipped to the axis)")
         ax.set_ylabel("density")
-        ax.set_title(f"(c) λ at depth {deepest}, C = {c}, all seeds", fontsize=7)
+        ax.set_title(f"(c) λ at depth {deepest}, C = {c}\nall seeds", fontsize=7)
         ax.legend(fontsize=5, loc="upper left")
 
         ax = axes[3]
@@ -369,6 +412,6 @@ def _draw(ctx, p, grads, spectra, runs, sw2):
         ax.set_xlabel("Adam step")
         ax.set_ylabel("minibatch loss")
         ax.set_title(f"(d) MNIST-1D, depth {p['train_depth']}, {p['train_channels']} "
-                     f"channels, Adam lr {LR:g}, {p['train_seeds']} seed(s)", fontsize=7)
+                     f"channels\nAdam lr {LR:g}, {p['train_seeds']} seed(s)", fontsize=7)
         ax.legend(fontsize=5, loc="lower left")
         plotting.save_figure(fig, ctx.figures_dir, NAME)
