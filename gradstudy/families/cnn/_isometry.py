@@ -64,15 +64,18 @@ def check_isometry_spec(spec: CNNSpec, jacobian_depths=()) -> None:
                           f"{tuple(jacobian_depths)}")
 
 
-def sample_stack(spec: CNNSpec, key: jax.Array, sigma_b: float):
-    """Kernels (L, k, C, C) drawn as the family draws its stacked kernels, and biases
-    (L, C) ~ N(0, σ_b²)."""
+def sample_stack(spec: CNNSpec, key: jax.Array, sigma_b: float, kernel_scale=None):
+    """Kernels (L, k, C, C) drawn as the family draws its stacked kernels (the
+    ``static_key()`` sampler times ``kernel_scale``, by default the spec's own stacked-kernel
+    scale; may be traced), and biases (L, C) ~ N(0, σ_b²)."""
     dtype = jnp.dtype(spec.dtype)
     k_w, k_b = jax.random.split(key)
     sampler = get_initializer(spec.static_key().init).sample
     shape = (spec.kernel_size, spec.channels, spec.channels)
     kernels = jax.vmap(lambda k: sampler(k, shape, dtype))(jax.random.split(k_w, spec.depth))
-    kernels = kernels * jnp.asarray(spec.kernel_scales()[1], dtype)
+    if kernel_scale is None:
+        kernel_scale = spec.kernel_scales()[1]
+    kernels = kernels * jnp.asarray(kernel_scale, dtype)
     biases = sigma_b * jax.random.normal(k_b, (spec.depth, spec.channels), dtype)
     return kernels, biases
 
@@ -104,24 +107,25 @@ def fixed_point_input(key: jax.Array, shape, input_ms, dtype):
     return jnp.sqrt(jnp.asarray(input_ms, dtype)) * xi / rms
 
 
-def probe_draws(spec: CNNSpec, key: jax.Array, sigma_b, input_ms):
+def probe_draws(spec: CNNSpec, key: jax.Array, sigma_b, input_ms, kernel_scale=None):
     """What one network's probe draws from ``key``: kernels (L, k, C, C), biases (L, C),
     the input h_0 and the readout direction u (both (length, C))."""
     dtype = jnp.dtype(spec.dtype)
     k_net, k_x, k_u = jax.random.split(key, 3)
-    kernels, biases = sample_stack(spec, k_net, sigma_b)
+    kernels, biases = sample_stack(spec, k_net, sigma_b, kernel_scale)
     shape = (spec.length, spec.channels)
     return (kernels, biases, fixed_point_input(k_x, shape, input_ms, dtype),
             jax.random.normal(k_u, shape, dtype))
 
 
 def isometry_probe(spec: CNNSpec, key: jax.Array, sigma_b, input_ms,
-                   jacobian_depths: tuple[int, ...] = ()) -> dict:
+                   jacobian_depths: tuple[int, ...] = (), kernel_scale=None) -> dict:
     """One network's ``backprop_sq`` (L + 1,), ``pre_q`` (L,) and, for every depth d of
     ``jacobian_depths`` (each <= L), ``sv2`` (len(jacobian_depths), N): the squared
     singular values of ∂h_d/∂h_0, ascending, from one forward-mode pass (module
-    docstring).  Jit- and vmap-safe; ``sigma_b``, ``input_ms`` may be traced."""
-    kernels, biases, h0, u = probe_draws(spec, key, sigma_b, input_ms)
+    docstring).  Jit- and vmap-safe; ``sigma_b``, ``input_ms``, ``kernel_scale`` (default
+    the spec's) may be traced."""
+    kernels, biases, h0, u = probe_draws(spec, key, sigma_b, input_ms, kernel_scale)
 
     def readout(h0, perturbations):
         h_last, (pre_q, _) = stack_forward(spec, kernels, biases, h0, perturbations)
@@ -144,12 +148,19 @@ def isometry_probe(spec: CNNSpec, key: jax.Array, sigma_b, input_ms,
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "seeds", "base_seed", "jacobian_depths"))
 def isometry_probes(spec: CNNSpec, seeds: int, sigma_b, input_ms, base_seed: int = 0,
                     jacobian_depths: tuple[int, ...] = ()) -> dict:
     """:func:`isometry_probe` of ``seeds`` networks (keys :func:`gradstudy.engine.seed_keys`)
-    as one vmapped program: every array gains a leading seed axis."""
+    as one vmapped program: every array gains a leading seed axis.  Specs that differ only
+    in their gain (σ_w, or He against LeCun) share the compiled program
+    (:meth:`CNNSpec.static_key`, the gain traced)."""
     check_isometry_spec(spec, jacobian_depths)
+    return _probes(spec.static_key(), spec.kernel_scales()[1], seeds, sigma_b, input_ms,
+                   base_seed, tuple(int(d) for d in jacobian_depths))
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "seeds", "base_seed", "jacobian_depths"))
+def _probes(spec, kernel_scale, seeds, sigma_b, input_ms, base_seed, jacobian_depths):
     keys = seed_keys(base_seed, seeds)
-    return jax.vmap(lambda k: isometry_probe(spec, k, sigma_b, input_ms, jacobian_depths))(
-        keys)
+    return jax.vmap(lambda k: isometry_probe(spec, k, sigma_b, input_ms, jacobian_depths,
+                                             kernel_scale))(keys)
