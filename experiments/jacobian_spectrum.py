@@ -77,12 +77,15 @@ def claim_depth(p) -> int:
 def configurations(p) -> list[dict]:
     """Every measured network: label, activation, weights, σ_w², σ_b², q*, depths."""
     configs = []
+    short = [d for d in p["depths"] if d <= claim_depth(p)]
     for act, sw2 in HOMOGENEOUS.items():
         for weights in WEIGHTS:
+            # linear orthogonal nets are exact isometries at any depth: measured to the
+            # claim depth only (each orthogonal layer costs a QR per network)
+            depths = short if (act, weights) == ("linear", "orthogonal") else p["depths"]
             configs.append({"label": f"{act} | {weights}", "activation": act,
                             "weights": weights, "sigma_w2": sw2, "sigma_b2": 0.0, "q": 1.0,
-                            "depths": list(p["depths"])})
-    short = [d for d in p["depths"] if d <= claim_depth(p)]
+                            "depths": list(depths)})
     for act in BOUNDED:
         for sb2 in p["sigma_b2"]:
             sw2 = float(theory.critical_sigma_w2(act, sb2, dtype="float64"))
@@ -122,6 +125,7 @@ def run(ctx, p):
     for c in configs:
         claims += _claims(p, c, lam[c["label"]], theory_of[c["label"]])
     ctx.extra.setdefault("measured", {}).update(_measured(p, configs, lam, theory_of))
+    ctx.extra["measured"]["relu_gaussian_twice_wider"] = _twice_wider(ctx, p, configs)
     _draw(ctx, p, configs, lam, theory_of)
     return claims
 
@@ -155,7 +159,9 @@ def _claims(p, c, lam, predicted):
         f"(mean over seeds, SE {se:.2g}) is χ₁^L = {predicted[depth_c].mean:.3g} within "
         f"{K_SE:g} SE (+{ROUNDING:g} rounding)", mean, predicted[depth_c].mean,
         tolerance(se) + ROUNDING, SOURCE))
-    slope = predicted[depths[0]].layer_slope
+    # the theory's own depth-1 and fitted values (not its per-layer slope): a theory or a
+    # measurement one layer off then fails the one-layer claim by a factor of 2
+    slope = predicted[depths[0]].normalized_variance
     one, se1 = mean_se(nv[:, 0])
     if _enough_saturated_units(p, c, predicted[depths[0]]):
         out.append(Claim(
@@ -165,11 +171,13 @@ def _claims(p, c, lam, predicted):
     if c["activation"] in HOMOGENEOUS:
         use = depths <= depth_c
         fit, se_fit = mean_se(fitted_slope(depths[use], nv[:, use]))
+        expected = float(fitted_slope(depths[use], np.asarray(
+            [predicted[d].normalized_variance for d in depths[use]])))
         out.append(Claim(
             f"slope_{cid}", f"{short_label}: var λ / mean² grows linearly in depth; slope "
-            f"fitted over depths {depths[0]}–{depth_c} (SE {se_fit:.2g}) is {slope:g} within "
-            f"{K_SE:g} SE (+{ROUNDING:g})", fit, slope, tolerance(se_fit) + ROUNDING,
-            SOURCE))
+            f"fitted over depths {depths[0]}–{depth_c} (SE {se_fit:.2g}) is {expected:g} "
+            f"within {K_SE:g} SE (+{ROUNDING:g})", fit, expected,
+            tolerance(se_fit) + ROUNDING, SOURCE))
     else:
         value, se_c = mean_se(nv[:, at_c])
         expected = predicted[depth_c].normalized_variance
@@ -179,6 +187,20 @@ def _claims(p, c, lam, predicted):
             f"{K_SE:g} SE (+{ROUNDING:g})", value, expected, tolerance(se_c) + ROUNDING,
             SOURCE))
     return out
+
+
+def _twice_wider(ctx, p, configs) -> dict:
+    """The ReLU/Gaussian slope over depths 1 … claim depth at width 2N as well: the finite-
+    width corrections (relative order L/N) should shrink, which tells them from a wrong
+    prediction (which would not move)."""
+    c = next(c for c in configs if c["label"] == "relu | gaussian")
+    depths = [d for d in c["depths"] if d <= claim_depth(p)]
+    wide = {**p, "width": 2 * p["width"]}
+    lam = _measure(ctx, wide, {**c, "depths": depths, "label": "relu | gaussian | 2N"})
+    _, nv = moments(lam)
+    slope, se = mean_se(fitted_slope(np.asarray(depths), nv))
+    return {"width": 2 * p["width"], "slope": slope, "slope_se": se,
+            "normalized_variance_at_claim_depth": float(np.mean(nv[:, -1]))}
 
 
 def _enough_saturated_units(p, c, predicted) -> bool:
@@ -197,7 +219,7 @@ def _measured(p, configs, lam, theory_of) -> dict:
     out = {}
     for c in configs:
         m1, nv = moments(lam[c["label"]])
-        out[_slug(c["label"])] = {str(d): {
+        out[_slug(c["label"])] = {f"L{d}": {
             "mean": float(np.mean(m1[:, i])), "normalized_variance": float(np.mean(nv[:, i])),
             "predicted_normalized_variance": theory_of[c["label"]][d].normalized_variance}
             for i, d in enumerate(c["depths"])}
@@ -243,7 +265,7 @@ def _draw_variance(ax, p, configs, lam, theory_of, depth_c):
         ax.plot(c["depths"], mean, MARKERS[weights], color=color, ms=3.5,
                 mfc="none" if weights == "orthogonal" else color,
                 label=f"{c['activation']}, {weights}")
-        ax.plot(depths_all, [theory_of[c["label"]][d].normalized_variance
+        ax.plot(c["depths"], [theory_of[c["label"]][d].normalized_variance
                              for d in c["depths"]], LINESTYLES[weights], color="0.1", lw=0.7)
     _, nv = moments(lam["linear | orthogonal"])
     ax.text(0.03, 0.97, f"linear, orthogonal: ≤ {np.max(np.abs(nv)):.1e} (isometry)",
@@ -304,7 +326,7 @@ def _draw_isometry(ax, p, configs, lam, theory_of, depth_c):
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(r"$q^*$ (on the critical line; $\sigma_b^2$ grows with it)")
     ax.set_ylabel(rf"var $\lambda$ / mean$^2$ at $L$={depth_c}")
-    ax.legend(fontsize=5.5, loc="lower right")
+    ax.legend(fontsize=5.5, loc="upper left", bbox_to_anchor=(0.0, 0.8))
 
 
 def resolved(lam: np.ndarray, dtype: str) -> np.ndarray:
@@ -312,6 +334,21 @@ def resolved(lam: np.ndarray, dtype: str) -> np.ndarray:
     the largest (below, a zero singular value reads as rounding noise), as one flat array."""
     floor = (lam.shape[-1] * np.finfo(dtype).eps) ** 2 * lam.max(axis=-1, keepdims=True)
     return lam[lam > floor]
+
+
+def _floor(lam: np.ndarray, dtype: str) -> float:
+    """The largest per-network resolution floor of :func:`resolved`."""
+    return float(np.max((lam.shape[-1] * np.finfo(dtype).eps) ** 2 * lam.max(axis=-1)))
+
+
+def _resolution_limit(ax, p, floors):
+    """Log x axis from a decade below the resolution floor, which is marked."""
+    floor = max(floors)
+    ax.set_xscale("log")
+    ax.set_xlim(floor / 30, None)
+    ax.axvline(floor, color="0.5", ls=":", lw=0.8)
+    ax.text(floor * 1.5, 0.5, f"{p['dtype']}\nresolution", transform=ax.get_xaxis_transform(),
+            fontsize=5, color="0.4", va="center")
 
 
 def _log_hist(ax, values, total, color, **kwargs):
@@ -329,23 +366,26 @@ def _predicted_log_density(ax, spectrum, color, **kwargs):
 
 def _draw_histograms(axes, p, configs, lam, hist_depths):
     for ax, depth in zip(axes, hist_depths):
+        floor = []
         for label, p_one in (("linear | gaussian", 1.0), ("relu | gaussian", 0.5),
                              ("relu | orthogonal", 0.5)):
             c = next(c for c in configs if c["label"] == label)
             values = lam[label][:, c["depths"].index(depth)]
             color = COLORS[c["activation"]]
             style = {"ls": LINESTYLES[c["weights"]]}
+            floor.append(_floor(values, p["dtype"]))
             _log_hist(ax, resolved(values, p["dtype"]), values.size, color, lw=0.9,
                       label=f"{c['activation']}, {c['weights']}", **style)
             density = theory.bernoulli_jacobian_density(p_one, 1.0, depth, c["weights"])
             _predicted_log_density(ax, density, "0.1", lw=0.7, **style)
-        ax.set_xscale("log")
-        ax.set_xlabel(r"$\lambda$ (resolved; ReLU's atom ½ at 0 not drawn)")
+        _resolution_limit(ax, p, floor)
+        ax.set_xlabel(r"$\lambda$ (ReLU's atom ½ at 0 not drawn)")
         ax.set_ylabel(r"density in $\ln\lambda$")
         ax.legend(fontsize=5.5, loc="upper left")
 
 
 def _draw_bounded_histogram(ax, p, configs, lam, depth_c):
+    floor = []
     for c in configs:
         if c["activation"] != "hard_tanh" or c["sigma_b2"] not in (p["sigma_b2"][0],
                                                                      p["sigma_b2"][-1]):
@@ -354,13 +394,14 @@ def _draw_bounded_histogram(ax, p, configs, lam, depth_c):
         prob = float(theory.derivative_moments("hard_tanh", c["q"])[0])
         color = plotting.OKABE_ITO[4 if c["sigma_b2"] == p["sigma_b2"][0] else 5]
         style = {"ls": LINESTYLES[c["weights"]]}
+        floor.append(_floor(values, p["dtype"]))
         _log_hist(ax, resolved(values, p["dtype"]), values.size, color, lw=0.9,
                   label=f"{c['weights']}, $q^*$={c['q']:.2g}", **style)
         density = theory.bernoulli_jacobian_density(prob, 1.0, depth_c, c["weights"])
         _predicted_log_density(ax, density, "0.1", lw=0.7, **style)
-    ax.set_xscale("log")
+    _resolution_limit(ax, p, floor)
     ax.set_yscale("log")
     ax.set_ylim(1e-3, None)
-    ax.set_xlabel(r"$\lambda$ (resolved; the atom $1-p$ at 0 not drawn)")
+    ax.set_xlabel(r"$\lambda$ (the atom $1-p$ at 0 not drawn)")
     ax.set_ylabel(r"density in $\ln\lambda$")
     ax.legend(fontsize=5.5, loc="upper left")

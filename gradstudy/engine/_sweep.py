@@ -42,10 +42,11 @@ from gradstudy.results import DESCRIPTION_ATTR, describe_json, labeled_dataset
 from gradstudy.status import ABSENT
 
 # Bumped whenever what a sweep measures changes, so that cached results are not reused.
-ENGINE_VERSION = 6  # 3: status codes; 4: a forward pass underflowed to 0 is not no_path;
+ENGINE_VERSION = 7  # 3: status codes; 4: a forward pass underflowed to 0 is not no_path;
 # 5: the MLP probes' hand-written backward pass (the same numbers to float32 rounding)
 # 6: sweeps on a CPU a few networks per vmapped chunk (CPU_CHUNK_BYTES); the numbers move
-#    at float32 rounding
+#    at float32 rounding; 7: the "orthogonal" init by Householder reflections, not LAPACK QR
+#    (a vmapped QR can deadlock on XLA CPU): orthogonal networks move at float32 rounding
 MAX_POINTS = 10**5  # points, labels, gain_chunk
 MAX_SEEDS = 10**5
 MAX_BATCH = 10**6

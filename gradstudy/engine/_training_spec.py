@@ -22,12 +22,13 @@ from gradstudy.errors import ConfigError
 from gradstudy.families._registry import family_of, registered_families
 from gradstudy.nn._losses import TRAINING_LOSSES
 
-TRAIN_VERSION = 5  # bumped whenever what training records changes (2: update norms,
+TRAIN_VERSION = 6  # bumped whenever what training records changes (2: update norms,
 #                   3: per-point optimizers and their coordinates, 4: a diverged run's
 #                   per-layer records NaN from its divergence step on, with status
 #                   companions, and its gradient norm NaN at that step; 5: an accuracy
 #                   whose loss is not finite NaN, not the class-0 fraction, and
-#                   clip_fired False at the divergence step)
+#                   clip_fired False at the divergence step; 6: "orthogonal" weights by
+#                   Householder reflections, the same matrices to float32 rounding)
 
 
 def family_for(spec, field: str = "points"):

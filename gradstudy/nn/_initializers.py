@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gradstudy.errors import ConfigError
 
@@ -106,8 +107,16 @@ lecun_normal = _SCALED["lecun_normal"].sample
 
 
 def orthogonal(key, shape, dtype=jnp.float32):
-    """Random (semi-)orthogonal matrix, gain 1 (Saxe et al. 2014)."""
-    return jax.nn.initializers.orthogonal(scale=1.0)(key, shape, dtype)
+    """Random (semi-)orthogonal matrix, gain 1 (Saxe et al. 2014), Haar-distributed.
+
+    ``jax.nn.initializers.orthogonal`` to rounding (the same Gaussian draw), computed by
+    :func:`householder_orthogonal`: a batched LAPACK QR inside a vmapped program can deadlock
+    on XLA CPU (jax 0.10.2; seen with 256 x 256 MLP layers, 8 networks vmapped).  A kernel
+    of more than two dimensions is orthogonalized as the ``(∏ shape[:-1], shape[-1])``
+    matrix, as jax does.
+    """
+    rows = int(np.prod(shape[:-1]))
+    return householder_orthogonal(key, (rows, int(shape[-1])), dtype).reshape(shape)
 
 
 def householder_orthogonal(key, shape, dtype=jnp.float32):

@@ -193,6 +193,13 @@ def paper_number_keys(tex: str) -> list[str]:
     return keys
 
 
+def _paper() -> str:
+    """paper.tex with the sections it ``\\input``s inlined (they quote numbers too)."""
+    tex = PAPER.read_text(encoding="utf-8")
+    return re.sub(r"\\input\{(sections/[^}]+)\}",
+                  lambda m: (PAPER.parent / m[1]).read_text(encoding="utf-8"), tex)
+
+
 def _body(tex: str) -> str:
     """paper.tex without its comments and without the preamble's macro definitions (whose
     ``#1`` arguments are not keys)."""
@@ -201,7 +208,7 @@ def _body(tex: str) -> str:
 
 
 def test_paper_quotes_only_numbers_of_the_committed_numbers_file():
-    keys = paper_number_keys(_body(PAPER.read_text(encoding="utf-8")))
+    keys = paper_number_keys(_body(_paper()))
     assert len(keys) > 100, "the paper quotes the run's numbers through the macros"
     defined = _parse(NUMBERS.read_text(encoding="utf-8"))
     missing = sorted({k for k in keys if k not in defined})
@@ -224,7 +231,7 @@ def test_paper_check_catches_a_renamed_claim():
 def test_paper_quotes_no_count_of_claims_as_a_literal():
     # the abstract once said "all 41 automatically checked claims hold" while the appendix
     # listed 112 of 114: counts of claims come from the run
-    body = _body(PAPER.read_text(encoding="utf-8"))
+    body = _body(_paper())
     literal = re.findall(r"\b\d+\s+(?:of\s+(?:the\s+)?\d+\s+)?(?:automatically\s+checked\s+)?"
                          r"claims\b", body)
     assert not literal, literal
@@ -234,7 +241,7 @@ def test_paper_quotes_every_entry_of_a_listed_diagnostic():
     # trainability lists the cells against its claims one by one (…_against/0, /1, /2): a
     # rerun with a fourth such cell must not leave it out of the sentence silently
     quoted: dict[str, set[str]] = {}
-    for key in paper_number_keys(_body(PAPER.read_text(encoding="utf-8"))):
+    for key in paper_number_keys(_body(_paper())):
         m = re.fullmatch(r"(measured/[^/]+/[^/]+)/(\d+)(/.*)?", key)
         if m:
             quoted.setdefault(m[1], set()).add(m[2])
