@@ -48,24 +48,41 @@ in C sits near (∂𝓛/∂q)^(2L) (0.096 at depth 30; measured 0.06–0.08), a 
 the spectrum that the large-width limit drops.  So the delta-orthogonal claims are made
 at 2C = 64 (N = 256: 4 positions), the normalised variance as the C → ∞ extrapolation
 2·v(2C) − v(C) from 2C and C, exact for any excess a(L)/C.
-(c) Training.  Stated before the paper-scale run, after pilots (one seed each, depth 500,
-8 channels): Adam at lr 1e−4 took the delta-orthogonal network's training loss from ln 10
-= 2.303 to 2.20 in 200 steps (test accuracy 17 %) and left the Gaussian one at 2.303; at
-300 steps Adam's minibatch loss spiked (to 2.64 at lr 1e−4; lr 3e−4 reached 2.21 and
-climbed back above ln 10; lr 1e−3 left both at chance); SGD (3e−3) and momentum (3e−3)
-moved the delta-orthogonal loss only to 2.29 and 2.27.  The claim: depth 500, 8 channels,
-circular padding, tanh at σ_w = 1, σ_b = 0 (the family's networks have no bias variance:
-the q* = 0 end of the critical line, where both kernels are critical), Adam at lr 1e−4,
-batch 32, 200 steps, one seed per kernel.  "Trains": the final training loss (on training
-examples) is at least 0.05 below ln 10; "does not train": within 0.01 of ln 10, the loss
-of a uniform prediction.  Only leaving chance is claimed, not the MNIST-1D paper's 94 %:
-a delta-orthogonal network sees every position on its own at init (only the centre tap is
-non-zero, and the readout averages over positions), so it must grow the other taps to see
-shapes, which takes far more than 200 steps.
+(c) Training.  Stated before the paper-scale run, after pilots (depth 500, 8 channels,
+batch 32, 200 steps; the first study version claimed only Adam at lr 1e−4 with one seed,
+training loss 2.234 and test accuracy 16 %).  Why it learns slowly: at σ_w = 1, σ_b = 0
+(q* = 0) the activations shrink like 1/√l, so the pooled output is ≈ 0.03 per channel and
+the readout, drawn at the kernels' scale, must grow ≈ 100× before the logits matter; a
+delta-orthogonal network is position-local at init and must grow its off-centre taps
+(relative change O(0.1)) to see shapes, while 500 layers moving together compound: a
+per-layer relative step of 1e−3 already destabilises it.  One learning rate cannot serve
+both.  SGD with unit-wise adaptive gradient clipping (AGC, Brock et al. 2021; the readout
+is not clipped) can: the readout takes plain SGD steps at a large rate, every other
+layer's units move by at most lr·t of their norm per step.  Pilots (one seed unless
+stated; final training loss / test accuracy): Adam 1e−4, 3e−4, 1e−3 with warm-up-cosine,
+400 steps, 2 seeds: 2.18 and 2.25 / 18 % and 17 % at 1e−4, worse above; momentum
+(β = 0.9) at lr 0.01–0.3: at chance; SGD + AGC t = 3e−5 at lr 3, 10, 30: 2.00 / 20 %,
+2.16 / 18 %, 7.8 (readout overshoot); t = 3e−4 at lr 1.5, 3, 6: 1.88 / 21 %, 1.92 / 21 %,
+2.01 / 21 %; t = 1e−3 and 3e−3 at lr 1.5, 3: 2.10–2.59, worse; Gaussian kernels, t = 3e−4
+at lr 1.5 and 3: 2.309 and 2.308 / 10.6 % (chance); warm-up-cosine, t = 3e−4, 2 seeds:
+lr 1: 2.08, 2.08 / 20 %, 20 %; lr 2: 1.88, 1.86 / 22 %, 24 %.  A depth-10 network with
+the same optimiser (t = 3e−3) reached 1.69 / 34.5 % in 200 steps: 200 steps at 8 channels
+is short for this architecture at any depth (the MNIST-1D paper's 94 % takes thousands),
+and the budget allows no more (≈ 0.1 s per step and run on 2 cores).
+The claim: depth 500, 8 channels, circular padding, tanh at σ_w = 1, σ_b = 0 (the
+family's networks have no bias variance: the q* = 0 end of the critical line, where both
+kernels are critical), SGD at peak lr 2 with 10 linear warm-up steps and cosine decay to 0
+at step 200, AGC at t = 3e−4, batch 32, 200 steps, 2 seeds (a vmapped axis), the same for
+both kernels.  "Trains": EVERY seed's final training loss (on all training examples) at
+least 0.25 below ln 10 = 2.303 and its test accuracy at least 17 % (chance 10 %; the
+pilots gave 0.42–0.45 and 22–24 %).  "Does not train": every seed's final training loss
+within 0.02 of ln 10 and its test accuracy below 14 % (a constant prediction scores the
+largest test-class frequency, ≈ 11 %).  Only leaving chance is claimed, not the MNIST-1D
+paper's accuracy.
 
 Scale-down.  Xiao et al. trained 10,000-layer CNNs, far wider than here, for thousands of
-steps on MNIST and CIFAR-10; here 500 layers, 8 channels and 200 steps on MNIST-1D (20×
-shallower, far narrower, far fewer steps), the spectra at C ≤ 64 and N = length·C = 256,
+steps on MNIST and CIFAR-10; here 500 layers, 8 channels, 200 steps and 2 seeds on MNIST-1D
+(20× shallower, far narrower, far fewer steps), the spectra at C ≤ 64 and N = length·C = 256,
 and the gradient profiles at depth 1,000 with 32 channels, to fit a 2-minute budget on
 2 CPU cores.
 """
@@ -87,16 +104,16 @@ DESCRIPTION = "critical tanh CNNs to depth 1,000: delta-orthogonal vs Gaussian k
 SCALES = {
     "smoke": {"grad_depth": 40, "off_depth": 30, "off_seeds": 16, "grad_channels": 16,
               "seeds": 8, "jac_depths": [8], "jac_channels": 16, "jac_size": 128,
-              "train_depth": 8, "train_channels": 4, "train_steps": 10, "train_seeds": 1},
+              "train_depth": 8, "train_channels": 4, "train_steps": 10, "train_seeds": 2},
     "paper": {"grad_depth": 1000, "off_depth": 100, "off_seeds": 64, "grad_channels": 32,
               "seeds": 16, "jac_depths": [10, 30], "jac_channels": 32, "jac_size": 256,
-              "train_depth": 500, "train_channels": 8, "train_steps": 200, "train_seeds": 1},
+              "train_depth": 500, "train_channels": 8, "train_steps": 200, "train_seeds": 2},
 }
 LIMITS = {"grad_depth": (10, 5000), "off_depth": (2, 1000), "off_seeds": (4, 1024),
           "grad_channels": (2, 256), "seeds": (4, 1024),
           "jac_depths": {"len": (1, 4), "distinct": True, "range": (1, 200)},
           "jac_channels": (4, 64), "jac_size": (64, 1024), "train_depth": (2, 2000),
-          "train_channels": (2, 64), "train_steps": (10, 100_000), "train_seeds": (1, 16)}
+          "train_channels": (2, 64), "train_steps": (10, 100_000), "train_seeds": (2, 16)}
 OFF_CRITICAL = (0.9, 1.5)  # Gaussian points off the critical line: σ_w² × these
 SIGMA_B2 = 1e-5  # small: q* ≈ 0.02, near the isometric q* → 0 end of the critical line
 KERNEL = 3
@@ -104,9 +121,11 @@ GRAD_LENGTH = 16  # positions of the gradient profiles
 INITS = {"delta_orthogonal": "orthogonal", "gaussian": "gaussian"}  # kernel → theory's s
 LABELS = {"delta_orthogonal": "δ-orthogonal", "gaussian": "Gaussian"}
 MIN_TRAIN_DEPTH, MIN_TRAIN_STEPS = 200, 100  # the training claims need this much
-TRAINS_DROP = 0.05  # "trains": final training loss at least this below ln 10
-STUCK_LOSS = 0.01  # "does not train": final training loss within this of ln 10
-LR = 1e-4
+TRAINS_DROP = 0.25  # "trains": every seed's final training loss at least this below ln 10
+TRAINS_ACCURACY = 0.17  # ... and its test accuracy at least this (chance 0.1)
+STUCK_LOSS = 0.02  # "does not train": every seed's final training loss within this of ln 10
+STUCK_ACCURACY = 0.14  # ... and its test accuracy below this
+LR, AGC, WARMUP = 2.0, 3e-4, 10  # SGD's peak rate, AGC's threshold, warm-up steps (pilots)
 SOURCE = ("Xiao et al. 2018 (CNN mean field, delta-orthogonal); Pennington et al. 2017 "
           "Eq. 14-15 (free-probability moments)")
 
@@ -172,6 +191,14 @@ def _off_critical(ctx, p, sw2):
     return float(theory.chi1("tanh", q, sw2)), ds
 
 
+def train_optimizer(steps: int) -> OptimizerSpec:
+    """SGD, warm-up then cosine decay to 0 at ``steps``, unit-wise adaptive clipping of
+    every layer but the readout: large steps for the readout, small relative ones below."""
+    return OptimizerSpec("sgd", LR, schedule="warmup_cosine",
+                         warmup_steps=min(WARMUP, steps // 2), decay_steps=steps,
+                         clip="adaptive", clip_threshold=AGC)
+
+
 def _train(ctx, p):
     data = mnist1d(ctx.results_dir.parent / "data")
     runs = {}
@@ -181,9 +208,9 @@ def _train(ctx, p):
                        padding="circular")
         steps = p["train_steps"]
         runs[init] = ctx.train(Training(
-            points=(spec,), labels=(LABELS[init],), optimizer=OptimizerSpec("adam", LR),
+            points=(spec,), labels=(LABELS[init],), optimizer=train_optimizer(steps),
             steps=steps, seeds=p["train_seeds"], batch_size=32, eval_every=steps,
-            record_every=max(1, steps // 10)), data, tag=f"train-{init}")
+            record_every=steps), data, tag=f"train-{init}")
     return runs
 
 
@@ -272,17 +299,30 @@ def _final(ds, name):
 def _train_claims(p, runs):
     if p["train_depth"] < MIN_TRAIN_DEPTH or p["train_steps"] < MIN_TRAIN_STEPS:
         return []
-    L, steps = p["train_depth"], p["train_steps"]
-    delta = float(np.nanmedian(_final(runs["delta_orthogonal"], "train_loss")))
-    gauss = float(np.nanmedian(_final(runs["gaussian"], "train_loss")))
-    setup = f"depth {L}, {p['train_channels']} channels, {steps} Adam steps at lr {LR:g}"
+    L, steps, chance = p["train_depth"], p["train_steps"], math.log(10)
+    delta = {f: _final(runs["delta_orthogonal"], f) for f in ("train_loss", "test_accuracy")}
+    gauss = {f: _final(runs["gaussian"], f) for f in ("train_loss", "test_accuracy")}
+    setup = (f"depth {L}, {p['train_channels']} channels, {steps} SGD steps (peak lr {LR:g}, "
+             f"cosine, AGC {AGC:g}), {p['train_seeds']} seeds")
+    # a NaN (diverged) seed fails every claim: nanmax/nanmin would hide it
     return [
         Claim("train_delta_orthogonal_trains", f"{setup}: the δ-orthogonal CNN trains (final "
-              f"training loss, median, at least {TRAINS_DROP} below ln 10)", delta,
-              math.log(10) - TRAINS_DROP, 0.0, "Xiao et al. 2018", kind="less"),
+              f"training loss, worst seed, at least {TRAINS_DROP} below ln 10)",
+              float(np.max(delta["train_loss"])), chance - TRAINS_DROP, 0.0,
+              "Xiao et al. 2018", kind="less"),
+        Claim("train_delta_orthogonal_accuracy", f"{setup}: the δ-orthogonal CNN's test "
+              f"accuracy, worst seed, is at least {TRAINS_ACCURACY:g} (chance 0.1)",
+              float(np.min(delta["test_accuracy"])), TRAINS_ACCURACY, 0.0,
+              "Xiao et al. 2018", kind="greater"),
         Claim("train_gaussian_stuck", f"{setup}: the Gaussian-kernel CNN does not train "
-              f"(final training loss, median, within {STUCK_LOSS} of ln 10)", gauss,
-              math.log(10), STUCK_LOSS, "Xiao et al. 2018"),
+              f"(final training loss, the seed farthest from ln 10, within {STUCK_LOSS} of "
+              f"it)", float(gauss["train_loss"][np.argmax(np.abs(gauss["train_loss"]
+                                                                 - chance))]),
+              chance, STUCK_LOSS, "Xiao et al. 2018"),
+        Claim("train_gaussian_chance_accuracy", f"{setup}: the Gaussian-kernel CNN's test "
+              f"accuracy, best seed, is below {STUCK_ACCURACY:g} (chance 0.1)",
+              float(np.max(gauss["test_accuracy"])), STUCK_ACCURACY, 0.0,
+              "Xiao et al. 2018", kind="less"),
     ]
 
 
@@ -409,12 +449,14 @@ def _draw(ctx, p, grads, off, spectra, runs, sw2):
         ax = axes[3]
         for init, ds in runs.items():
             loss = ds.loss.isel(point=0, learning_rate=0).values
+            accuracy = float(np.nanmedian(_final(ds, "test_accuracy")))
             plotting.median_band(ax, np.arange(loss.shape[-1]), loss, colors[init],
-                                 label=LABELS[init])
+                                 label=f"{LABELS[init]} (test accuracy {accuracy:.0%})")
         ax.axhline(math.log(10), color="0.4", ls=":", lw=0.9, label="ln 10 (chance)")
-        ax.set_xlabel("Adam step")
+        ax.set_xlabel("SGD step")
         ax.set_ylabel("minibatch loss")
         ax.set_title(f"(d) MNIST-1D, depth {p['train_depth']}, {p['train_channels']} "
-                     f"channels\nAdam lr {LR:g}, {p['train_seeds']} seed(s)", fontsize=7)
+                     f"channels\nSGD lr {LR:g}, AGC {AGC:.0e}; {p['train_seeds']} seeds",
+                     fontsize=7)
         ax.legend(fontsize=5, loc="lower left")
         plotting.save_figure(fig, ctx.figures_dir, NAME)
