@@ -96,23 +96,23 @@ from gradstudy import plotting, theory
 from gradstudy.data import mnist1d
 from gradstudy.engine import OptimizerSpec, Training, cnn_isometry
 from gradstudy.families.cnn import CNNSpec
-from gradstudy.studies import Claim, log_mean_square_excess, mean_se, require, tolerance
+from gradstudy.studies import Claim, log_mean_square_excess, mean_se, tolerance
 
 NAME = "deep_cnn_isometry"
 DESCRIPTION = "critical tanh CNNs to depth 1,000: delta-orthogonal vs Gaussian kernels, " \
               "gradients, Jacobian spectra (free probability) and training on MNIST-1D"
 SCALES = {
     "smoke": {"grad_depth": 40, "off_depth": 30, "off_seeds": 16, "grad_channels": 16,
-              "seeds": 8, "jac_depths": [8], "jac_channels": 16, "jac_size": 128,
+              "seeds": 8, "jac_depths": [8], "jac_channels": 16, "jac_positions": 4,
               "train_depth": 8, "train_channels": 4, "train_steps": 10, "train_seeds": 2},
     "paper": {"grad_depth": 1000, "off_depth": 100, "off_seeds": 64, "grad_channels": 32,
-              "seeds": 16, "jac_depths": [10, 30], "jac_channels": 32, "jac_size": 256,
+              "seeds": 16, "jac_depths": [10, 30], "jac_channels": 32, "jac_positions": 4,
               "train_depth": 500, "train_channels": 8, "train_steps": 200, "train_seeds": 2},
 }
 LIMITS = {"grad_depth": (10, 5000), "off_depth": (2, 1000), "off_seeds": (4, 1024),
           "grad_channels": (2, 256), "seeds": (4, 1024),
           "jac_depths": {"len": (1, 4), "distinct": True, "range": (1, 200)},
-          "jac_channels": (4, 64), "jac_size": (64, 1024), "train_depth": (2, 2000),
+          "jac_channels": (4, 64), "jac_positions": (1, 32), "train_depth": (2, 2000),
           "train_channels": (2, 64), "train_steps": (10, 100_000), "train_seeds": (2, 16)}
 OFF_CRITICAL = (0.9, 1.5)  # Gaussian points off the critical line: σ_w² × these
 SIGMA_B2 = 1e-5  # small: q* ≈ 0.02, near the isometric q* → 0 end of the critical line
@@ -142,13 +142,6 @@ def _spec(init, depth, channels, length, sigma_w):
                    activation="tanh", init=init, sigma_w=sigma_w, padding="circular")
 
 
-def validate(p):
-    """The Jacobians are N × N with N = jac_size = positions × channels at C and 2C."""
-    require(p["jac_size"] % (2 * p["jac_channels"]) == 0, "jac_size",
-            f"must be a multiple of 2 · jac_channels = {2 * p['jac_channels']}, got "
-            f"{p['jac_size']}")
-
-
 def _jac_widths(init, c):
     """Channels of the measured Jacobians: the claims' width first.  δ-orthogonal: 2C and
     C (its finite-width excess is O(L/C): the claims at 2C, the extrapolation from both)."""
@@ -169,7 +162,7 @@ def run(ctx, p):
     off = {f: _off_critical(ctx, p, f * sw2) for f in OFF_CRITICAL}
     c = p["jac_channels"]
     deepest = max(p["jac_depths"])
-    spectra = {(init, w): probe(init, deepest, w, p["jac_size"] // w, p["jac_depths"])
+    spectra = {(init, w): probe(init, deepest, w, p["jac_positions"], p["jac_depths"])
                for init in INITS for w in _jac_widths(init, c)}
     runs = _train(ctx, p)
     claims = (_gradient_claims(p, grads) + _off_critical_claims(p, off)
@@ -354,7 +347,7 @@ def _measured(p, grads, spectra, runs, sw2, q) -> dict:
     out["radial_sv2_deepest"] = slope ** (2 * max(p["jac_depths"]))
     wide = 2 * p["jac_channels"]  # measured: the N/C smallest λ, one per position
     sv2 = spectra[("delta_orthogonal", wide)].sv2.sel(jacobian_depth=max(p["jac_depths"]))
-    out["radial_sv2_measured"] = float(np.mean(sv2.values[:, :p["jac_size"] // wide]))
+    out["radial_sv2_measured"] = float(np.mean(sv2.values[:, :p["jac_positions"]]))
     for init, weights in INITS.items():
         out[f"layer_slope_{init}"] = theory.jacobian_spectrum_moments(
             "tanh", sw2, SIGMA_B2, 1, weights=weights).layer_slope
@@ -426,7 +419,8 @@ def _draw(ctx, p, grads, off, spectra, runs, sw2):
         ax.set_ylim(1e-3, 1e3)  # room for the legend above the lines
         ax.set_xlabel("depth L")
         ax.set_ylabel("var λ / mean²")
-        ax.set_title(f"(b) Jacobian spectrum, N = {p['jac_size']}\nmean ± SE over seeds",
+        size = 2 * p["jac_channels"] * p["jac_positions"]
+        ax.set_title(f"(b) Jacobian spectrum, N = {size}\nmean ± SE over seeds",
                      fontsize=7)
         ax.legend(fontsize=5, loc="upper left")
 

@@ -64,7 +64,7 @@ from scipy import stats
 
 from gradstudy import MLPSpec, plotting
 from gradstudy.engine import signal_log_norms
-from gradstudy.studies import K_SE, Claim, require, tolerance
+from gradstudy.studies import K_SE, Claim, tolerance
 from gradstudy.theory import (
     LogNormMoments,
     relu_backward_log_norm_moments,
@@ -100,23 +100,15 @@ THEORY_DRAWS = 200_000
 LN10 = math.log(10.0)
 
 
-def validate(p):
-    for n in p["widths"]:
-        for beta in p["betas"]:
-            require(abs(beta * n - round(beta * n)) < 1e-9 and round(beta * n) >= 1, "betas",
-                    f"β·n must be a whole number of layers >= 1, got β={beta:g}, n={n}")
-    require(abs(p["deep_beta"] * p["deep_width"] - round(p["deep_beta"] * p["deep_width"]))
-            < 1e-9, "deep_beta", "deep_beta·deep_width must be a whole number of layers")
-    require(p["fo_width"] % 4 == 0, "fo_width", "must be a multiple of 4 (β = 1/4)")
-
-
 def _spec(width: int, depth: int) -> MLPSpec:
     return MLPSpec(width=width, depth=depth, in_dim=width, activation="relu",
                    init="he_normal", dtype="float32")
 
 
 def _layers(beta: float, n: int) -> int:
-    return int(round(beta * n))
+    """β·n rounded to whole layers, at least one (exact for the scales' values); every
+    prediction is made for the layer count actually measured, so rounding moves no claim."""
+    return max(1, int(round(beta * n)))
 
 
 def run(ctx, p):
@@ -141,7 +133,7 @@ def run(ctx, p):
     deep_fwd = deep.forward_log_sq_norm.values[:, 0]
     deep_fwd = deep_fwd - deep_fwd[:, :1]  # (seed, layer 0..L) log ‖x_l‖²/‖x_0‖²
     nf = p["fo_width"]
-    fo = signal_log_norms(_spec(nf, nf // 4), p["seeds"], base_seed=2,
+    fo = signal_log_norms(_spec(nf, _layers(0.25, nf)), p["seeds"], base_seed=2,
                           cache_dir=ctx.results_dir, name=f"{NAME}_first_order")
     fo_fwd = fo.forward_log_sq_norm.values[:, 0]
     fo_ratio = fo_fwd[:, -1] - fo_fwd[:, 0]
@@ -245,11 +237,12 @@ def _ks_claim(cid, n, layers, data, law):
 
 
 def _first_order_claims(n, data):
-    beta = 0.25
-    mean1, var1 = relu_log_norm_moments_first_order((n,) * (n // 4 + 1))
+    depth = _layers(0.25, n)  # β = 1/4 where n is a multiple of 4
+    beta = depth / n
+    mean1, var1 = relu_log_norm_moments_first_order((n,) * (depth + 1))
     var, se_var = _var_se(data)
     mean, se_mean = _mean_se(data)
-    return [Claim("first_order_var", f"width {n}, L={n // 4} (β=1/4): Var log ‖x_L‖²/‖x_0‖² "
+    return [Claim("first_order_var", f"width {n}, L={depth} (β={beta:g}): Var log ‖x_L‖²/‖x_0‖² "
                   f"(SE {se_var:.2g}) is 5β within {K_SE:g} SE", var, var1, tolerance(se_var),
                   FO_SOURCE),
             Claim("first_order_mean", f"width {n}, β={beta:g}: mean log ‖x_L‖²/‖x_0‖² "

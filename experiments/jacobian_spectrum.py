@@ -33,7 +33,7 @@ import numpy as np
 
 from gradstudy import MLPSpec, plotting, theory
 from gradstudy.engine import jacobian_spectrum
-from gradstudy.studies import K_SE, Claim, mean_se, require, tolerance
+from gradstudy.studies import K_SE, Claim, mean_se, tolerance
 
 NAME = "jacobian_spectrum"
 DESCRIPTION = "squared singular values of the input–output Jacobian vs free probability"
@@ -62,27 +62,26 @@ ROUNDING = 1e-3
 MIN_SATURATED = 10  # expected saturated units (all seeds) for a one-layer hard-tanh claim
 
 
-def validate(p):
-    require(min(p["depths"]) == 1, "depths",
-            f"must start at 1 (the one-layer claims), got {p['depths']}")
-    require(claim_depth(p) >= 2, "depths",
-            f"need a depth in 2..width/{FINITE_WIDTH_FRACTION} = {p['width'] // 8}")
+def measured_depths(p) -> list[int]:
+    """``depths`` with depth 1 (the one-layer claims) always included."""
+    return sorted({1, *p["depths"]})
 
 
 def claim_depth(p) -> int:
-    """The deepest measured depth ≤ width / FINITE_WIDTH_FRACTION."""
-    return max(d for d in p["depths"] if d <= p["width"] // FINITE_WIDTH_FRACTION)
+    """The deepest measured depth ≤ width / FINITE_WIDTH_FRACTION (1 if no other is)."""
+    return max(d for d in measured_depths(p) if d <= p["width"] // FINITE_WIDTH_FRACTION)
 
 
 def configurations(p) -> list[dict]:
     """Every measured network: label, activation, weights, σ_w², σ_b², q*, depths."""
     configs = []
-    short = [d for d in p["depths"] if d <= claim_depth(p)]
+    short = [d for d in measured_depths(p) if d <= claim_depth(p)]
     for act, sw2 in HOMOGENEOUS.items():
         for weights in WEIGHTS:
             # linear orthogonal nets are exact isometries at any depth: measured to the
             # claim depth only (each orthogonal layer costs a QR per network)
-            depths = short if (act, weights) == ("linear", "orthogonal") else p["depths"]
+            depths = (short if (act, weights) == ("linear", "orthogonal")
+                      else measured_depths(p))
             configs.append({"label": f"{act} | {weights}", "activation": act,
                             "weights": weights, "sigma_w2": sw2, "sigma_b2": 0.0, "q": 1.0,
                             "depths": list(depths)})
@@ -255,7 +254,7 @@ def _draw(ctx, p, configs, lam, theory_of):
 
 
 def _draw_variance(ax, p, configs, lam, theory_of, depth_c):
-    depths_all = np.asarray(p["depths"], float)
+    depths_all = np.asarray(measured_depths(p), float)
     for c in configs:
         if c["activation"] not in HOMOGENEOUS or c["label"] == "linear | orthogonal":
             continue
