@@ -359,8 +359,16 @@ def _log_hist(ax, values, total, color, **kwargs):
     ax.stairs(density, edges, color=color, **kwargs)
 
 
-def _predicted_log_density(ax, spectrum, color, **kwargs):
-    ax.plot(spectrum.x, spectrum.x * spectrum.density, color=color, **kwargs)
+def _histogram_and_density(ax, p, c, values, prob, depth, color, label) -> float:
+    """The resolved λ of one configuration (seed, index) as a histogram in ln λ, the
+    predicted two-point density over it (x·ρ(x): a density in ln x); returns the
+    resolution floor."""
+    style = {"ls": LINESTYLES[c["weights"]]}
+    _log_hist(ax, resolved(values, p["dtype"]), values.size, color, lw=0.9, label=label,
+              **style)
+    density = theory.bernoulli_jacobian_density(prob, 1.0, depth, c["weights"])
+    ax.plot(density.x, density.x * density.density, color="0.1", lw=0.7, **style)
+    return _floor(values, p["dtype"])
 
 
 def _draw_histograms(axes, p, configs, lam, hist_depths):
@@ -369,14 +377,9 @@ def _draw_histograms(axes, p, configs, lam, hist_depths):
         for label, p_one in (("linear | gaussian", 1.0), ("relu | gaussian", 0.5),
                              ("relu | orthogonal", 0.5)):
             c = next(c for c in configs if c["label"] == label)
-            values = lam[label][:, c["depths"].index(depth)]
-            color = COLORS[c["activation"]]
-            style = {"ls": LINESTYLES[c["weights"]]}
-            floor.append(_floor(values, p["dtype"]))
-            _log_hist(ax, resolved(values, p["dtype"]), values.size, color, lw=0.9,
-                      label=f"{c['activation']}, {c['weights']}", **style)
-            density = theory.bernoulli_jacobian_density(p_one, 1.0, depth, c["weights"])
-            _predicted_log_density(ax, density, "0.1", lw=0.7, **style)
+            floor.append(_histogram_and_density(
+                ax, p, c, lam[label][:, c["depths"].index(depth)], p_one, depth,
+                COLORS[c["activation"]], f"{c['activation']}, {c['weights']}"))
         _resolution_limit(ax, p, floor)
         ax.set_xlabel(r"$\lambda$ (ReLU's atom ½ at 0 not drawn)")
         ax.set_ylabel(r"density in $\ln\lambda$")
@@ -389,15 +392,11 @@ def _draw_bounded_histogram(ax, p, configs, lam, depth_c):
         if c["activation"] != "hard_tanh" or c["sigma_b2"] not in (p["sigma_b2"][0],
                                                                      p["sigma_b2"][-1]):
             continue
-        values = lam[c["label"]][:, c["depths"].index(depth_c)]
-        prob = float(theory.derivative_moments("hard_tanh", c["q"])[0])
-        color = plotting.OKABE_ITO[4 if c["sigma_b2"] == p["sigma_b2"][0] else 5]
-        style = {"ls": LINESTYLES[c["weights"]]}
-        floor.append(_floor(values, p["dtype"]))
-        _log_hist(ax, resolved(values, p["dtype"]), values.size, color, lw=0.9,
-                  label=f"{c['weights']}, $q^*$={c['q']:.2g}", **style)
-        density = theory.bernoulli_jacobian_density(prob, 1.0, depth_c, c["weights"])
-        _predicted_log_density(ax, density, "0.1", lw=0.7, **style)
+        prob = float(theory.derivative_moments("hard_tanh", c["q"])[0])  # P(φ'² = 1)
+        floor.append(_histogram_and_density(
+            ax, p, c, lam[c["label"]][:, c["depths"].index(depth_c)], prob, depth_c,
+            plotting.OKABE_ITO[4 if c["sigma_b2"] == p["sigma_b2"][0] else 5],
+            f"{c['weights']}, $q^*$={c['q']:.2g}"))
     _resolution_limit(ax, p, floor)
     ax.set_yscale("log")
     ax.set_ylim(1e-3, None)

@@ -53,18 +53,12 @@ def jacobian_squared_singular_values(spec: MLPSpec, params: dict, x: jax.Array,
         raise ConfigError("norm: per-example Jacobians are undefined with batchnorm")
     require_dtype(spec)
     dtype = jnp.dtype(spec.dtype)
-    one = zero_perturbation(1, spec.width, dtype, 1, dense=False)
-    h, _ = InputLayer(spec).apply({"params": params["input_layer"]}, x,
-                                  zero_perturbation(x.shape[0], spec.width, dtype, dense=False))
+    h = first_hidden_state(spec, params, x)
     layers = params["hidden"]
 
     def layer(carry, p):
         h, jac = carry  # (batch, width), (batch, width, width)
-
-        def f(hv):  # one example through one hidden layer
-            out, _ = hidden_stack(spec, 1).apply(
-                {"params": jax.tree.map(lambda a: a[None], p)}, hv[None], one)
-            return out[0]
+        f = one_example_layer(spec, p)
 
         def push(hv, jv):  # every column of J through the layer's JVP
             out, tangents = jax.vmap(lambda t: jax.jvp(f, (hv,), (t,)), in_axes=1,
@@ -82,3 +76,24 @@ def jacobian_squared_singular_values(spec: MLPSpec, params: dict, x: jax.Array,
         done = d
         out.append(jnp.linalg.svd(jac, compute_uv=False) ** 2)
     return jnp.stack(out)
+
+
+def first_hidden_state(spec: MLPSpec, params: dict, x: jax.Array) -> jax.Array:
+    """(batch, width) ``h_1`` of inputs ``x``: the input layer as the model builds it."""
+    dtype = jnp.dtype(spec.dtype)
+    h, _ = InputLayer(spec).apply({"params": params["input_layer"]}, x,
+                                  zero_perturbation(x.shape[0], spec.width, dtype, dense=False))
+    return h
+
+
+def one_example_layer(spec: MLPSpec, layer_params: dict):
+    """``h_{l−1} ↦ h_l`` of one example through the hidden layer with ``layer_params`` (one
+    slice of the stacked ``params["hidden"]``), normalisation and residual included."""
+    one = zero_perturbation(1, spec.width, jnp.dtype(spec.dtype), 1, dense=False)
+    stacked = jax.tree.map(lambda a: a[None], layer_params)
+
+    def f(hv):
+        out, _ = hidden_stack(spec, 1).apply({"params": stacked}, hv[None], one)
+        return out[0]
+
+    return f

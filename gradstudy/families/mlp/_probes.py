@@ -34,12 +34,10 @@ from gradstudy import status
 from gradstudy._numerics import max_abs_scale, safe_global_norm, safe_norm
 from gradstudy._validate import require_dtype
 from gradstudy.errors import ConfigError
+from gradstudy.families.mlp._jacobians import first_hidden_state, one_example_layer
 from gradstudy.families.mlp._model import (
-    InputLayer,
     Readout,
-    hidden_stack,
     no_path,
-    zero_perturbation,
 )
 from gradstudy.families.mlp._spec import MLPSpec
 from gradstudy.nn._activations import get_activation
@@ -438,17 +436,10 @@ def layer_jacobian_singular_values(spec: MLPSpec, params: dict, x: jax.Array) ->
     if spec.norm == "batchnorm":
         raise ConfigError("norm: per-example layer Jacobians are undefined with batchnorm")
     require_dtype(spec)
-    dtype = jnp.dtype(spec.dtype)
-    one = zero_perturbation(1, spec.width, dtype, 1, dense=False)
-    h1, _ = InputLayer(spec).apply({"params": params["input_layer"]}, x,
-                                   zero_perturbation(x.shape[0], spec.width, dtype, dense=False))
+    h1 = first_hidden_state(spec, params, x)
 
     def layer(h_prev, p):
-        def f(hv):  # one example through one hidden layer
-            out, _ = hidden_stack(spec, 1).apply(
-                {"params": jax.tree.map(lambda a: a[None], p)}, hv[None], one)
-            return out[0]
-
+        f = one_example_layer(spec, p)
         jac = jax.vmap(jax.jacrev(f))(h_prev)  # (batch, width, width)
         return jax.vmap(f)(h_prev), jnp.linalg.svd(jac, compute_uv=False)
 
