@@ -33,9 +33,9 @@ from gradstudy._seeds import seed_keys
 from gradstudy._validate import check_int, check_real
 from gradstudy.errors import ConfigError
 from gradstudy.families.mlp._family import MLP_FAMILY
+from gradstudy.families.mlp._jacobians import first_hidden_state
 from gradstudy.families.mlp._model import (
     HiddenLayer,
-    InputLayer,
     sample_params,
     zero_perturbation,
 )
@@ -91,8 +91,7 @@ def _pair_statistics(h: jax.Array) -> tuple[jax.Array, jax.Array]:
 def layer_pre_activations(spec: MLPSpec, params: dict, x: jax.Array) -> jax.Array:
     """``h_1 … h_depth`` of ``x`` through the spec's own layers: ``(depth, batch, width)``."""
     dtype = jnp.dtype(spec.dtype)
-    h, _ = InputLayer(spec).apply({"params": params["input_layer"]}, x,
-                                  zero_perturbation(x.shape[0], spec.width, dtype))
+    h = first_hidden_state(spec, params, x)
     if spec.depth == 1:
         return h[None]
     layer = HiddenLayer(spec)
